@@ -1,0 +1,216 @@
+#include "group_actors.hpp"
+
+#include "switchyard/fallback.hpp"
+
+#include <caf/all.hpp>
+
+#include <unordered_map>
+
+namespace switchyard {
+
+namespace {
+
+time_point now() {
+  return clock_type::now();
+}
+
+// --- picker: owns the group's routing strategy and its random source ------
+
+struct picker_state {
+  std::unique_ptr<routing_strategy> strategy;
+  std::unique_ptr<seeded_random> rng;
+  std::optional<time_point> next_expiry;
+  static inline const char* name = "switchyard.picker";
+};
+
+caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
+                           std::shared_ptr<const router_config> config,
+                           std::uint32_t group, std::uint64_t seed) {
+  std::vector<const deployment_config*> deployments;
+  for (auto d : config->groups[group].deployments)
+    deployments.push_back(&config->deployments[d]);
+  self->state.strategy = strategy_registry::builtin().make(
+    config->settings.routing_strategy, deployments, config->settings);
+  self->state.rng = std::make_unique<seeded_random>(seed);
+  return {
+    [=](pick_atom, const exclusion_list& excluded) {
+      auto& st = self->state;
+      pick_reply r{st.strategy->pick(excluded, *st.rng), std::nullopt};
+      if (!r.picked.ok() && st.next_expiry)
+        r.retry_in = std::max(seconds_d(0), seconds_d(*st.next_expiry - now()));
+      return r;
+    },
+    [=](avail_atom, const cooldown_snapshot& s) {
+      self->state.strategy->set_available(s.available);
+      self->state.next_expiry = s.next_expiry;
+    },
+    [=](latency_atom, local_index i, double ms, bool timed_out) {
+      self->state.strategy->record_latency(i, ms, timed_out);
+    },
+  };
+}
+
+// --- cooldown: owns which deployments are cooling down, and their timers --
+
+struct cooldown_actor_state {
+  std::unique_ptr<cooldown_state> cooling;
+  static inline const char* name = "switchyard.cooldown";
+};
+
+caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
+                             std::size_t deployments, caf::actor picker) {
+  self->state.cooling = std::make_unique<cooldown_state>(deployments);
+  auto publish = [=] {
+    auto& c = *self->state.cooling;
+    auto t = now();
+    self->send(picker, avail_atom::value,
+               cooldown_snapshot{c.available(t), c.next_expiry()});
+  };
+  return {
+    // Starts a cooldown; answers how many deployments are still healthy.
+    // The picker hears of it before the requester gets this answer, so the
+    // requester's next pick already avoids the deployment.
+    [=](cool_atom, local_index i, double seconds) {
+      auto& c = *self->state.cooling;
+      auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
+      auto t = now();
+      // Publish even when only the end moved: the picker's retry-in does.
+      c.start(i, t + length);
+      publish();
+      self->delayed_send(self, length, expire_atom::value);
+      return c.available_count(t);
+    },
+    [=](healthy_atom) { return self->state.cooling->available_count(now()); },
+    [=](expire_atom) {
+      if (self->state.cooling->expire(now()))
+        publish();
+    },
+  };
+}
+
+// --- health: records outcomes and applies the cooldown rules --------------
+
+struct health_state {
+  std::unique_ptr<deployment_health> health;
+  static inline const char* name = "switchyard.health";
+};
+
+caf::behavior health_actor(caf::stateful_actor<health_state>* self,
+                           std::shared_ptr<const router_config> config,
+                           std::uint32_t group, caf::actor cooldown,
+                           caf::actor picker) {
+  self->state.health = std::make_unique<deployment_health>(*config, group);
+  const bool feed_latency = config->settings.routing_strategy
+                            == "latency-based-routing";
+  return {
+    [=](outcome_atom, local_index i, double latency_ms) {
+      self->state.health->record_success(i, now());
+      if (feed_latency)
+        self->send(picker, latency_atom::value, i, latency_ms, false);
+    },
+    // A failure: answers (through the cooldown actor) how many deployments
+    // of the group are healthy once it has been taken into account.
+    [=](outcome_atom, local_index i, const router_error& e, double latency_ms) {
+      if (feed_latency)
+        self->send(picker, latency_atom::value, i, latency_ms,
+                   e.kind == error_kind::timeout);
+      auto length = self->state.health->record_failure(i, e, now());
+      if (length)
+        return self->delegate(cooldown, cool_atom::value, i, length->count());
+      return self->delegate(cooldown, healthy_atom::value);
+    },
+  };
+}
+
+// --- deployment: performs calls (mock transport) ---------------------------
+
+struct deployment_state {
+  const deployment_config* config = nullptr;
+  std::unique_ptr<seeded_random> rng;
+  std::uint64_t calls = 0;
+  std::uint64_t next_pending = 0;
+  struct pending {
+    caf::response_promise promise;
+    call_outcome outcome;
+  };
+  std::unordered_map<std::uint64_t, pending> in_flight;
+  static inline const char* name = "switchyard.deployment";
+
+  ~deployment_state() {
+    // Stopped with calls still in flight: answer them rather than leave
+    // their requests waiting forever.
+    for (auto& [id, p] : in_flight) {
+      call_outcome o;
+      o.error = router_error::make(error_kind::shutdown,
+                                   "the router stopped before the call finished");
+      p.promise.deliver(std::move(o));
+    }
+  }
+};
+
+caf::behavior deployment_actor(caf::stateful_actor<deployment_state>* self,
+                               std::shared_ptr<const router_config> config,
+                               std::uint32_t index, std::uint64_t seed) {
+  self->state.config = &config->deployments[index];
+  self->state.rng = std::make_unique<seeded_random>(seed);
+  return {
+    [=](call_atom, const request_ptr& request,
+        bool force_context_window) -> caf::result<call_outcome> {
+      auto& st = self->state;
+      auto call = plan_mock_call(*st.config, *request, force_context_window,
+                                 st.calls++, *st.rng);
+      if (call.delay.count() <= 0)
+        return std::move(call.outcome);
+      auto id = st.next_pending++;
+      auto promise = self->make_response_promise();
+      st.in_flight.emplace(id, deployment_state::pending{promise, std::move(call.outcome)});
+      self->delayed_send(self,
+                         std::chrono::duration_cast<clock_type::duration>(call.delay),
+                         done_atom::value, id);
+      return promise;
+    },
+    [=](done_atom, std::uint64_t id) {
+      auto& in_flight = self->state.in_flight;
+      auto i = in_flight.find(id);
+      if (i == in_flight.end())
+        return;
+      i->second.promise.deliver(std::move(i->second.outcome));
+      in_flight.erase(i);
+    },
+  };
+}
+
+// --- fallback: resolves where an exhausted group's requests go next -------
+
+caf::behavior fallback_actor(caf::event_based_actor*,
+                             std::shared_ptr<const router_config> config) {
+  return {
+    [=](fallback_atom, std::uint32_t group, std::uint8_t kind) {
+      return resolve_fallbacks(*config, group, static_cast<error_kind>(kind));
+    },
+  };
+}
+
+} // namespace
+
+group_actors spawn_group(caf::actor_system& system,
+                         std::shared_ptr<const router_config> config,
+                         std::uint32_t group, std::uint64_t seed) {
+  group_actors g;
+  const auto& members = config->groups[group].deployments;
+  g.picker = system.spawn(picker_actor, config, group,
+                          derive_seed(seed, 1000003ULL * (group + 1)));
+  g.cooldown = system.spawn(cooldown_actor, members.size(), g.picker);
+  g.health = system.spawn(health_actor, config, group, g.cooldown, g.picker);
+  for (auto d : members)
+    g.deployments.push_back(
+      system.spawn(deployment_actor, config, d, derive_seed(seed, 2000003ULL * (d + 1))));
+  return g;
+}
+
+caf::actor spawn_fallback(caf::actor_system& system,
+                          std::shared_ptr<const router_config> config) {
+  return system.spawn(fallback_actor, std::move(config));
+}
+
+} // namespace switchyard

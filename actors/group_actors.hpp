@@ -1,0 +1,21 @@
+#pragma once
+
+#include "messages.hpp"
+
+#include <caf/fwd.hpp>
+
+namespace switchyard {
+
+/// Spawns one model group's actors (picker, cooldown, health, one per
+/// deployment) in `system`.
+group_actors spawn_group(caf::actor_system& system,
+                         std::shared_ptr<const router_config> config,
+                         std::uint32_t group, std::uint64_t seed);
+
+/// Spawns the router-wide fallback actor: answers
+/// `(fallback_atom, group, error kind) -> std::vector<uint32_t>` with the
+/// groups to try (resolve_fallbacks).
+caf::actor spawn_fallback(caf::actor_system& system,
+                          std::shared_ptr<const router_config> config);
+
+} // namespace switchyard

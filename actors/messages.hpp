@@ -1,0 +1,70 @@
+#pragma once
+
+// Messages between the router's own actors (not part of the public API).
+
+#include "switchyard/actor_protocol.hpp"
+#include "switchyard/config.hpp"
+#include "switchyard/cooldown.hpp"
+#include "switchyard/deployment_call.hpp"
+#include "switchyard/routing_strategy.hpp"
+
+#include <caf/actor.hpp>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+namespace switchyard {
+
+using pick_atom = caf::atom_constant<caf::atom("pick")>;
+using call_atom = caf::atom_constant<caf::atom("call")>;
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
+using cool_atom = caf::atom_constant<caf::atom("cool")>;
+using healthy_atom = caf::atom_constant<caf::atom("healthy")>;
+using avail_atom = caf::atom_constant<caf::atom("avail")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using latency_atom = caf::atom_constant<caf::atom("latency")>;
+using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+
+/// The picker's answer: a deployment, or none and how long until the first
+/// cooldown ends.
+struct pick_reply {
+  pick_result picked;
+  std::optional<seconds_d> retry_in;
+};
+
+/// The cooldown actor's view, pushed to the picker when it changes.
+struct cooldown_snapshot {
+  std::vector<bool> available;
+  std::optional<time_point> next_expiry;
+};
+
+/// The actors of one model group.
+struct group_actors {
+  caf::actor picker;
+  caf::actor cooldown;
+  caf::actor health;
+  std::vector<caf::actor> deployments; ///< by index_in_group
+};
+
+/// Everything an orchestrator needs to find its way: immutable once the
+/// router has started, shared by every orchestrator.
+struct routing_table {
+  std::shared_ptr<const router_config> config;
+  std::vector<group_actors> groups;
+  caf::actor fallback;
+  std::uint64_t seed = 0;
+  /// Numbers requests, so each orchestrator draws from its own stream.
+  mutable std::atomic<std::uint64_t> next_request{0};
+};
+
+using routing_table_ptr = std::shared_ptr<const routing_table>;
+
+} // namespace switchyard
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::pick_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::cooldown_snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::call_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::router_error)

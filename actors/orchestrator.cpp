@@ -1,0 +1,146 @@
+#include "orchestrator.hpp"
+
+#include "switchyard/request_flow.hpp"
+
+#include <caf/all.hpp>
+
+namespace switchyard {
+
+namespace {
+
+struct orchestrator_state {
+  routing_table_ptr table;
+  std::optional<request_flow> flow;
+  std::optional<completion> done;
+  std::optional<seeded_random> rng;
+  time_point call_started{};
+  double last_latency_ms = 0;
+  static inline const char* name = "switchyard.orchestrator";
+
+  void answer(route_result r) {
+    if (!done)
+      return;
+    auto d = std::move(*done);
+    done.reset();
+    if (auto* promise = std::get_if<caf::response_promise>(&d))
+      promise->deliver(std::move(r));
+    else
+      std::get<completion_handler>(d)(std::move(r));
+  }
+
+  ~orchestrator_state() {
+    // Killed before finishing (the actor system stopped): still one answer.
+    if (done) {
+      route_result r;
+      r.error = router_error::make(error_kind::shutdown,
+                                   "the router stopped before the request finished");
+      if (flow)
+        r.attempts = flow->take_result().attempts;
+      answer(std::move(r));
+    }
+  }
+};
+
+using orchestrator_actor = caf::stateful_actor<orchestrator_state>;
+
+void step(orchestrator_actor* self, flow_action a);
+
+// A peer actor is gone (the router is stopping): answer with a clear error.
+auto on_peer_error(orchestrator_actor* self) {
+  return [self](caf::error& err) {
+    route_result r = self->state.flow->take_result();
+    r.ok = false;
+    r.error = router_error::make(
+      error_kind::shutdown,
+      "the router stopped while the request was in flight ("
+        + self->system().render(err) + ")");
+    self->state.answer(std::move(r));
+    self->quit();
+  };
+}
+
+void step(orchestrator_actor* self, flow_action a) {
+  auto& st = self->state;
+  auto& flow = *st.flow;
+  const auto& group = st.table->groups[a.group];
+  switch (a.what) {
+    case flow_action::kind::pick:
+      self->request(group.picker, caf::infinite, pick_atom::value, flow.excluded())
+        .then(
+          [self](const pick_reply& r) {
+            step(self, self->state.flow->on_picked(r.picked, r.retry_in));
+          },
+          on_peer_error(self));
+      return;
+    case flow_action::kind::call: {
+      st.call_started = clock_type::now();
+      auto local = a.deployment;
+      self->request(group.deployments[local], caf::infinite, call_atom::value,
+                    flow.shared_request(), a.force_context_window)
+        .then(
+          [self, local, health = group.health](call_outcome& o) {
+            auto& st = self->state;
+            o.latency_ms = std::chrono::duration<double, std::milli>(
+                             clock_type::now() - st.call_started)
+                             .count();
+            if (o.ok)
+              self->send(health, outcome_atom::value, local, o.latency_ms);
+            else
+              st.last_latency_ms = o.latency_ms;
+            step(self, st.flow->on_call(std::move(o)));
+          },
+          on_peer_error(self));
+      return;
+    }
+    case flow_action::kind::report_failure:
+      self->request(group.health, caf::infinite, outcome_atom::value,
+                    a.deployment, flow.last_error(), st.last_latency_ms)
+        .then(
+          [self](std::size_t healthy) {
+            auto& st = self->state;
+            step(self, st.flow->on_failure_reported(healthy, *st.rng));
+          },
+          on_peer_error(self));
+      return;
+    case flow_action::kind::wait:
+      self->delayed_send(self,
+                         std::chrono::duration_cast<clock_type::duration>(a.delay),
+                         wake_atom::value);
+      return;
+    case flow_action::kind::resolve_fallbacks:
+      self->request(st.table->fallback, caf::infinite, fallback_atom::value,
+                    a.group, static_cast<std::uint8_t>(a.error))
+        .then(
+          [self](const std::vector<std::uint32_t>& groups) {
+            step(self, self->state.flow->on_fallbacks(groups));
+          },
+          on_peer_error(self));
+      return;
+    case flow_action::kind::finish:
+      st.answer(flow.take_result());
+      self->quit();
+      return;
+  }
+}
+
+caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
+                           request_ptr request, completion done) {
+  auto& st = self->state;
+  st.flow.emplace(table->config, std::move(request));
+  st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
+  st.table = std::move(table);
+  st.done = std::move(done);
+  step(self, st.flow->start());
+  return {
+    [self](wake_atom) { step(self, self->state.flow->on_wait_done()); },
+  };
+}
+
+} // namespace
+
+void spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
+                        request_ptr request, completion done) {
+  system.spawn(orchestrator, std::move(table), std::move(request), std::move(done));
+}
+
+} // namespace switchyard

@@ -1,0 +1,105 @@
+#include "switchyard/router.hpp"
+
+#include "orchestrator.hpp"
+#include "router_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include <future>
+#include <random>
+
+namespace switchyard {
+
+namespace {
+
+std::uint64_t pick_seed(const router_options& options) {
+  if (options.seed)
+    return *options.seed;
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+std::unique_ptr<caf::actor_system_config> make_system_config(std::size_t threads) {
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  if (threads > 0)
+    cfg->set("scheduler.max-threads", threads);
+  // The router logs through spdlog; CAF's own console output stays quiet.
+  cfg->set("logger.console", caf::atom("none"));
+  return cfg;
+}
+
+} // namespace
+
+struct router::impl {
+  // Declaration order is destruction order in reverse: the owned system
+  // must outlive the handles into it.
+  std::unique_ptr<caf::actor_system_config> owned_config;
+  std::unique_ptr<caf::actor_system> owned_system;
+  caf::actor_system* system = nullptr;
+  std::shared_ptr<const router_config> config;
+  routing_table_ptr table;
+  caf::actor router_actor;
+
+  void start(caf::actor_system& sys, router_config cfg, const router_options& options) {
+    system = &sys;
+    config = std::make_shared<const router_config>(std::move(cfg));
+    table = start_routing(sys, config, pick_seed(options));
+    router_actor = spawn_router_actor(sys, table);
+  }
+
+  ~impl() {
+    if (!table)
+      return;
+    caf::anon_send_exit(router_actor, caf::exit_reason::user_shutdown);
+    stop_routing(*table);
+    router_actor = nullptr;
+    table.reset();
+    if (owned_system)
+      owned_system->await_all_actors_done();
+  }
+};
+
+router::router(router_config config, router_options options)
+  : impl_(std::make_unique<impl>()) {
+  impl_->owned_config = make_system_config(options.threads);
+  impl_->owned_system = std::make_unique<caf::actor_system>(*impl_->owned_config);
+  impl_->start(*impl_->owned_system, std::move(config), options);
+}
+
+router::router(caf::actor_system& system, router_config config,
+               router_options options)
+  : impl_(std::make_unique<impl>()) {
+  impl_->start(system, std::move(config), options);
+}
+
+router::~router() = default;
+
+void router::async_complete(chat_request request, completion_handler done) {
+  // Spawned straight from the caller's thread: no hop through the router
+  // actor, so callers on many threads do not queue behind one mailbox.
+  spawn_orchestrator(*impl_->system, impl_->table,
+                     std::make_shared<const chat_request>(std::move(request)),
+                     completion{std::move(done)});
+}
+
+route_result router::complete(chat_request request) {
+  std::promise<route_result> result;
+  auto future = result.get_future();
+  async_complete(std::move(request),
+                 [&result](route_result r) { result.set_value(std::move(r)); });
+  return future.get();
+}
+
+caf::actor router::handle() const {
+  return impl_->router_actor;
+}
+
+const router_config& router::config() const noexcept {
+  return *impl_->config;
+}
+
+std::shared_ptr<const router_config> router::shared_config() const noexcept {
+  return impl_->config;
+}
+
+} // namespace switchyard

@@ -1,0 +1,59 @@
+#include "router_actor.hpp"
+
+#include "group_actors.hpp"
+#include "orchestrator.hpp"
+
+#include <caf/all.hpp>
+
+namespace switchyard {
+
+namespace {
+
+caf::behavior router_actor(caf::event_based_actor* self, routing_table_ptr table) {
+  return {
+    [self, table](route_atom, request_ptr request) {
+      auto promise = self->make_response_promise();
+      spawn_orchestrator(self->system(), table, std::move(request),
+                         completion{promise});
+      return promise;
+    },
+    [self, table](route_atom, request_ptr request, completion_handler done) {
+      spawn_orchestrator(self->system(), table, std::move(request),
+                         completion{std::move(done)});
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_router_actor(caf::actor_system& system, routing_table_ptr table) {
+  return system.spawn(router_actor, std::move(table));
+}
+
+routing_table_ptr start_routing(caf::actor_system& system,
+                                std::shared_ptr<const router_config> config,
+                                std::uint64_t seed) {
+  auto table = std::make_shared<routing_table>();
+  table->config = config;
+  table->seed = seed;
+  for (std::uint32_t g = 0; g < config->groups.size(); ++g)
+    table->groups.push_back(spawn_group(system, config, g, seed));
+  table->fallback = spawn_fallback(system, config);
+  return table;
+}
+
+void stop_routing(const routing_table& table) {
+  auto stop = [](const caf::actor& a) {
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  };
+  for (const auto& g : table.groups) {
+    for (const auto& d : g.deployments)
+      stop(d);
+    stop(g.health);
+    stop(g.cooldown);
+    stop(g.picker);
+  }
+  stop(table.fallback);
+}
+
+} // namespace switchyard

@@ -1,0 +1,162 @@
+#pragma once
+
+#include "switchyard/error.hpp"
+#include "switchyard/mock_spec.hpp"
+#include "switchyard/secret.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace switchyard {
+
+/// One entry of `model_list`, validated. Immutable after load.
+struct deployment_config {
+  /// `model_info.id`, or the LiteLLM-compatible SHA-256 id.
+  std::string id;
+  /// `model_name`: the model group this deployment serves.
+  std::string model_name;
+  /// `litellm_params.model`, e.g. "azure/eastus2".
+  std::string model;
+  std::string api_base;
+  secret api_key;
+  std::optional<double> weight;
+  std::optional<double> rpm; ///< also accepted at the deployment's top level
+  std::optional<double> tpm; ///< likewise
+  std::optional<int> order;
+  std::optional<double> timeout_s;
+  std::optional<double> cooldown_time_s;
+  std::optional<int> num_retries;
+  std::optional<std::int64_t> max_input_tokens; ///< model_info.max_input_tokens
+  std::optional<double> input_cost_per_token;
+  std::optional<double> output_cost_per_token;
+  /// `litellm_params.mock_response`.
+  mock_spec mock;
+  /// Simulation extras (not LiteLLM).
+  double mock_latency_ms = 0;
+  double mock_failure_rate = 0;
+  error_kind mock_failure = error_kind::internal_server;
+  /// Calls served normally before mock_failure_rate applies (an outage that
+  /// starts part-way through a run; 0: from the first call).
+  std::uint64_t mock_failure_after_calls = 0;
+
+  /// Index of this deployment's group in router_config::groups.
+  std::uint32_t group = 0;
+  /// Position inside that group's `deployments`.
+  std::uint32_t index_in_group = 0;
+};
+
+/// One `{"from": ["to", ...]}` entry of a fallbacks list, in file order.
+struct fallback_rule {
+  std::string from;
+  std::vector<std::string> to;
+};
+
+/// `router_settings`, validated, with LiteLLM's defaults. Immutable.
+struct router_settings {
+  std::string routing_strategy = "simple-shuffle";
+  int num_retries = 2;
+  double timeout_s = 600;
+  std::optional<int> allowed_fails;
+  double cooldown_time_s = 5;
+  bool disable_cooldowns = false;
+  bool enable_weighted_failover = false;
+  bool enable_pre_call_checks = false;
+  std::vector<fallback_rule> fallbacks;
+  std::vector<fallback_rule> context_window_fallbacks;
+  std::vector<fallback_rule> content_policy_fallbacks;
+  /// Targets of the `*` rule when no fallbacks entry matches.
+  std::vector<std::string> default_fallbacks;
+  int max_fallbacks = 5;
+  /// routing_strategy_args.lowest_latency_buffer (latency-based-routing).
+  double lowest_latency_buffer = 0;
+};
+
+/// A model group: the deployments that serve one public model name.
+struct model_group {
+  std::string name;
+  /// Indices into router_config::deployments, in file order.
+  std::vector<std::uint32_t> deployments;
+};
+
+/// The whole validated configuration. Built once by load_config and then
+/// immutable: share it freely (the router holds it by shared_ptr<const>).
+struct router_config {
+  std::vector<deployment_config> deployments;
+  std::vector<model_group> groups;
+  router_settings settings;
+
+  /// Index of a group by name, or nullopt.
+  std::optional<std::uint32_t> find_group(std::string_view name) const;
+
+  /// Builds the group index; load_config calls it, tests that build a
+  /// config by hand call it too.
+  void index_groups();
+
+private:
+  std::unordered_map<std::string, std::uint32_t> group_index_;
+};
+
+/// One problem found while loading: where (a JSON path such as
+/// `model_list[2].litellm_params.weight`) and what.
+struct config_problem {
+  std::string path;
+  std::string message;
+};
+
+/// Thrown by load_config when the input is not a valid configuration. It
+/// carries every problem found, not just the first. what() lists them all,
+/// one per line as "path: message". Never contains a secret value.
+class config_error : public std::runtime_error {
+public:
+  explicit config_error(std::vector<config_problem> problems);
+  const std::vector<config_problem>& problems() const noexcept {
+    return problems_;
+  }
+
+private:
+  std::vector<config_problem> problems_;
+};
+
+/// Looks an environment variable up; injected so tests need no real env.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The process environment (std::getenv).
+env_lookup process_env();
+
+/// Validates a LiteLLM-style JSON document into a router_config.
+/// Throws config_error listing every problem with its path.
+router_config load_config(const nlohmann::json& doc,
+                          const env_lookup& env = process_env());
+
+/// Parses `text` as JSON first (syntax errors are a config_error with the
+/// line and column), then load_config.
+router_config load_config_text(const std::string& text,
+                               const env_lookup& env = process_env());
+
+/// Reads a file and load_config_text; a missing or unreadable file is a
+/// config_error whose path is the file name.
+router_config load_config_file(const std::string& file,
+                               const env_lookup& env = process_env());
+
+/// LiteLLM's generated id: hex SHA-256 of model_name followed by each
+/// litellm_params key and value in file order (values written as Python's
+/// str() / json.dumps would write them), after secret resolution.
+std::string litellm_deployment_id(const std::string& model_name,
+                                  const nlohmann::json& litellm_params);
+
+/// Parses a mock_response value (string, `litellm.<Kind>` or error object)
+/// at `path`; problems are appended to `problems`.
+mock_spec parse_mock_response(const nlohmann::json& value,
+                              const std::string& path,
+                              std::vector<config_problem>& problems);
+
+} // namespace switchyard

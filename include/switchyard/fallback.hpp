@@ -1,0 +1,26 @@
+#pragma once
+
+#include "switchyard/config.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace switchyard {
+
+/// Which groups to try when `group` is exhausted with an error of `kind`
+/// (ROUTER_SEMANTICS.md section 8). Pure; the fallback actor calls it.
+/// ContextWindowExceeded: context_window_fallbacks (exact key) only;
+/// ContentPolicyViolation: content_policy_fallbacks (exact key) only; any
+/// other 400: none (a malformed request is not re-sent elsewhere, as in
+/// LiteLLM); everything else: `fallbacks` by exact key, then the key without
+/// a `provider/` prefix, then `*`, then default_fallbacks.
+/// Returns group indices in configured order; empty: raise the error.
+std::vector<std::uint32_t> resolve_fallbacks(const router_config& config,
+                                             std::uint32_t group,
+                                             error_kind kind);
+
+/// Whether any generic fallback (or default) applies to `group`: the retry
+/// rules need it.
+bool has_generic_fallbacks(const router_config& config, std::uint32_t group);
+
+} // namespace switchyard

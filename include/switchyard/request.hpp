@@ -1,0 +1,73 @@
+#pragma once
+
+#include "switchyard/error.hpp"
+#include "switchyard/mock_spec.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchyard {
+
+/// A chat completion request as the router sees it. Built by the caller,
+/// then shared read-only (shared_ptr<const>) by every actor that handles it:
+/// no actor ever writes into it (the failover exclusions live in the
+/// orchestrator, not here).
+struct chat_request {
+  /// The model group asked for.
+  std::string model;
+  /// OpenAI-style messages array.
+  nlohmann::json messages = nlohmann::json::array();
+  /// Request-level `mock_response`: overrides the deployments' own.
+  mock_spec mock;
+  /// `mock_testing_context_fallbacks`: the first hop fails with
+  /// ContextWindowExceededError.
+  bool mock_testing_context_fallbacks = false;
+  std::optional<int> num_retries;
+  bool disable_fallbacks = false;
+};
+
+using request_ptr = std::shared_ptr<const chat_request>;
+
+/// Validates an OpenAI-style request body (`model`, `messages`, and the
+/// optional `mock_response`, `mock_testing_context_fallbacks`, `num_retries`,
+/// `disable_fallbacks`). On error returns a BadRequestError whose message
+/// names the offending field's path (prefixed with `path_prefix`).
+struct parsed_request {
+  std::optional<chat_request> request;
+  router_error error;
+};
+parsed_request parse_chat_request(const nlohmann::json& body,
+                                  const std::string& path_prefix = "body");
+
+/// One deployment call made for a request.
+struct attempt {
+  std::string deployment_id;
+  std::string model_group;
+  /// nullopt: the call succeeded.
+  std::optional<error_kind> outcome;
+  double latency_ms = 0;
+};
+
+/// What a caller gets back: exactly one per request (section 9).
+struct route_result {
+  bool ok = false;
+  /// Success: the reply's content.
+  std::string content;
+  /// Success: the serving deployment and its group.
+  std::string deployment_id;
+  std::string model_group;
+  /// The underlying `litellm_params.model` of the serving deployment.
+  std::string model;
+  /// Hops after the first one (weighted-failover and fallback hops alike:
+  /// both count against max_fallbacks, as in LiteLLM).
+  int fallback_depth = 0;
+  /// Failure: the original error (the first hop's), section 8.
+  router_error error;
+  std::vector<attempt> attempts;
+};
+
+} // namespace switchyard

@@ -1,0 +1,100 @@
+#pragma once
+
+#include "switchyard/config.hpp"
+#include "switchyard/cooldown.hpp"
+#include "switchyard/deployment_call.hpp"
+#include "switchyard/random_source.hpp"
+#include "switchyard/request.hpp"
+#include "switchyard/routing_strategy.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace switchyard {
+
+/// The next thing the orchestrator must do for a request.
+struct flow_action {
+  enum class kind : std::uint8_t {
+    pick,              ///< ask `group`'s picker, excluding `excluded`
+    call,              ///< call `deployment` of `group`
+    report_failure,    ///< tell `group`'s health actor; await healthy count
+    wait,              ///< sleep `delay` (a timer), then on_wait_done
+    resolve_fallbacks, ///< ask the fallback actor about `group` and `error`
+    finish,            ///< done: take_result()
+  };
+  kind what = kind::finish;
+  std::uint32_t group = 0;
+  local_index deployment = 0;
+  seconds_d delay{0};
+  bool force_context_window = false;
+  error_kind error = error_kind::internal_server;
+};
+
+/// One request's journey through retries, weighted failover and fallbacks
+/// (ROUTER_SEMANTICS.md sections 6-9) as a pure state machine: it owns the
+/// request's excluded ids, hop count and attempt trace, and answers each
+/// event with the next action. The orchestrator actor is a thin shell that
+/// carries actions out; tests drive it directly with scripted events.
+/// Owned by one orchestrator actor; not thread-safe.
+class request_flow {
+public:
+  request_flow(std::shared_ptr<const router_config> config, request_ptr request);
+
+  flow_action start();
+  /// The picker's answer; `retry_in` is the shortest remaining cooldown.
+  flow_action on_picked(pick_result picked, std::optional<seconds_d> retry_in);
+  /// The deployment's answer to the last `call`.
+  flow_action on_call(call_outcome outcome);
+  /// The health actor took the failure; `healthy` deployments of the group
+  /// are not cooling down now. `rng` draws the retry jitter.
+  flow_action on_failure_reported(std::size_t healthy, random_source& rng);
+  flow_action on_wait_done();
+  /// The fallback actor's answer to `resolve_fallbacks`.
+  flow_action on_fallbacks(const std::vector<std::uint32_t>& groups);
+
+  /// The excluded local indices for the current pick.
+  const exclusion_list& excluded() const noexcept { return excluded_; }
+  /// Valid after a `finish` action; moves the result out.
+  route_result take_result();
+  const router_config& config() const noexcept { return *config_; }
+  const chat_request& request() const noexcept { return *request_; }
+  const switchyard::request_ptr& shared_request() const noexcept { return request_; }
+  /// The latest failure of the current hop (valid after report_failure).
+  const router_error& last_error() const noexcept { return *last_error_; }
+
+private:
+  struct frame {
+    std::vector<std::uint32_t> groups;
+    std::size_t next = 0;
+    std::uint32_t source = 0;
+  };
+
+  flow_action pick_action();
+  flow_action start_hop(std::uint32_t group);
+  flow_action hop_failed(router_error e);
+  flow_action to_fallbacks();
+  flow_action next_fallback_group();
+  const deployment_config& current_deployment() const;
+  flow_action finish_error();
+  flow_action finish_error(router_error e);
+
+  std::shared_ptr<const router_config> config_;
+  request_ptr request_;
+  std::uint32_t origin_group_ = 0;
+  std::uint32_t group_ = 0;
+  std::size_t hop_ = 0;          ///< hops started, the first is 0
+  int depth_ = 0;                ///< hops after the first (vs max_fallbacks)
+  int retries_used_ = 0;         ///< in the current hop
+  bool attempted_in_hop_ = false;
+  bool failover_probe_ = false;  ///< the pending pick starts a failover hop
+  local_index last_deployment_ = 0;
+  exclusion_list excluded_;
+  std::optional<router_error> last_error_;  ///< latest in the current hop
+  std::optional<router_error> original_;    ///< the first hop's error
+  router_error hop_error_;                  ///< the latest hop's error
+  std::vector<frame> frames_;
+  route_result result_;
+};
+
+} // namespace switchyard

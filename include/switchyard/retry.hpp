@@ -1,0 +1,33 @@
+#pragma once
+
+#include "switchyard/config.hpp"
+#include "switchyard/cooldown.hpp"
+#include "switchyard/request.hpp"
+
+namespace switchyard {
+
+/// Retries inside one hop (ROUTER_SEMANTICS.md section 6). Pure functions.
+
+/// num_retries: request > deployment > router.
+int effective_num_retries(const router_settings& settings,
+                          const deployment_config& deployment,
+                          const chat_request& request);
+
+/// Whether a failed attempt may be retried. `healthy` counts the group's
+/// deployments not cooling down after this failure was recorded;
+/// `fallbacks_configured`: a generic fallback exists for the group.
+/// Never: 400 family, 404, 422, NoDeploymentsAvailable; 401/403 only in a
+/// group of more than one; RateLimit when none healthy and fallbacks exist;
+/// anything when none healthy.
+bool should_retry(const router_error& e, std::size_t group_size,
+                  std::size_t healthy, bool fallbacks_configured);
+
+/// Delay before retry number `attempt` (0-based): 0 when the group has more
+/// than one deployment and one is healthy; else Retry-After (if in (0, 60]
+/// s) or min(max(0.5 * 2^attempt, retry_after), 8) s, plus up to 0.75 s of
+/// jitter (`unit_random` in [0, 1) scales it).
+seconds_d retry_delay(std::size_t group_size, std::size_t healthy,
+                      std::optional<double> retry_after_s, int attempt,
+                      double unit_random);
+
+} // namespace switchyard

@@ -1,0 +1,67 @@
+#pragma once
+
+#include "switchyard/config.hpp"
+#include "switchyard/request.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace caf {
+class actor;
+class actor_system;
+} // namespace caf
+
+namespace switchyard {
+
+/// Called once per request with its answer, on one of the actor system's
+/// worker threads: keep it short and never block in it.
+using completion_handler = std::function<void(route_result)>;
+
+struct router_options {
+  /// Seed for every random draw (picks, mock failures, jitter). nullopt: a
+  /// fresh seed from std::random_device at start-up.
+  std::optional<std::uint64_t> seed;
+  /// Scheduler threads when the router owns its actor system (0: CAF's
+  /// default, one per core).
+  std::size_t threads = 0;
+};
+
+/// The embedding API: a router built from a validated config.
+///
+/// Either it owns its caf::actor_system (the first constructor) or it joins
+/// one the application already runs (the second). Every member function is
+/// safe to call from any thread at once. Destroying the router stops its
+/// actors; a router that owns its system also waits for them to finish.
+class router {
+public:
+  /// Starts a private actor system and the router's actors.
+  explicit router(router_config config, router_options options = {});
+  /// Spawns the router's actors in `system`, which must outlive the router.
+  router(caf::actor_system& system, router_config config,
+         router_options options = {});
+  ~router();
+
+  router(const router&) = delete;
+  router& operator=(const router&) = delete;
+
+  /// Routes a request; `done` gets its one answer. Never blocks.
+  void async_complete(chat_request request, completion_handler done);
+  /// Routes a request and waits for its answer.
+  route_result complete(chat_request request);
+
+  /// The router actor, for applications that are actor systems themselves:
+  /// send it `(switchyard::route_atom, switchyard::request_ptr)` and get a
+  /// `route_result` back (see switchyard/actor_protocol.hpp).
+  caf::actor handle() const;
+
+  const router_config& config() const noexcept;
+  std::shared_ptr<const router_config> shared_config() const noexcept;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace switchyard

@@ -1,0 +1,453 @@
+#include "json_checks.hpp"
+#include "ordered_config.hpp"
+
+#include "switchyard/routing_strategy.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace switchyard {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr std::string_view env_prefix = "os.environ/";
+
+std::string format_problems(const std::vector<config_problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) {
+    if (!out.empty())
+      out += '\n';
+    out += p.path + ": " + p.message;
+  }
+  return out;
+}
+
+template <class T, class U>
+void set_if(T& field, const std::optional<U>& value) {
+  if (value)
+    field = static_cast<T>(*value);
+}
+
+// One load: resolves os.environ/ references, validates, and collects every
+// problem before throwing. Lives for one load_config call.
+class loader {
+public:
+  explicit loader(const env_lookup& env) : env_(env) {}
+
+  router_config load(ojson doc);
+
+private:
+  void resolve_env(ojson& value, const std::string& path);
+  void note_unknown(const ojson& obj, const std::string& path,
+                    std::initializer_list<std::string_view> known);
+  // Echoing a value is only allowed when it did not come from the environment.
+  std::string quoted_unless_secret(const std::string& value,
+                                   const std::string& path) const {
+    return from_env_.count(path) ? std::string() : " '" + value + "'";
+  }
+
+  std::optional<deployment_config> load_deployment(const ojson& d,
+                                                   const std::string& path,
+                                                   std::string& id_path);
+  void load_litellm_params(const ojson& p, const std::string& path,
+                           deployment_config& dep);
+  void load_settings(const ojson& s, const std::string& path,
+                     const router_config& cfg, router_settings& out);
+  std::vector<fallback_rule> fallbacks_at(const ojson& s, std::string_view key,
+                                          const std::string& parent,
+                                          const router_config& cfg);
+  std::vector<std::string> group_names(const ojson& list,
+                                       const std::string& path,
+                                       const router_config& cfg);
+
+  const env_lookup& env_;
+  std::vector<config_problem> problems_;
+  json_checks check_{problems_};
+  std::unordered_set<std::string> from_env_;
+  std::vector<std::string> unknown_;
+};
+
+void loader::resolve_env(ojson& value, const std::string& path) {
+  if (value.is_array()) {
+    for (std::size_t i = 0; i < value.size(); ++i)
+      resolve_env(value[i], index_path(path, i));
+  } else if (value.is_object()) {
+    for (auto& item : value.items())
+      resolve_env(item.value(), key_path(path, item.key()));
+  } else if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.compare(0, env_prefix.size(), env_prefix) != 0)
+      return;
+    const std::string name = text.substr(env_prefix.size());
+    from_env_.insert(path);
+    if (auto resolved = env_ ? env_(name) : std::nullopt)
+      value = std::move(*resolved);
+    else
+      check_.fail(path, "environment variable " + name + " is not set");
+  }
+}
+
+void loader::note_unknown(const ojson& obj, const std::string& path,
+                          std::initializer_list<std::string_view> known) {
+  for (const auto& item : obj.items())
+    if (std::find(known.begin(), known.end(), item.key()) == known.end())
+      unknown_.push_back(key_path(path, item.key()));
+}
+
+router_config loader::load(ojson doc) {
+  resolve_env(doc, "");
+  router_config cfg;
+  if (!doc.is_object()) {
+    check_.fail("", "expected a JSON object");
+    throw config_error(std::move(problems_));
+  }
+  note_unknown(doc, "", {"model_list", "router_settings"});
+
+  const ojson* list = json_checks::find(doc, "model_list");
+  if (!list)
+    check_.fail("model_list", "is required");
+  else if (!list->is_array() || list->empty())
+    check_.fail("model_list", "expected a non-empty array");
+  else {
+    std::unordered_map<std::string, std::size_t> first_use;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      std::string id_path;
+      auto dep = load_deployment((*list)[i], index_path("model_list", i), id_path);
+      if (!dep)
+        continue;
+      auto [used, fresh] = first_use.emplace(dep->id, i);
+      if (!fresh)
+        check_.fail(id_path, "duplicate deployment id (also used by "
+                               + index_path("model_list", used->second) + ")");
+      cfg.deployments.push_back(std::move(*dep));
+    }
+  }
+  cfg.index_groups();
+
+  if (const ojson* s = check_.object_at(doc, "router_settings", ""))
+    load_settings(*s, "router_settings", cfg, cfg.settings);
+
+  if (!unknown_.empty()) {
+    std::string keys;
+    for (const auto& k : unknown_)
+      keys += (keys.empty() ? "" : ", ") + k;
+    spdlog::debug("config: ignoring unknown keys: {}", keys);
+  }
+  if (!problems_.empty())
+    throw config_error(std::move(problems_));
+  return cfg;
+}
+
+std::optional<deployment_config>
+loader::load_deployment(const ojson& d, const std::string& path,
+                        std::string& id_path) {
+  if (!d.is_object()) {
+    check_.fail(path, "expected an object");
+    return std::nullopt;
+  }
+  note_unknown(d, path, {"model_name", "litellm_params", "model_info", "rpm", "tpm"});
+  deployment_config dep;
+  dep.model_name = check_.string_at(d, "model_name", path, required | non_empty)
+                     .value_or("");
+  // Top-level rpm/tpm mean the same as in litellm_params, which wins.
+  set_if(dep.rpm, check_.number_at(d, "rpm", path, at_least_zero));
+  set_if(dep.tpm, check_.number_at(d, "tpm", path, at_least_zero));
+  const ojson* params = check_.object_at(d, "litellm_params", path, required);
+  if (params)
+    load_litellm_params(*params, key_path(path, "litellm_params"), dep);
+
+  id_path = path;
+  if (const ojson* info = check_.object_at(d, "model_info", path)) {
+    const std::string info_path = key_path(path, "model_info");
+    note_unknown(*info, info_path,
+                 {"id", "max_input_tokens", "input_cost_per_token",
+                  "output_cost_per_token"});
+    if (const ojson* id = json_checks::find(*info, "id")) {
+      id_path = key_path(info_path, "id");
+      // LiteLLM ids are strings; a numeric id keeps its JSON spelling.
+      if (id->is_number())
+        dep.id = id->dump();
+      else if (id->is_string() && !id->get_ref<const std::string&>().empty())
+        dep.id = id->get<std::string>();
+      else
+        check_.fail(id_path, "expected a non-empty string or a number");
+    }
+    set_if(dep.max_input_tokens,
+           check_.integer_at(*info, "max_input_tokens", info_path, 1, INT64_MAX));
+    // Costs may sit in either place; litellm_params wins.
+    const auto input_cost = check_.number_at(*info, "input_cost_per_token", info_path, at_least_zero);
+    const auto output_cost = check_.number_at(*info, "output_cost_per_token", info_path, at_least_zero);
+    if (!dep.input_cost_per_token)
+      set_if(dep.input_cost_per_token, input_cost);
+    if (!dep.output_cost_per_token)
+      set_if(dep.output_cost_per_token, output_cost);
+  }
+  if (dep.id.empty() && params)
+    dep.id = litellm_deployment_id(dep.model_name, *params);
+  return dep;
+}
+
+void loader::load_litellm_params(const ojson& p, const std::string& path,
+                                 deployment_config& dep) {
+  note_unknown(p, path,
+               {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
+                "timeout", "cooldown_time", "num_retries", "input_cost_per_token",
+                "output_cost_per_token", "mock_response", "mock_latency_ms",
+                "mock_failure_rate", "mock_failure", "mock_failure_after_calls"});
+  dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
+  if (auto key = check_.string_at(p, "api_key", path))
+    dep.api_key = secret(std::move(*key));
+  set_if(dep.api_base, check_.string_at(p, "api_base", path));
+  set_if(dep.weight, check_.number_at(p, "weight", path, at_least_zero));
+  set_if(dep.rpm, check_.number_at(p, "rpm", path, at_least_zero));
+  set_if(dep.tpm, check_.number_at(p, "tpm", path, at_least_zero));
+  set_if(dep.order, check_.integer_at(p, "order", path, 1));
+  set_if(dep.timeout_s, check_.number_at(p, "timeout", path, above_zero));
+  set_if(dep.cooldown_time_s, check_.number_at(p, "cooldown_time", path, at_least_zero));
+  set_if(dep.num_retries, check_.integer_at(p, "num_retries", path, 0));
+  set_if(dep.input_cost_per_token,
+         check_.number_at(p, "input_cost_per_token", path, at_least_zero));
+  set_if(dep.output_cost_per_token,
+         check_.number_at(p, "output_cost_per_token", path, at_least_zero));
+  if (const ojson* mock = json_checks::find(p, "mock_response"))
+    dep.mock = parse_mock_response(nlohmann::json(*mock),
+                                   key_path(path, "mock_response"), problems_);
+  set_if(dep.mock_latency_ms, check_.number_at(p, "mock_latency_ms", path, at_least_zero));
+  set_if(dep.mock_failure_rate, check_.number_at(p, "mock_failure_rate", path, zero_to_one));
+  if (auto kind = check_.string_at(p, "mock_failure", path, non_empty))
+    set_if(dep.mock_failure, check_.error_kind_at(*kind, key_path(path, "mock_failure")));
+  set_if(dep.mock_failure_after_calls,
+         check_.integer_at(p, "mock_failure_after_calls", path, 0, INT64_MAX));
+}
+
+void loader::load_settings(const ojson& s, const std::string& path,
+                           const router_config& cfg, router_settings& out) {
+  note_unknown(s, path,
+               {"routing_strategy", "num_retries", "timeout", "allowed_fails",
+                "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
+                "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
+                "content_policy_fallbacks", "default_fallbacks", "max_fallbacks",
+                "routing_strategy_args"});
+  if (auto name = check_.string_at(s, "routing_strategy", path, non_empty)) {
+    const auto& registry = strategy_registry::builtin();
+    const std::string name_path = key_path(path, "routing_strategy");
+    if (registry.contains(*name))
+      out.routing_strategy = *name;
+    else
+      check_.fail(name_path, "unknown routing strategy"
+                               + quoted_unless_secret(*name, name_path)
+                               + "; expected one of: " + registry.names());
+  }
+  set_if(out.num_retries, check_.integer_at(s, "num_retries", path, 0));
+  set_if(out.timeout_s, check_.number_at(s, "timeout", path, above_zero));
+  set_if(out.allowed_fails, check_.integer_at(s, "allowed_fails", path, 0));
+  set_if(out.cooldown_time_s, check_.number_at(s, "cooldown_time", path, at_least_zero));
+  set_if(out.disable_cooldowns, check_.bool_at(s, "disable_cooldowns", path));
+  set_if(out.enable_weighted_failover, check_.bool_at(s, "enable_weighted_failover", path));
+  set_if(out.enable_pre_call_checks, check_.bool_at(s, "enable_pre_call_checks", path));
+  out.fallbacks = fallbacks_at(s, "fallbacks", path, cfg);
+  out.context_window_fallbacks = fallbacks_at(s, "context_window_fallbacks", path, cfg);
+  out.content_policy_fallbacks = fallbacks_at(s, "content_policy_fallbacks", path, cfg);
+  if (const ojson* list = json_checks::find(s, "default_fallbacks"))
+    out.default_fallbacks = group_names(*list, key_path(path, "default_fallbacks"), cfg);
+  set_if(out.max_fallbacks, check_.integer_at(s, "max_fallbacks", path, 0));
+  if (const ojson* args = check_.object_at(s, "routing_strategy_args", path)) {
+    const std::string args_path = key_path(path, "routing_strategy_args");
+    note_unknown(*args, args_path, {"lowest_latency_buffer"});
+    set_if(out.lowest_latency_buffer,
+           check_.number_at(*args, "lowest_latency_buffer", args_path, at_least_zero));
+  }
+}
+
+std::vector<fallback_rule> loader::fallbacks_at(const ojson& s,
+                                                std::string_view key,
+                                                const std::string& parent,
+                                                const router_config& cfg) {
+  std::vector<fallback_rule> rules;
+  const ojson* list = json_checks::find(s, key);
+  if (!list)
+    return rules;
+  const std::string path = key_path(parent, key);
+  if (!list->is_array()) {
+    check_.fail(path, "expected an array of {\"group\": [\"fallback group\", ...]} objects");
+    return rules;
+  }
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const ojson& entry = (*list)[i];
+    const std::string entry_path = index_path(path, i);
+    if (!entry.is_object()) {
+      check_.fail(entry_path, "expected an object mapping a model group to fallback groups");
+      continue;
+    }
+    // Keys need not be groups of this config ("*", provider-prefixed names).
+    for (const auto& item : entry.items())
+      rules.push_back({item.key(),
+                       group_names(item.value(), key_path(entry_path, item.key()), cfg)});
+  }
+  return rules;
+}
+
+std::vector<std::string> loader::group_names(const ojson& list,
+                                             const std::string& path,
+                                             const router_config& cfg) {
+  std::vector<std::string> names;
+  if (!list.is_array()) {
+    check_.fail(path, "expected an array of model group names");
+    return names;
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string item_path = index_path(path, i);
+    if (!list[i].is_string()) {
+      check_.fail(item_path, "expected a string");
+      continue;
+    }
+    const auto& name = list[i].get_ref<const std::string&>();
+    if (!cfg.find_group(name))
+      check_.fail(item_path, "unknown model group" + quoted_unless_secret(name, item_path));
+    names.push_back(name);
+  }
+  return names;
+}
+
+} // namespace
+
+std::optional<std::uint32_t> router_config::find_group(std::string_view name) const {
+  auto i = group_index_.find(std::string(name));
+  if (i == group_index_.end())
+    return std::nullopt;
+  return i->second;
+}
+
+void router_config::index_groups() {
+  // Hand-built configs may leave `groups` empty: derive it from model_name,
+  // in order of first appearance, as load_config does.
+  if (groups.empty()) {
+    std::unordered_map<std::string, std::uint32_t> seen;
+    for (std::uint32_t d = 0; d < deployments.size(); ++d) {
+      const std::string& name = deployments[d].model_name;
+      auto [at, fresh] = seen.emplace(name, static_cast<std::uint32_t>(groups.size()));
+      if (fresh)
+        groups.push_back({name, {}});
+      groups[at->second].deployments.push_back(d);
+    }
+  }
+  group_index_.clear();
+  for (std::uint32_t g = 0; g < groups.size(); ++g) {
+    group_index_.emplace(groups[g].name, g);
+    for (std::uint32_t k = 0; k < groups[g].deployments.size(); ++k) {
+      auto& dep = deployments.at(groups[g].deployments[k]);
+      dep.group = g;
+      dep.index_in_group = k;
+    }
+  }
+}
+
+config_error::config_error(std::vector<config_problem> problems)
+  : std::runtime_error(format_problems(problems)), problems_(std::move(problems)) {}
+
+env_lookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    return value ? std::optional<std::string>(value) : std::nullopt;
+  };
+}
+
+router_config load_config(const nlohmann::ordered_json& doc, const env_lookup& env) {
+  return loader(env).load(doc);
+}
+
+// nlohmann::json has sorted every object, so generated ids follow the sorted
+// key order here; load_config_text and load_config_file keep file order.
+router_config load_config(const nlohmann::json& doc, const env_lookup& env) {
+  return loader(env).load(nlohmann::ordered_json(doc));
+}
+
+router_config load_config_text(const std::string& text, const env_lookup& env) {
+  nlohmann::ordered_json doc;
+  try {
+    doc = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line
+    // L, column C: <what>; last read: '<input>'...". Keep "line L, column C"
+    // as the path and <what> as the message; drop the echoed input, which
+    // may hold a secret.
+    std::string what = e.what();
+    const auto at = what.find("line ");
+    const auto colon = what.find(": ", at == std::string::npos ? 0 : at);
+    std::string where = at != std::string::npos && colon != std::string::npos
+                          ? what.substr(at, colon - at)
+                          : "byte " + std::to_string(e.byte);
+    std::string message = colon != std::string::npos ? what.substr(colon + 2) : what;
+    message = message.substr(0, message.find("; last read:"));
+    throw config_error({{where, message}});
+  }
+  return load_config(doc, env);
+}
+
+router_config load_config_file(const std::string& file, const env_lookup& env) {
+  const auto cannot_read = [&file](int err) {
+    return config_error({{file, std::string("cannot read file: ") + std::strerror(err)}});
+  };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(file.c_str(), "rb"),
+                                                    &std::fclose);
+  if (!f)
+    throw cannot_read(errno);
+  std::string text;
+  char buf[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0)
+    text.append(buf, n);
+  if (std::ferror(f.get()))
+    throw cannot_read(errno);
+  return load_config_text(text, env);
+}
+
+mock_spec parse_mock_response(const nlohmann::json& value, const std::string& path,
+                              std::vector<config_problem>& problems) {
+  json_checks check(problems);
+  mock_spec spec;
+  const auto fail_with = [&spec](error_kind kind, std::string message,
+                                 std::optional<double> retry_after) {
+    spec.kind = mock_spec::mode::fail;
+    spec.error = router_error::make(kind, std::move(message), retry_after);
+  };
+  const auto default_message = [](error_kind kind) {
+    return "this is a mock " + std::string(name_of(kind));
+  };
+  if (value.is_null())
+    return spec;
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.compare(0, 8, "litellm.") != 0) {
+      spec.kind = mock_spec::mode::reply;
+      spec.content = text;
+    } else if (auto kind = check.error_kind_at(text, path)) {
+      fail_with(*kind, default_message(*kind), std::nullopt);
+    }
+    return spec;
+  }
+  if (!value.is_object()) {
+    check.fail(path, "expected a string or an {\"error\": ...} object");
+    return spec;
+  }
+  const auto name = check.string_at(value, "error", path, required | non_empty);
+  const auto kind = name ? check.error_kind_at(*name, key_path(path, "error")) : std::nullopt;
+  const auto message = check.string_at(value, "message", path);
+  const auto retry_after = check.number_at(value, "retry_after", path, at_least_zero);
+  if (kind)
+    fail_with(*kind, message.value_or(default_message(*kind)), retry_after);
+  return spec;
+}
+
+} // namespace switchyard

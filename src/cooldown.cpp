@@ -1,0 +1,158 @@
+#include "switchyard/cooldown.hpp"
+
+#include <algorithm>
+
+namespace switchyard {
+
+namespace {
+
+constexpr auto window_length = std::chrono::seconds(60);
+
+} // namespace
+
+std::optional<seconds_d> cooldown_length(const router_settings& settings,
+                                         std::optional<double> deployment_cooldown_s,
+                                         const router_error& e) {
+  if (settings.disable_cooldowns)
+    return std::nullopt;
+  if (e.kind == error_kind::api_connection)
+    return std::nullopt;
+  // The router's own verdicts say nothing about a deployment's health.
+  if (e.kind == error_kind::no_deployments_available
+      || e.kind == error_kind::overloaded || e.kind == error_kind::shutdown)
+    return std::nullopt;
+  const int s = e.status;
+  if (s >= 400 && s < 500 && s != 401 && s != 404 && s != 408 && s != 429)
+    return std::nullopt;
+  double length = settings.cooldown_time_s;
+  if (deployment_cooldown_s)
+    length = *deployment_cooldown_s;
+  else if (e.retry_after_s)
+    length = *e.retry_after_s;
+  if (!(length > 0))
+    return std::nullopt;
+  return seconds_d(length);
+}
+
+bool default_cooldown_rule(int status, std::uint32_t failures,
+                           std::uint32_t requests, std::size_t group_size) {
+  if (status == 429 && group_size > 1)
+    return true;
+  if (status == 401 || status == 404)
+    return true;
+  if (group_size > 1 && requests >= 5
+      && static_cast<double>(failures) / requests > 0.5)
+    return true;
+  return requests >= 1000 && failures == requests;
+}
+
+deployment_health::deployment_health(const router_config& config,
+                                     std::uint32_t group)
+  : settings_(config.settings) {
+  for (auto d : config.groups.at(group).deployments)
+    cooldown_time_s_.push_back(config.deployments[d].cooldown_time_s);
+  windows_.resize(cooldown_time_s_.size());
+}
+
+deployment_health::window& deployment_health::current(local_index i,
+                                                      time_point now) {
+  auto& w = windows_.at(i);
+  if (w.requests == 0 || now - w.start >= window_length)
+    w = window{now, 0, 0};
+  return w;
+}
+
+void deployment_health::record_success(local_index i, time_point now) {
+  ++current(i, now).requests;
+}
+
+std::optional<seconds_d>
+deployment_health::record_failure(local_index i, const router_error& e,
+                                  time_point now) {
+  auto& w = current(i, now);
+  ++w.requests;
+  ++w.failures;
+  auto length = cooldown_length(settings_, cooldown_time_s_.at(i), e);
+  if (!length)
+    return std::nullopt;
+  bool cool;
+  if (settings_.allowed_fails)
+    cool = w.failures > static_cast<std::uint32_t>(*settings_.allowed_fails);
+  else
+    cool = default_cooldown_rule(e.status, w.failures, w.requests,
+                                 windows_.size());
+  if (!cool)
+    return std::nullopt;
+  return length;
+}
+
+std::uint32_t deployment_health::failures(local_index i, time_point now) const {
+  const auto& w = windows_.at(i);
+  return now - w.start >= window_length ? 0 : w.failures;
+}
+
+std::uint32_t deployment_health::requests(local_index i, time_point now) const {
+  const auto& w = windows_.at(i);
+  return now - w.start >= window_length ? 0 : w.requests;
+}
+
+cooldown_state::cooldown_state(std::size_t deployments) : until_(deployments) {
+}
+
+bool cooldown_state::start(local_index i, time_point until) {
+  auto& u = until_.at(i);
+  bool was_available = !u.has_value();
+  if (!u || *u < until)
+    u = until;
+  return was_available;
+}
+
+bool cooldown_state::expire(time_point now) {
+  bool any = false;
+  for (auto& u : until_)
+    if (u && *u <= now) {
+      u.reset();
+      any = true;
+    }
+  return any;
+}
+
+bool cooldown_state::cooling(local_index i, time_point now) const {
+  const auto& u = until_.at(i);
+  return u && *u > now;
+}
+
+std::vector<bool> cooldown_state::available(time_point now) const {
+  std::vector<bool> out(until_.size());
+  for (std::size_t i = 0; i < until_.size(); ++i)
+    out[i] = !cooling(static_cast<local_index>(i), now);
+  return out;
+}
+
+std::size_t cooldown_state::available_count(time_point now) const {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < until_.size(); ++i)
+    n += cooling(static_cast<local_index>(i), now) ? 0 : 1;
+  return n;
+}
+
+std::optional<seconds_d> cooldown_state::shortest_remaining(time_point now) const {
+  std::optional<seconds_d> best;
+  for (const auto& u : until_)
+    if (u && *u > now) {
+      seconds_d left = *u - now;
+      if (!best || left < *best)
+        best = left;
+    }
+  return best;
+}
+
+std::optional<time_point> cooldown_state::next_expiry() const {
+  std::optional<time_point> best;
+  for (const auto& u : until_)
+    if (u && (!best || *u < *best))
+      best = *u;
+  return best;
+}
+
+} // namespace switchyard

@@ -1,0 +1,60 @@
+#include "switchyard/deployment_call.hpp"
+
+namespace switchyard {
+
+namespace {
+
+call_outcome from_mock(const mock_spec& m) {
+  call_outcome out;
+  if (m.kind == mock_spec::mode::reply) {
+    out.ok = true;
+    out.content = m.content;
+  } else {
+    out.error = m.error;
+  }
+  return out;
+}
+
+} // namespace
+
+mock_call plan_mock_call(const deployment_config& deployment,
+                         const chat_request& request,
+                         bool force_context_window, std::uint64_t call_number,
+                         random_source& rng) {
+  mock_call call;
+  call.delay = seconds_d(deployment.mock_latency_ms / 1000.0);
+  if (force_context_window) {
+    call.outcome.error = router_error::make(
+      error_kind::context_window_exceeded,
+      "mock_testing_context_fallbacks: this request does not fit the context "
+      "window of model group '" + deployment.model_name + "'");
+    return call;
+  }
+  if (request.mock.is_set()) {
+    call.outcome = from_mock(request.mock);
+    return call;
+  }
+  // Draw only when a rate is set, so a deployment without one leaves the
+  // generator's sequence to the others.
+  if (deployment.mock_failure_rate > 0
+      && call_number >= deployment.mock_failure_after_calls
+      && rng.next_unit() < deployment.mock_failure_rate) {
+    call.outcome.error = router_error::make(
+      deployment.mock_failure,
+      "mock_failure_rate: simulated " + std::string(name_of(deployment.mock_failure))
+        + " from deployment '" + deployment.id + "'");
+    return call;
+  }
+  if (deployment.mock.is_set()) {
+    call.outcome = from_mock(deployment.mock);
+    return call;
+  }
+  call.outcome.error = router_error::make(
+    error_kind::api_connection,
+    "deployment '" + deployment.id + "' (" + deployment.model
+      + ") has no mock_response, and this build of Switchyard has no network "
+        "transport for it");
+  return call;
+}
+
+} // namespace switchyard

@@ -1,0 +1,69 @@
+#include "switchyard/fallback.hpp"
+
+namespace switchyard {
+
+namespace {
+
+const fallback_rule* find_rule(const std::vector<fallback_rule>& rules,
+                               std::string_view key) {
+  for (const auto& r : rules)
+    if (r.from == key)
+      return &r;
+  return nullptr;
+}
+
+std::vector<std::uint32_t> to_groups(const router_config& config,
+                                     const std::vector<std::string>& names) {
+  std::vector<std::uint32_t> out;
+  out.reserve(names.size());
+  for (const auto& n : names)
+    if (auto g = config.find_group(n)) // load_config validated the targets
+      out.push_back(*g);
+  return out;
+}
+
+// The generic rule for a group: exact key, then the key without its
+// `provider/` prefix, then `*`, then default_fallbacks.
+const std::vector<std::string>* generic_targets(const router_config& config,
+                                                std::uint32_t group) {
+  const auto& s = config.settings;
+  const std::string& name = config.groups.at(group).name;
+  if (auto r = find_rule(s.fallbacks, name))
+    return &r->to;
+  if (auto slash = name.find('/'); slash != std::string::npos)
+    if (auto r = find_rule(s.fallbacks, std::string_view(name).substr(slash + 1)))
+      return &r->to;
+  if (auto r = find_rule(s.fallbacks, "*"))
+    return &r->to;
+  if (!s.default_fallbacks.empty())
+    return &s.default_fallbacks;
+  return nullptr;
+}
+
+} // namespace
+
+std::vector<std::uint32_t> resolve_fallbacks(const router_config& config,
+                                             std::uint32_t group,
+                                             error_kind kind) {
+  const auto& s = config.settings;
+  const std::string& name = config.groups.at(group).name;
+  if (kind == error_kind::context_window_exceeded) {
+    auto r = find_rule(s.context_window_fallbacks, name);
+    return r ? to_groups(config, r->to) : std::vector<std::uint32_t>{};
+  }
+  if (kind == error_kind::content_policy_violation) {
+    auto r = find_rule(s.content_policy_fallbacks, name);
+    return r ? to_groups(config, r->to) : std::vector<std::uint32_t>{};
+  }
+  if (status_of(kind) == 400)
+    return {};
+  auto targets = generic_targets(config, group);
+  return targets ? to_groups(config, *targets) : std::vector<std::uint32_t>{};
+}
+
+bool has_generic_fallbacks(const router_config& config, std::uint32_t group) {
+  auto targets = generic_targets(config, group);
+  return targets != nullptr && !targets->empty();
+}
+
+} // namespace switchyard

@@ -1,0 +1,86 @@
+#include "switchyard/request.hpp"
+
+#include "json_checks.hpp"
+
+namespace switchyard {
+
+namespace {
+
+using json = nlohmann::json;
+
+// content: a string, an array of content parts, or (assistant messages that
+// call tools) null or absent, as the OpenAI API allows.
+void check_message(const json& m, const std::string& path, json_checks& check) {
+  if (!m.is_object()) {
+    check.fail(path, "expected an object");
+    return;
+  }
+  const auto role = check.string_at(m, "role", path, required);
+  const std::string content_path = key_path(path, "content");
+  const json* content = json_checks::find(m, "content");
+  if (!content) {
+    const bool calls_tools = json_checks::find(m, "tool_calls")
+                             || json_checks::find(m, "function_call");
+    if (role && !(*role == "assistant" && calls_tools))
+      check.fail(content_path, m.contains("content")
+                                 ? "expected a string or an array of content parts"
+                                 : "is required");
+  } else if (content->is_array()) {
+    for (std::size_t i = 0; i < content->size(); ++i) {
+      const std::string part_path = index_path(content_path, i);
+      if ((*content)[i].is_object())
+        check.string_at((*content)[i], "type", part_path, required | non_empty);
+      else
+        check.fail(part_path, "expected an object");
+    }
+  } else if (!content->is_string()) {
+    check.fail(content_path, "expected a string or an array of content parts");
+  }
+}
+
+void read_request(const json& body, const std::string& prefix,
+                  json_checks& check, chat_request& req) {
+  if (!body.is_object()) {
+    check.fail(prefix, "expected a JSON object");
+    return;
+  }
+  req.model = check.string_at(body, "model", prefix, required | non_empty).value_or("");
+
+  const std::string messages_path = key_path(prefix, "messages");
+  const json* messages = json_checks::find(body, "messages");
+  if (!messages) {
+    check.fail(messages_path, "is required");
+  } else if (!messages->is_array() || messages->empty()) {
+    check.fail(messages_path, "expected a non-empty array");
+  } else {
+    for (std::size_t i = 0; i < messages->size(); ++i)
+      check_message((*messages)[i], index_path(messages_path, i), check);
+    req.messages = *messages;
+  }
+
+  if (const json* mock = json_checks::find(body, "mock_response"))
+    req.mock = parse_mock_response(*mock, key_path(prefix, "mock_response"),
+                                   check.problems());
+  req.mock_testing_context_fallbacks =
+    check.bool_at(body, "mock_testing_context_fallbacks", prefix).value_or(false);
+  if (auto n = check.integer_at(body, "num_retries", prefix, 0))
+    req.num_retries = static_cast<int>(*n);
+  req.disable_fallbacks = check.bool_at(body, "disable_fallbacks", prefix).value_or(false);
+}
+
+} // namespace
+
+parsed_request parse_chat_request(const json& body, const std::string& path_prefix) {
+  std::vector<config_problem> problems;
+  json_checks check(problems);
+  chat_request req;
+  read_request(body, path_prefix, check, req);
+  if (problems.empty())
+    return {std::move(req), {}};
+  // The first problem in body order: the caller fixes one thing at a time.
+  const auto& first = problems.front();
+  return {std::nullopt,
+          router_error::make(error_kind::bad_request, first.path + ": " + first.message)};
+}
+
+} // namespace switchyard

@@ -1,0 +1,227 @@
+#include "switchyard/request_flow.hpp"
+
+#include "switchyard/fallback.hpp"
+#include "switchyard/retry.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace switchyard {
+
+namespace {
+
+flow_action make_action(flow_action::kind what, std::uint32_t group = 0) {
+  flow_action a;
+  a.what = what;
+  a.group = group;
+  return a;
+}
+
+std::string unknown_group_message(const router_config& config,
+                                  const std::string& model) {
+  std::string known;
+  for (const auto& g : config.groups) {
+    if (!known.empty())
+      known += ", ";
+    known += g.name;
+  }
+  return "model '" + model
+         + "' is not a model group in this router's configuration (known: "
+         + known + ")";
+}
+
+router_error no_deployments(const std::string& group,
+                            std::optional<seconds_d> retry_in) {
+  auto secs = retry_in ? std::ceil(retry_in->count()) : 0.0;
+  auto e = router_error::make(
+    error_kind::no_deployments_available,
+    "No deployments available for selected model, Try again in "
+      + std::to_string(static_cast<long long>(secs)) + " seconds. Passed model="
+      + group);
+  if (retry_in)
+    e.retry_after_s = retry_in->count();
+  return e;
+}
+
+} // namespace
+
+request_flow::request_flow(std::shared_ptr<const router_config> config,
+                           request_ptr request)
+  : config_(std::move(config)), request_(std::move(request)) {
+}
+
+flow_action request_flow::start() {
+  auto g = config_->find_group(request_->model);
+  if (!g)
+    return finish_error(router_error::make(
+      error_kind::bad_request, unknown_group_message(*config_, request_->model)));
+  origin_group_ = *g;
+  return start_hop(*g);
+}
+
+flow_action request_flow::start_hop(std::uint32_t group) {
+  group_ = group;
+  excluded_.clear();
+  retries_used_ = 0;
+  attempted_in_hop_ = false;
+  last_error_.reset();
+  return pick_action();
+}
+
+flow_action request_flow::pick_action() {
+  return make_action(flow_action::kind::pick, group_);
+}
+
+flow_action request_flow::on_picked(pick_result picked,
+                                    std::optional<seconds_d> retry_in) {
+  if (failover_probe_) {
+    failover_probe_ = false;
+    // Nothing healthy is left besides the excluded: the group is exhausted
+    // without spending a hop (the PR's cooldown fix).
+    if (!picked.ok())
+      return to_fallbacks();
+    ++depth_;
+    ++hop_;
+    retries_used_ = 0;
+    attempted_in_hop_ = false;
+    last_error_.reset();
+  }
+  if (!picked.ok()) {
+    // A retry that finds nothing healthy ends the hop with the latest error.
+    if (attempted_in_hop_ && last_error_)
+      return hop_failed(*last_error_);
+    return hop_failed(no_deployments(config_->groups[group_].name, retry_in));
+  }
+  last_deployment_ = *picked.chosen;
+  attempted_in_hop_ = true;
+  auto a = make_action(flow_action::kind::call, group_);
+  a.deployment = last_deployment_;
+  a.force_context_window = request_->mock_testing_context_fallbacks && hop_ == 0;
+  return a;
+}
+
+const deployment_config& request_flow::current_deployment() const {
+  return config_->deployments[config_->groups[group_].deployments[last_deployment_]];
+}
+
+flow_action request_flow::on_call(call_outcome outcome) {
+  const auto& d = current_deployment();
+  attempt a;
+  a.deployment_id = d.id;
+  a.model_group = d.model_name;
+  a.latency_ms = outcome.latency_ms;
+  if (!outcome.ok)
+    a.outcome = outcome.error.kind;
+  result_.attempts.push_back(std::move(a));
+  if (outcome.ok) {
+    result_.ok = true;
+    result_.content = std::move(outcome.content);
+    result_.deployment_id = d.id;
+    result_.model_group = d.model_name;
+    result_.model = d.model;
+    result_.fallback_depth = depth_;
+    return make_action(flow_action::kind::finish);
+  }
+  outcome.error.stamp(d.id);
+  last_error_ = std::move(outcome.error);
+  auto r = make_action(flow_action::kind::report_failure, group_);
+  r.deployment = last_deployment_;
+  r.error = last_error_->kind;
+  return r;
+}
+
+flow_action request_flow::on_failure_reported(std::size_t healthy,
+                                              random_source& rng) {
+  const auto& settings = config_->settings;
+  const std::size_t group_size = config_->groups[group_].deployments.size();
+  const int allowed = effective_num_retries(settings, current_deployment(), *request_);
+  if (retries_used_ < allowed
+      && should_retry(*last_error_, group_size, healthy,
+                      has_generic_fallbacks(*config_, group_))) {
+    auto delay = retry_delay(group_size, healthy, last_error_->retry_after_s,
+                             retries_used_, rng.next_unit());
+    ++retries_used_;
+    if (delay.count() > 0) {
+      auto w = make_action(flow_action::kind::wait, group_);
+      w.delay = delay;
+      return w;
+    }
+    return pick_action();
+  }
+  return hop_failed(*last_error_);
+}
+
+flow_action request_flow::on_wait_done() {
+  return pick_action();
+}
+
+flow_action request_flow::hop_failed(router_error e) {
+  if (!original_)
+    original_ = e;
+  const auto& s = config_->settings;
+  const bool failover = s.enable_weighted_failover
+                        && s.routing_strategy == "simple-shuffle"
+                        && e.kind != error_kind::context_window_exceeded
+                        && e.kind != error_kind::content_policy_violation
+                        && !e.deployment_id.empty() && depth_ < s.max_fallbacks;
+  hop_error_ = std::move(e);
+  if (failover) {
+    if (std::find(excluded_.begin(), excluded_.end(), last_deployment_)
+        == excluded_.end())
+      excluded_.push_back(last_deployment_);
+    failover_probe_ = true;
+    return pick_action();
+  }
+  return to_fallbacks();
+}
+
+flow_action request_flow::to_fallbacks() {
+  if (request_->disable_fallbacks || depth_ >= config_->settings.max_fallbacks)
+    return finish_error();
+  auto a = make_action(flow_action::kind::resolve_fallbacks, group_);
+  a.error = hop_error_.kind;
+  return a;
+}
+
+flow_action request_flow::on_fallbacks(const std::vector<std::uint32_t>& groups) {
+  if (!groups.empty())
+    frames_.push_back(frame{groups, 0, group_});
+  return next_fallback_group();
+}
+
+flow_action request_flow::next_fallback_group() {
+  while (!frames_.empty()) {
+    auto& f = frames_.back();
+    if (f.next >= f.groups.size()) {
+      frames_.pop_back();
+      continue;
+    }
+    auto g = f.groups[f.next++];
+    if (g == f.source || g == origin_group_)
+      continue;
+    if (depth_ >= config_->settings.max_fallbacks)
+      break;
+    ++depth_;
+    ++hop_;
+    return start_hop(g);
+  }
+  return finish_error();
+}
+
+flow_action request_flow::finish_error() {
+  result_.ok = false;
+  result_.error = original_ ? *original_ : hop_error_;
+  result_.fallback_depth = depth_;
+  return make_action(flow_action::kind::finish);
+}
+
+flow_action request_flow::finish_error(router_error e) {
+  original_ = std::move(e);
+  return finish_error();
+}
+
+route_result request_flow::take_result() {
+  return std::move(result_);
+}
+
+} // namespace switchyard

@@ -1,0 +1,60 @@
+#include "switchyard/retry.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace switchyard {
+
+int effective_num_retries(const router_settings& settings,
+                          const deployment_config& deployment,
+                          const chat_request& request) {
+  if (request.num_retries)
+    return *request.num_retries;
+  if (deployment.num_retries)
+    return *deployment.num_retries;
+  return settings.num_retries;
+}
+
+bool should_retry(const router_error& e, std::size_t group_size,
+                  std::size_t healthy, bool fallbacks_configured) {
+  if (e.status == 400 || e.status == 404 || e.status == 422)
+    return false;
+  switch (e.kind) {
+    case error_kind::no_deployments_available:
+    case error_kind::overloaded:
+    case error_kind::shutdown:
+      return false;
+    case error_kind::authentication:
+    case error_kind::permission_denied:
+      if (group_size <= 1)
+        return false;
+      break;
+    case error_kind::rate_limit:
+      if (healthy == 0 && fallbacks_configured)
+        return false;
+      break;
+    default:
+      break;
+  }
+  return healthy > 0;
+}
+
+seconds_d retry_delay(std::size_t group_size, std::size_t healthy,
+                      std::optional<double> retry_after_s, int attempt,
+                      double unit_random) {
+  if (group_size > 1 && healthy > 0)
+    return seconds_d(0);
+  constexpr double initial = 0.5;
+  constexpr double max_delay = 8.0;
+  constexpr double max_jitter = 0.75;
+  double base;
+  if (retry_after_s && *retry_after_s > 0 && *retry_after_s <= 60)
+    base = *retry_after_s;
+  else
+    base = std::min(std::max(initial * std::pow(2.0, attempt),
+                             retry_after_s.value_or(0.0)),
+                    max_delay);
+  return seconds_d(base + max_jitter * unit_random);
+}
+
+} // namespace switchyard

@@ -1,0 +1,69 @@
+#include "switchyard/routing_strategy.hpp"
+
+#include "switchyard/lowest_latency.hpp"
+#include "switchyard/simple_shuffle.hpp"
+
+#include <algorithm>
+
+namespace switchyard {
+
+const strategy_registry& strategy_registry::builtin() {
+  static const strategy_registry registry = [] {
+    strategy_registry r;
+    r.add("simple-shuffle",
+          [](const std::vector<const deployment_config*>& deployments,
+             const router_settings&) {
+            return simple_shuffle::from_config(deployments);
+          });
+    r.add("latency-based-routing",
+          [](const std::vector<const deployment_config*>& deployments,
+             const router_settings& settings)
+            -> std::unique_ptr<routing_strategy> {
+            return std::make_unique<lowest_latency>(
+              deployments.size(), settings.lowest_latency_buffer);
+          });
+    return r;
+  }();
+  return registry;
+}
+
+void strategy_registry::add(std::string name, strategy_factory factory) {
+  factories_[std::move(name)] = std::move(factory);
+}
+
+bool strategy_registry::contains(const std::string& name) const {
+  return factories_.count(name) != 0;
+}
+
+std::string strategy_registry::names() const {
+  std::string out;
+  for (const auto& [name, factory] : factories_) {
+    if (!out.empty())
+      out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+std::unique_ptr<routing_strategy>
+strategy_registry::make(const std::string& name,
+                        const std::vector<const deployment_config*>& deployments,
+                        const router_settings& settings) const {
+  auto i = factories_.find(name);
+  if (i == factories_.end())
+    return nullptr;
+  return i->second(deployments, settings);
+}
+
+std::vector<std::string>
+filter_excluded(const std::vector<std::string>& deployment_ids,
+                const std::vector<std::string>& excluded) {
+  std::vector<std::string> out;
+  out.reserve(deployment_ids.size());
+  for (const auto& id : deployment_ids)
+    if (std::find(excluded.begin(), excluded.end(), id) == excluded.end())
+      out.push_back(id);
+  return out;
+}
+
+} // namespace switchyard
