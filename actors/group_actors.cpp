@@ -3,6 +3,7 @@
 #include "switchyard/fallback.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 #include <unordered_map>
 
@@ -115,8 +116,13 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
         self->send(picker, latency_atom::value, i, latency_ms,
                    e.kind == error_kind::timeout);
       auto length = self->state.health->record_failure(i, e, now());
-      if (length)
+      if (length) {
+        // Ids and kinds only: messages may quote a provider, never a key.
+        spdlog::info("deployment '{}' cooling down for {:.3g} s after {}",
+                     config->deployments[config->groups[group].deployments[i]].id,
+                     length->count(), name_of(e.kind));
         return self->delegate(cooldown, cool_atom::value, i, length->count());
+      }
       return self->delegate(cooldown, healthy_atom::value);
     },
   };

@@ -126,8 +126,9 @@ router_config loader::load(ojson doc) {
       auto dep = load_deployment((*list)[i], index_path("model_list", i), id_path);
       if (!dep)
         continue;
+      // An empty id means litellm_params was unusable, already reported.
       auto [used, fresh] = first_use.emplace(dep->id, i);
-      if (!fresh)
+      if (!fresh && !dep->id.empty())
         check_.fail(id_path, "duplicate deployment id (also used by "
                                + index_path("model_list", used->second) + ")");
       cfg.deployments.push_back(std::move(*dep));
@@ -442,11 +443,11 @@ mock_spec parse_mock_response(const nlohmann::json& value, const std::string& pa
     return spec;
   }
   const auto name = check.string_at(value, "error", path, required | non_empty);
-  const auto kind = name ? check.error_kind_at(*name, key_path(path, "error")) : std::nullopt;
   const auto message = check.string_at(value, "message", path);
   const auto retry_after = check.number_at(value, "retry_after", path, at_least_zero);
-  if (kind)
-    fail_with(*kind, message.value_or(default_message(*kind)), retry_after);
+  if (name)
+    if (auto kind = check.error_kind_at(*name, key_path(path, "error")))
+      fail_with(*kind, message.value_or(default_message(*kind)), retry_after);
   return spec;
 }
 

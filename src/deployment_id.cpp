@@ -89,17 +89,20 @@ void append_json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
-// Python's str.isprintable() for one non-ASCII code point. Exact for
-// Latin-1 and for the space, separator and format characters people
-// actually meet (NBSP, zero-width and bidi marks, BOM); unassigned code
-// points elsewhere count as printable, which Python would escape.
+// Python's str.isprintable() for one non-ASCII code point: false for the
+// control, format, separator, surrogate and private-use characters. Exact for
+// every assigned code point (Unicode 14, Python 3.11); unassigned ones count
+// as printable here, which Python would escape.
 bool python_printable(char32_t cp) {
   struct range { char32_t lo, hi; };
-  static constexpr std::array<range, 14> hidden{{
-    {0x80, 0xa0}, {0xad, 0xad}, {0x600, 0x605}, {0x1680, 0x1680},
+  static constexpr std::array<range, 24> hidden{{
+    {0x80, 0xa0}, {0xad, 0xad}, {0x600, 0x605}, {0x61c, 0x61c}, {0x6dd, 0x6dd},
+    {0x70f, 0x70f}, {0x890, 0x891}, {0x8e2, 0x8e2}, {0x1680, 0x1680},
     {0x180e, 0x180e}, {0x2000, 0x200f}, {0x2028, 0x202f}, {0x205f, 0x206f},
     {0x3000, 0x3000}, {0xd800, 0xf8ff}, {0xfeff, 0xfeff}, {0xfff9, 0xfffb},
-    {0xf0000, 0x10ffff}, {0xe0001, 0xe007f},
+    {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f},
+    {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe007f},
+    {0xf0000, 0x10ffff},
   }};
   for (const auto& r : hidden)
     if (cp >= r.lo && cp <= r.hi)

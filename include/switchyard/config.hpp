@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -97,8 +98,10 @@ struct router_config {
   /// Index of a group by name, or nullopt.
   std::optional<std::uint32_t> find_group(std::string_view name) const;
 
-  /// Builds the group index; load_config calls it, tests that build a
-  /// config by hand call it too.
+  /// Builds `groups` from the deployments' model_name (in order of first
+  /// appearance) when it is empty, sets each deployment's group and
+  /// index_in_group, and the name index. load_config calls it; code that
+  /// builds a config by hand calls it too.
   void index_groups();
 
 private:
@@ -134,6 +137,9 @@ env_lookup process_env();
 
 /// Validates a LiteLLM-style JSON document into a router_config.
 /// Throws config_error listing every problem with its path.
+/// nlohmann::json keeps object keys sorted, so ids generated here hash
+/// litellm_params in sorted key order; load_config_text and
+/// load_config_file keep the file's order, as LiteLLM does.
 router_config load_config(const nlohmann::json& doc,
                           const env_lookup& env = process_env());
 
