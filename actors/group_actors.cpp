@@ -76,7 +76,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
       auto t = now();
       // Publish even when only the end moved: the picker's retry-in does.
-      c.start(i, t + length);
+      c.start(i, t, t + length);
       publish();
       self->delayed_send(self, length, expire_atom::value);
       return c.available_count(t);

@@ -99,9 +99,11 @@ std::uint32_t deployment_health::requests(local_index i, time_point now) const {
 cooldown_state::cooldown_state(std::size_t deployments) : until_(deployments) {
 }
 
-bool cooldown_state::start(local_index i, time_point until) {
+bool cooldown_state::start(local_index i, time_point now, time_point until) {
+  const bool was_available = !cooling(i, now);
   auto& u = until_.at(i);
-  bool was_available = !u.has_value();
+  if (was_available)
+    u.reset(); // a cooldown that ran out but was not expired yet
   if (!u || *u < until)
     u = until;
   return was_available;

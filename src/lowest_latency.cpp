@@ -29,6 +29,8 @@ void lowest_latency::record_latency(local_index i, double latency_ms,
 }
 
 double lowest_latency::average_ms(local_index i) const {
+  if (i >= samples_.size())
+    return 0;
   const auto& s = samples_[i];
   return s.count == 0 ? 0.0 : s.sum / s.count;
 }

@@ -138,8 +138,10 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
   if (retries_used_ < allowed
       && should_retry(*last_error_, group_size, healthy,
                       has_generic_fallbacks(*config_, group_))) {
+    // Draw the jitter only when there is a delay to jitter.
+    const bool immediate = group_size > 1 && healthy > 0;
     auto delay = retry_delay(group_size, healthy, last_error_->retry_after_s,
-                             retries_used_, rng.next_unit());
+                             retries_used_, immediate ? 0.0 : rng.next_unit());
     ++retries_used_;
     if (delay.count() > 0) {
       auto w = make_action(flow_action::kind::wait, group_);
@@ -159,7 +161,9 @@ flow_action request_flow::hop_failed(router_error e) {
   if (!original_)
     original_ = e;
   const auto& s = config_->settings;
-  const bool failover = s.enable_weighted_failover
+  // disable_fallbacks stops weighted failover too: ROUTER_SEMANTICS.md
+  // section 8 lists failover in the fallback order it "stops all of".
+  const bool failover = s.enable_weighted_failover && !request_->disable_fallbacks
                         && s.routing_strategy == "simple-shuffle"
                         && e.kind != error_kind::context_window_exceeded
                         && e.kind != error_kind::content_policy_violation

@@ -5,7 +5,12 @@
 namespace switchyard {
 
 simple_shuffle::simple_shuffle(metric_values values)
-  : values_(std::move(values)), size_(values_[0].size()) {
+  : values_(std::move(values)), size_(0) {
+  for (const auto& column : values_)
+    size_ = std::max(size_, column.size());
+  // A column may be shorter than the others: its missing values are unset.
+  for (auto& column : values_)
+    column.resize(size_);
   position_.assign(size_, -1);
   set_available(std::vector<bool>(size_, true));
 }

@@ -59,8 +59,8 @@ public:
   explicit cooldown_state(std::size_t deployments);
 
   /// Starts (or extends) a cooldown. Returns true when the deployment was
-  /// not cooling down before (the available set changed).
-  bool start(local_index i, time_point until);
+  /// not cooling down at `now` (the available set changed).
+  bool start(local_index i, time_point now, time_point until);
   /// Ends every cooldown whose time has come. Returns true when any ended.
   bool expire(time_point now);
   bool cooling(local_index i, time_point now) const;

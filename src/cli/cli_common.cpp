@@ -1,1 +1,254 @@
 #include "cli_common.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <limits>
+#include <random>
+
+namespace switchyard::cli {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr const char* usage =
+  "usage: switchyard [demo [--requests N] [--concurrency N] [--seed S]]\n"
+  "       switchyard run --config FILE --input FILE [--output FILE]\n"
+  "                      [--concurrency N] [--seed S]\n"
+  "       switchyard check --config FILE\n"
+  "\n"
+  "  demo   route a few thousand requests through an embedded two-region\n"
+  "         configuration with a failing region and a fallback group\n"
+  "         (defaults: --requests 4000 --concurrency 256)\n"
+  "  run    route OpenAI Batch-format requests (JSON lines) and write one\n"
+  "         result line per request, in input order (default --concurrency 64)\n"
+  "  check  validate a configuration; exit status 1 when it is invalid\n"
+  "\n"
+  "  SWITCHYARD_LOG_LEVEL=trace|debug|info|warn|error|critical|off sets the\n"
+  "  log level (default warn); logs go to stderr.\n";
+
+// Digits only: strtoull would accept "-1", "+5" and leading blanks.
+std::optional<std::uint64_t> parse_unsigned(const std::string& text) {
+  if (text.empty() || text.size() > 20
+      || !std::all_of(text.begin(), text.end(),
+                      [](unsigned char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE)
+    return std::nullopt;
+  return static_cast<std::uint64_t>(v);
+}
+
+std::string plural(std::size_t n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+// Microsecond precision is plenty for a trace and keeps lines short.
+double rounded_ms(double ms) {
+  return std::round(ms * 1000.0) / 1000.0;
+}
+
+// A per-process prefix, so ids from two runs do not collide either.
+std::string completion_id(std::uint64_t sequence) {
+  static const std::uint32_t nonce = std::random_device{}();
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "chatcmpl-%08x%016llx", nonce,
+                static_cast<unsigned long long>(sequence));
+  return buf;
+}
+
+ojson id_or_null(const custom_id& id) {
+  return id ? ojson(*id) : ojson(nullptr);
+}
+
+ojson error_object(const router_error& e) {
+  return ojson{{"type", std::string(name_of(e.kind))},
+               {"code", e.status},
+               {"message", e.message}};
+}
+
+ojson attempt_object(const attempt& a) {
+  return ojson{{"deployment_id", a.deployment_id},
+               {"model_group", a.model_group},
+               {"outcome", a.outcome ? std::string(name_of(*a.outcome)) : "ok"},
+               {"latency_ms", rounded_ms(a.latency_ms)}};
+}
+
+// The serving deployment and group are null when nothing served the request,
+// so a consumer never mistakes an empty string for an id.
+ojson trace_object(const route_result& r) {
+  ojson attempts = ojson::array();
+  for (const auto& a : r.attempts)
+    attempts.push_back(attempt_object(a));
+  return ojson{{"deployment_id", r.ok ? ojson(r.deployment_id) : ojson(nullptr)},
+               {"model_group", r.ok ? ojson(r.model_group) : ojson(nullptr)},
+               {"fallback_depth", r.fallback_depth},
+               {"attempts", std::move(attempts)}};
+}
+
+ojson completion_object(const route_result& r, std::int64_t prompt_tokens,
+                        std::uint64_t sequence) {
+  const std::int64_t completion_tokens = estimate_tokens(utf8_length(r.content));
+  ojson message{{"role", "assistant"}, {"content", r.content}};
+  ojson choice{{"index", 0}, {"message", std::move(message)}, {"finish_reason", "stop"}};
+  return ojson{{"id", completion_id(sequence)},
+               {"object", "chat.completion"},
+               {"created", static_cast<std::int64_t>(std::time(nullptr))},
+               {"model", r.model},
+               {"choices", ojson::array({std::move(choice)})},
+               {"usage", ojson{{"prompt_tokens", prompt_tokens},
+                               {"completion_tokens", completion_tokens},
+                               {"total_tokens", prompt_tokens + completion_tokens}}}};
+}
+
+std::string output_line(const custom_id& id, ojson response, ojson error,
+                        ojson trace) {
+  const ojson line{{"custom_id", id_or_null(id)},
+                   {"response", std::move(response)},
+                   {"error", std::move(error)},
+                   {"switchyard", std::move(trace)}};
+  // Strings came from parsed JSON or our own config, but never let one bad
+  // byte abort a whole batch.
+  return line.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+} // namespace
+
+const char* usage_text() noexcept {
+  return usage;
+}
+
+flags::flags(const args& a, const std::vector<std::string>& known) {
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::string& arg = a[i];
+    if (arg.rfind("--", 0) != 0)
+      throw usage_error("unexpected argument '" + arg + "'");
+    const auto eq = arg.find('=');
+    const std::string name = arg.substr(0, eq);
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      throw usage_error("unknown option '" + name + "'");
+    std::string value;
+    if (eq != std::string::npos)
+      value = arg.substr(eq + 1);
+    else if (i + 1 < a.size() && a[i + 1].rfind("--", 0) != 0)
+      value = a[++i];
+    else
+      throw usage_error(name + " needs a value");
+    if (!values_.emplace(name, value).second)
+      throw usage_error(name + " is given more than once");
+  }
+}
+
+std::optional<std::string> flags::get(const std::string& name) const {
+  auto i = values_.find(name);
+  if (i == values_.end())
+    return std::nullopt;
+  return i->second;
+}
+
+std::string flags::required(const std::string& name) const {
+  auto v = get(name);
+  if (!v || v->empty())
+    throw usage_error(name + " FILE is required");
+  return *v;
+}
+
+std::size_t flags::count(const std::string& name, std::size_t fallback) const {
+  auto text = get(name);
+  if (!text)
+    return fallback;
+  auto v = parse_unsigned(*text);
+  if (!v || *v == 0 || *v > std::numeric_limits<std::uint32_t>::max())
+    throw usage_error(name + ": expected a whole number >= 1, got '" + *text + "'");
+  return static_cast<std::size_t>(*v);
+}
+
+std::optional<std::uint64_t> flags::seed(const std::string& name) const {
+  auto text = get(name);
+  if (!text)
+    return std::nullopt;
+  auto v = parse_unsigned(*text);
+  if (!v)
+    throw usage_error(name + ": expected a whole number from 0 to 2^64-1, got '"
+                      + *text + "'");
+  return v;
+}
+
+void init_logging() {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
+  spdlog::set_level(spdlog::level::warn);
+  const char* env = std::getenv("SWITCHYARD_LOG_LEVEL");
+  if (!env || !*env)
+    return;
+  // from_str answers `off` for a name it does not know.
+  const auto level = spdlog::level::from_str(env);
+  if (level == spdlog::level::off && std::string(env) != "off") {
+    spdlog::warn("SWITCHYARD_LOG_LEVEL: unknown level '{}', keeping warn", env);
+    return;
+  }
+  spdlog::set_level(level);
+}
+
+std::optional<router_config> load_config_reporting(const std::string& file) {
+  try {
+    return load_config_file(file);
+  } catch (const config_error& e) {
+    std::cerr << "switchyard: configuration " << file << " has "
+              << plural(e.problems().size(), "problem") << ":\n";
+    for (const auto& p : e.problems())
+      std::cerr << p.path << ": " << p.message << '\n';
+  }
+  return std::nullopt;
+}
+
+std::int64_t estimate_tokens(std::size_t code_points) {
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>((code_points + 3) / 4));
+}
+
+std::size_t utf8_length(const std::string& text) {
+  // Every code point has exactly one byte that is not a continuation byte.
+  return static_cast<std::size_t>(std::count_if(
+    text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+std::size_t message_text_length(const nlohmann::json& messages) {
+  std::size_t n = 0;
+  for (const auto& m : messages) {
+    auto content = m.find("content");
+    if (content == m.end())
+      continue;
+    if (content->is_string())
+      n += utf8_length(content->get_ref<const std::string&>());
+    else if (content->is_array())
+      for (const auto& part : *content) {
+        auto text = part.find("text");
+        if (text != part.end() && text->is_string())
+          n += utf8_length(text->get_ref<const std::string&>());
+      }
+  }
+  return n;
+}
+
+std::string batch_result_line(const custom_id& id, const route_result& result,
+                              std::int64_t prompt_tokens, std::uint64_t sequence) {
+  if (!result.ok)
+    return output_line(id, nullptr, error_object(result.error), trace_object(result));
+  ojson response{{"status_code", 200},
+                 {"body", completion_object(result, prompt_tokens, sequence)}};
+  return output_line(id, std::move(response), nullptr, trace_object(result));
+}
+
+std::string batch_error_line(const custom_id& id, const router_error& error) {
+  return output_line(id, nullptr, error_object(error), trace_object(route_result{}));
+}
+
+} // namespace switchyard::cli

@@ -1,5 +1,20 @@
 #pragma once
 
+// What the `switchyard` subcommands share: argument parsing, logging set-up,
+// config loading with problem reports, and the JSON lines `run` writes.
+// Everything here runs on the CLI's main thread unless a function says
+// otherwise. No CAF: the CLI only sees switchyard/router.hpp.
+
+#include "switchyard/config.hpp"
+#include "switchyard/request.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -11,7 +26,69 @@ using args = std::vector<std::string>;
 int check_command(const args& a);
 /// `switchyard run --config FILE --input FILE [--output FILE] [--concurrency N] [--seed S]`
 int run_command(const args& a);
-/// `switchyard demo`
+/// `switchyard demo [--requests N] [--concurrency N] [--seed S]`
 int demo_command(const args& a);
+
+/// Exit statuses: 0 done, 1 failed (bad config, unreadable file), 2 bad usage.
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failure = 1;
+inline constexpr int exit_usage = 2;
+
+/// The usage text main prints for --help and after a usage error.
+const char* usage_text() noexcept;
+
+/// Bad command-line usage: main prints the message and the usage, exit 2.
+class usage_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Parsed `--flag value` / `--flag=value` options of one subcommand.
+class flags {
+public:
+  /// Throws usage_error on a flag not in `known`, a flag without a value,
+  /// a repeated flag or a positional argument.
+  flags(const args& a, const std::vector<std::string>& known);
+
+  std::optional<std::string> get(const std::string& name) const;
+  /// The value, or a usage_error saying the flag is required.
+  std::string required(const std::string& name) const;
+  /// A whole number >= 1, or `fallback` when the flag is absent.
+  std::size_t count(const std::string& name, std::size_t fallback) const;
+  /// A 64-bit seed, or nullopt when the flag is absent.
+  std::optional<std::uint64_t> seed(const std::string& name) const;
+
+private:
+  std::map<std::string, std::string> values_;
+};
+
+/// spdlog's default logger on stderr (stdout carries results), level warn
+/// unless SWITCHYARD_LOG_LEVEL names another.
+void init_logging();
+
+/// Loads and validates `file`. On failure prints every problem to stderr as
+/// "path: message", one per line, and returns nullopt.
+std::optional<router_config> load_config_reporting(const std::string& file);
+
+/// Token estimate used for `usage`: ceil(code points / 4), at least 1. It is
+/// an estimate (no tokenizer), documented as such in the output's contract.
+std::int64_t estimate_tokens(std::size_t code_points);
+/// Code points of a UTF-8 string.
+std::size_t utf8_length(const std::string& text);
+/// Code points over every message's text: string contents and the `text`
+/// of content parts.
+std::size_t message_text_length(const nlohmann::json& messages);
+
+/// `custom_id` of a batch line: nullopt when the line had none usable.
+using custom_id = std::optional<std::string>;
+
+/// One line of `run` output (without the newline) for a routed request.
+/// `sequence` (unique within the run) makes the chat.completion id unique.
+/// Safe to call from any thread.
+std::string batch_result_line(const custom_id& id, const route_result& result,
+                              std::int64_t prompt_tokens, std::uint64_t sequence);
+/// One line of `run` output for a request that never reached the router:
+/// the same shape, with an empty trace.
+std::string batch_error_line(const custom_id& id, const router_error& error);
 
 } // namespace switchyard::cli

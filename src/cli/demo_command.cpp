@@ -1,3 +1,350 @@
 #include "cli_common.hpp"
-// placeholder until the CLI lands (same session)
-int switchyard::cli::demo_command(const args&) { return 2; }
+
+#include "switchyard/router.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <tuple>
+#include <utility>
+
+// `switchyard demo`: load on an embedded two-region configuration where one
+// region fails part-way through, to show weighted failover (the failed call
+// is retried on the other region inside the same request) and cross-group
+// fallback (when the whole group is out) at a glance. Every figure printed
+// comes from the route_result attempt traces.
+
+namespace switchyard::cli {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// eastus2 serves its first 300 calls, then fails every call (its outage).
+// allowed_fails 2 cools it down on the third failure within a minute, for
+// 50 ms, so it keeps flapping back in: some requests still pick it, fail, and
+// fail over to northcentralus. northcentralus itself fails 3% of calls; when
+// that happens after eastus2 already failed in the same request, nothing is
+// left in gpt-4o and the request falls back to gpt-4o-mini.
+constexpr const char* demo_config_json = R"({
+  "model_list": [
+    {"model_name": "gpt-4o",
+     "litellm_params": {"model": "azure/gpt-4o-eastus2", "weight": 50,
+                        "mock_response": "Hello from eastus2", "mock_latency_ms": 2,
+                        "mock_failure_rate": 1.0, "mock_failure": "InternalServerError",
+                        "mock_failure_after_calls": 200},
+     "model_info": {"id": "eastus2"}},
+    {"model_name": "gpt-4o",
+     "litellm_params": {"model": "azure/gpt-4o-northcentralus", "weight": 50,
+                        "mock_response": "Hello from northcentralus", "mock_latency_ms": 3,
+                        "mock_failure_rate": 0.02, "mock_failure": "ServiceUnavailableError"},
+     "model_info": {"id": "northcentralus"}},
+    {"model_name": "gpt-4o-mini",
+     "litellm_params": {"model": "azure/gpt-4o-mini-westus3",
+                        "mock_response": "Hello from gpt-4o-mini", "mock_latency_ms": 2},
+     "model_info": {"id": "westus3-mini"}}
+  ],
+  "router_settings": {"routing_strategy": "simple-shuffle",
+                      "enable_weighted_failover": true,
+                      "num_retries": 0, "cooldown_time": 0.02,
+                      "fallbacks": [{"gpt-4o": ["gpt-4o-mini"]}]}
+})";
+
+constexpr const char* demo_group = "gpt-4o";
+
+struct demo_options {
+  std::size_t requests = 4000;
+  std::size_t concurrency = 256;
+  std::uint64_t seed = 0;
+};
+
+demo_options parse_demo_options(const args& a) {
+  const flags f(a, {"--requests", "--concurrency", "--seed"});
+  demo_options o;
+  o.requests = f.count("--requests", o.requests);
+  o.concurrency = f.count("--concurrency", o.concurrency);
+  // Chosen here rather than by the router so the report can print it and a
+  // run can be repeated.
+  o.seed = f.seed("--seed").value_or(std::random_device{}());
+  return o;
+}
+
+/// Counts per deployment, from the attempts that named it.
+struct deployment_tally {
+  std::size_t served = 0;
+  std::size_t failed = 0;
+};
+
+/// What a request did right after a failed call, read off its trace.
+enum class next_step : std::uint8_t {
+  failover, ///< another deployment of the same group (weighted failover)
+  fallback, ///< a deployment of another group
+  retry,    ///< the same deployment again
+  caller,   ///< nothing: the error went back to the caller
+};
+
+const char* name_of(next_step s) {
+  switch (s) {
+  case next_step::failover: return "failover";
+  case next_step::fallback: return "fallback";
+  case next_step::retry: return "retry";
+  case next_step::caller: return "error";
+  }
+  return "";
+}
+
+/// Failed calls of one deployment, by where the request went next.
+struct failed_call_route {
+  std::string from;
+  next_step step;
+  std::string to; ///< deployment id (and group, for a fallback); empty for `caller`
+  bool operator<(const failed_call_route& o) const {
+    return std::tie(from, step, to) < std::tie(o.from, o.step, o.to);
+  }
+};
+
+failed_call_route route_after(const attempt& failed, const attempt* next) {
+  if (!next)
+    return {failed.deployment_id, next_step::caller, {}};
+  if (next->model_group != failed.model_group)
+    return {failed.deployment_id, next_step::fallback,
+            next->deployment_id + " (" + next->model_group + ")"};
+  if (next->deployment_id != failed.deployment_id)
+    return {failed.deployment_id, next_step::failover, next->deployment_id};
+  return {failed.deployment_id, next_step::retry, next->deployment_id};
+}
+
+/// What the traces say, aggregated. Callbacks record into it from router
+/// worker threads (under the mutex); the main thread reads it once every
+/// request has answered.
+class demo_stats {
+public:
+  void record(const route_result& r, double latency_ms) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    latencies_ms_.push_back(latency_ms);
+    bool failed_over = false;
+    bool fell_back = false;
+    for (std::size_t i = 0; i < r.attempts.size(); ++i) {
+      const attempt& a = r.attempts[i];
+      auto& t = deployments_[a.deployment_id];
+      (a.outcome ? t.failed : t.served) += 1;
+      if (a.outcome) {
+        const auto route = route_after(a, i + 1 < r.attempts.size() ? &r.attempts[i + 1] : nullptr);
+        failed_over |= route.step == next_step::failover;
+        ++routes_[route];
+      }
+      fell_back |= a.model_group != demo_group;
+    }
+    failover_requests_ += failed_over ? 1 : 0;
+    fallback_requests_ += fell_back ? 1 : 0;
+    if (!r.ok)
+      ++errors_[std::string(switchyard::name_of(r.error.kind))];
+  }
+
+  const std::map<std::string, deployment_tally>& deployments() const { return deployments_; }
+  const std::map<failed_call_route, std::size_t>& routes() const { return routes_; }
+  /// Requests with at least one same-group hop after a failed call.
+  std::size_t failover_requests() const { return failover_requests_; }
+  /// Requests with at least one attempt outside the group asked for.
+  std::size_t fallback_requests() const { return fallback_requests_; }
+  const std::map<std::string, std::size_t>& errors() const { return errors_; }
+  std::size_t error_requests() const {
+    std::size_t n = 0;
+    for (const auto& kv : errors_)
+      n += kv.second;
+    return n;
+  }
+  /// Nearest-rank percentile of end-to-end latency; q in (0, 1].
+  double latency_percentile(double q) {
+    if (latencies_ms_.empty())
+      return 0;
+    std::sort(latencies_ms_.begin(), latencies_ms_.end());
+    const auto rank = static_cast<std::size_t>(std::ceil(q * latencies_ms_.size()));
+    return latencies_ms_[std::max<std::size_t>(rank, 1) - 1];
+  }
+
+private:
+  std::mutex mutex_;
+  std::vector<double> latencies_ms_;
+  std::map<std::string, deployment_tally> deployments_;
+  std::map<failed_call_route, std::size_t> routes_;
+  std::size_t failover_requests_ = 0;
+  std::size_t fallback_requests_ = 0;
+  std::map<std::string, std::size_t> errors_;
+};
+
+/// At most `limit` requests in flight. enter() on the main thread, leave()
+/// from router callbacks.
+class in_flight_gate {
+public:
+  explicit in_flight_gate(std::size_t limit) : limit_(limit) {}
+
+  void enter() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return in_flight_ < limit_; });
+    ++in_flight_;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --in_flight_;
+    changed_.notify_all();
+  }
+  void wait_idle() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t in_flight_ = 0;
+  const std::size_t limit_;
+};
+
+chat_request demo_request() {
+  chat_request req;
+  req.model = demo_group;
+  req.messages = nlohmann::json::array(
+    {{{"role", "user"}, {"content", "Say hello from your region."}}});
+  return req;
+}
+
+/// Sends every request and waits for all answers; returns the wall time.
+double run_load(router& r, const demo_options& o, demo_stats& stats) {
+  in_flight_gate gate(o.concurrency);
+  const auto started = clock_type::now();
+  for (std::size_t i = 0; i < o.requests; ++i) {
+    gate.enter();
+    const auto sent = clock_type::now();
+    r.async_complete(demo_request(), [&gate, &stats, sent](route_result res) {
+      const std::chrono::duration<double, std::milli> took = clock_type::now() - sent;
+      stats.record(res, took.count());
+      gate.leave();
+    });
+  }
+  gate.wait_idle();
+  return std::chrono::duration<double>(clock_type::now() - started).count();
+}
+
+std::string format(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
+void print_deployments(const router_config& c, const demo_stats& stats, std::ostream& out) {
+  char line[128];
+  std::snprintf(line, sizeof line, "  %-16s %-12s %8s %8s %8s\n", "deployment", "group",
+                "calls", "served", "failed");
+  out << line;
+  for (const auto& d : c.deployments) {
+    auto i = stats.deployments().find(d.id);
+    const deployment_tally t = i == stats.deployments().end() ? deployment_tally{} : i->second;
+    std::snprintf(line, sizeof line, "  %-16s %-12s %8zu %8zu %8zu\n", d.id.c_str(),
+                  d.model_name.c_str(), t.served + t.failed, t.served, t.failed);
+    out << line;
+  }
+}
+
+std::string error_breakdown(const demo_stats& stats) {
+  std::string out;
+  for (const auto& [kind, n] : stats.errors())
+    out += (out.empty() ? " (" : ", ") + kind + " " + std::to_string(n);
+  return out.empty() ? out : out + ")";
+}
+
+void print_failed_calls(const demo_stats& stats, std::ostream& out) {
+  char line[128];
+  for (const auto& [route, n] : stats.routes()) {
+    std::snprintf(line, sizeof line, "  %-16s -> %-9s %-28s %6zu\n", route.from.c_str(),
+                  name_of(route.step), route.to.c_str(), n);
+    out << line;
+  }
+}
+
+void print_requests(const demo_options& o, demo_stats& stats, double wall_s,
+                    std::ostream& out) {
+  const std::size_t errors = stats.error_requests();
+  out << "  requests     " << o.requests << "  (concurrency " << o.concurrency
+      << ", seed " << o.seed << ")\n"
+      << "  succeeded    " << o.requests - errors << '\n'
+      << "  failovers    " << stats.failover_requests()
+      << "  (a failed call moved to another deployment of the same group)\n"
+      << "  fallbacks    " << stats.fallback_requests()
+      << "  (served or tried outside " << demo_group << ")\n"
+      << "  errors       " << errors << error_breakdown(stats) << '\n'
+      << "  latency      p50 " << format("%.2f", stats.latency_percentile(0.50))
+      << " ms, p99 " << format("%.2f", stats.latency_percentile(0.99)) << " ms\n"
+      << "  throughput   " << format("%.0f", o.requests / std::max(wall_s, 1e-9))
+      << " req/s  (" << format("%.3f", wall_s) << " s wall)\n";
+}
+
+std::string plural_calls(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " call" : " calls");
+}
+
+std::string describe(const failed_call_route& route) {
+  switch (route.step) {
+  case next_step::failover: return "failed over to " + route.to + " in the same request";
+  case next_step::fallback: return "fell back to " + route.to;
+  case next_step::retry: return "were retried on " + route.to;
+  case next_step::caller: return "went back to the caller as errors";
+  }
+  return "";
+}
+
+// One line that makes weighted failover visible: the deployment that failed
+// most, and where each of its failed calls went.
+void print_summary_line(const demo_options& o, const demo_stats& stats, std::ostream& out) {
+  const auto& deps = stats.deployments();
+  auto worst = std::max_element(deps.begin(), deps.end(), [](const auto& x, const auto& y) {
+    return x.second.failed < y.second.failed;
+  });
+  if (worst != deps.end() && worst->second.failed > 0) {
+    out << worst->first << " failed " << plural_calls(worst->second.failed) << ":";
+    const char* sep = " ";
+    for (const auto& [route, n] : stats.routes())
+      if (route.from == worst->first) {
+        out << sep << n << ' ' << describe(route);
+        sep = ", ";
+      }
+    out << "; ";
+  }
+  out << stats.error_requests() << " of " << o.requests
+      << " requests reached the caller as errors.\n";
+}
+
+void print_report(const router_config& c, const demo_options& o, demo_stats& stats,
+                  double wall_s, std::ostream& out) {
+  out << "switchyard demo: " << o.requests << " requests for " << demo_group
+      << " (eastus2 starts failing part-way; fallback gpt-4o-mini)\n\n"
+      << "per deployment (from attempt traces)\n";
+  print_deployments(c, stats, out);
+  out << "\nfailed calls, by where the request went next\n";
+  print_failed_calls(stats, out);
+  out << "\nrequests\n";
+  print_requests(o, stats, wall_s, out);
+  out << '\n';
+  print_summary_line(o, stats, out);
+}
+
+} // namespace
+
+int demo_command(const args& a) {
+  const demo_options o = parse_demo_options(a);
+  demo_stats stats; // outlives the router, whose callbacks write into it
+  router r(load_config_text(demo_config_json), router_options{o.seed, 0});
+  const double wall_s = run_load(r, o, stats);
+  print_report(r.config(), o, stats, wall_s, std::cout);
+  return exit_ok;
+}
+
+} // namespace switchyard::cli

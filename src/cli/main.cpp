@@ -1,36 +1,54 @@
 #include "cli_common.hpp"
 
+#include <csignal>
+#include <exception>
 #include <iostream>
 
 namespace {
 
-constexpr const char* usage =
-  "usage: switchyard [demo]\n"
-  "       switchyard run --config FILE --input FILE [--output FILE]\n"
-  "                      [--concurrency N] [--seed S]\n"
-  "       switchyard check --config FILE\n"
-  "\n"
-  "  demo   route a few thousand requests through an embedded two-region\n"
-  "         configuration with a failing region and a fallback group\n"
-  "  run    route OpenAI Batch-format requests (JSON lines) and write one\n"
-  "         result line per request\n"
-  "  check  validate a configuration; exit status 1 when it is invalid\n";
+using switchyard::cli::args;
+
+bool wants_help(const args& a) {
+  if (!a.empty() && a[0] == "help")
+    return true;
+  for (const auto& s : a)
+    if (s == "-h" || s == "--help")
+      return true;
+  return false;
+}
+
+int dispatch(const args& a) {
+  using namespace switchyard::cli;
+  const args rest = a.empty() ? args{} : args(a.begin() + 1, a.end());
+  if (a.empty() || a[0] == "demo")
+    return demo_command(rest);
+  if (a[0] == "run")
+    return run_command(rest);
+  if (a[0] == "check")
+    return check_command(rest);
+  throw usage_error("unknown command '" + a[0] + "'");
+}
 
 } // namespace
 
 int main(int argc, char** argv) {
   using namespace switchyard::cli;
-  args a(argv + 1, argv + argc);
-  if (a.empty() || a[0] == "demo")
-    return demo_command(a.empty() ? a : args(a.begin() + 1, a.end()));
-  if (a[0] == "run")
-    return run_command(args(a.begin() + 1, a.end()));
-  if (a[0] == "check")
-    return check_command(args(a.begin() + 1, a.end()));
-  if (a[0] == "-h" || a[0] == "--help" || a[0] == "help") {
-    std::cout << usage;
-    return 0;
+  // A closed stdout pipe (`switchyard run ... | head`) should end the run
+  // with a write error, not kill it silently mid-line.
+  std::signal(SIGPIPE, SIG_IGN);
+  const args a(argv + 1, argv + argc);
+  if (wants_help(a)) {
+    std::cout << usage_text();
+    return exit_ok;
   }
-  std::cerr << "switchyard: unknown command '" << a[0] << "'\n" << usage;
-  return 2;
+  init_logging();
+  try {
+    return dispatch(a);
+  } catch (const usage_error& e) {
+    std::cerr << "switchyard: " << e.what() << "\n\n" << usage_text();
+    return exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "switchyard: " << e.what() << '\n';
+    return exit_failure;
+  }
 }

@@ -1,0 +1,183 @@
+#include "switchyard/deployment_call.hpp"
+
+#include "support/scripted_random.hpp"
+#include "support/test_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace switchyard;
+using switchyard::test::deployment;
+using switchyard::test::failure_mock;
+using switchyard::test::reply_mock;
+using switchyard::test::scripted_random;
+
+namespace {
+
+chat_request request_for(const std::string& model) {
+  chat_request r;
+  r.model = model;
+  return r;
+}
+
+chat_request request_with_mock(mock_spec m) {
+  auto r = request_for("g");
+  r.mock = std::move(m);
+  return r;
+}
+
+/// A mock_response as the configuration would carry it.
+mock_spec mock_from(const nlohmann::json& value) {
+  std::vector<config_problem> problems;
+  auto m = parse_mock_response(value, "mock_response", problems);
+  REQUIRE(problems.empty());
+  return m;
+}
+
+void check_reply(const mock_call& c, const std::string& content) {
+  CHECK(c.outcome.ok);
+  CHECK(c.outcome.content == content);
+}
+
+void check_failure(const mock_call& c, error_kind kind) {
+  INFO("expected " << name_of(kind) << ", got "
+                   << (c.outcome.ok ? "success" : std::string(name_of(c.outcome.error.kind))));
+  CHECK_FALSE(c.outcome.ok);
+  CHECK(c.outcome.error.kind == kind);
+  CHECK(c.outcome.error.status == status_of(kind));
+  // The orchestrator stamps the id; the plan does not.
+  CHECK(c.outcome.error.deployment_id.empty());
+}
+
+} // namespace
+
+TEST_CASE("mock call: force_context_window comes first", "[deployment_call]") {
+  deployment_config d = deployment("gpt-4o", "A").reply("hello").failure_rate(1.0);
+  auto req = request_with_mock(reply_mock("from request"));
+  scripted_random no_draws;
+  auto c = plan_mock_call(d, req, true, 0, no_draws);
+  check_failure(c, error_kind::context_window_exceeded);
+  CHECK(c.outcome.error.message.find("gpt-4o") != std::string::npos);
+  CHECK(no_draws.consumed() == 0);
+}
+
+TEST_CASE("mock call: the request's mock_response beats the deployment's", "[deployment_call]") {
+  deployment_config d = deployment("g", "A").reply("from deployment").failure_rate(1.0);
+  scripted_random no_draws;
+  check_reply(plan_mock_call(d, request_with_mock(reply_mock("from request")), false, 0,
+                             no_draws),
+              "from request");
+  check_failure(plan_mock_call(d, request_with_mock(failure_mock(error_kind::timeout)), false,
+                               0, no_draws),
+                error_kind::timeout);
+  CHECK(no_draws.consumed() == 0);
+}
+
+TEST_CASE("mock call: a failure-rate draw beats the deployment's mock_response",
+          "[deployment_call]") {
+  deployment_config d =
+    deployment("g", "A").reply("fine").failure_rate(0.5, error_kind::rate_limit);
+  const auto req = request_for("g");
+  scripted_random rng{0.49, 0.5, 0.0};
+
+  auto failed = plan_mock_call(d, req, false, 0, rng);
+  check_failure(failed, error_kind::rate_limit);
+  CHECK(failed.outcome.error.message.find("RateLimitError") != std::string::npos);
+  CHECK(rng.consumed() == 1);
+
+  check_reply(plan_mock_call(d, req, false, 1, rng), "fine");
+  CHECK(rng.consumed() == 2);
+
+  check_failure(plan_mock_call(d, req, false, 2, rng), error_kind::rate_limit);
+  CHECK(rng.remaining() == 0);
+}
+
+TEST_CASE("mock call: the default simulated failure is InternalServerError",
+          "[deployment_call]") {
+  deployment_config d = deployment("g", "A").reply("fine").failure_rate(0.25);
+  scripted_random rng{0.1};
+  check_failure(plan_mock_call(d, request_for("g"), false, 0, rng),
+                error_kind::internal_server);
+}
+
+TEST_CASE("mock call: a deployment's litellm.<Kind> mock is that failure", "[deployment_call]") {
+  deployment_config d = deployment("g", "A");
+  d.mock = mock_from("litellm.RateLimitError");
+  scripted_random no_draws;
+  auto c = plan_mock_call(d, request_for("g"), false, 0, no_draws);
+  check_failure(c, error_kind::rate_limit);
+  CHECK_FALSE(c.outcome.error.retry_after_s.has_value());
+
+  d.mock = mock_from("litellm.ServiceUnavailableError");
+  check_failure(plan_mock_call(d, request_for("g"), false, 0, no_draws),
+                error_kind::service_unavailable);
+}
+
+TEST_CASE("mock call: an error object carries its message and Retry-After",
+          "[deployment_call]") {
+  deployment_config d = deployment("g", "A");
+  d.mock = mock_from({{"error", "RateLimitError"}, {"message", "slow down"}, {"retry_after", 2}});
+  scripted_random no_draws;
+  auto c = plan_mock_call(d, request_for("g"), false, 0, no_draws);
+  check_failure(c, error_kind::rate_limit);
+  CHECK(c.outcome.error.message == "slow down");
+  REQUIRE(c.outcome.error.retry_after_s.has_value());
+  CHECK(*c.outcome.error.retry_after_s == 2.0);
+}
+
+TEST_CASE("mock call: a plain string mock is a reply", "[deployment_call]") {
+  deployment_config d = deployment("g", "A");
+  d.mock = mock_from("hello there");
+  scripted_random no_draws;
+  check_reply(plan_mock_call(d, request_for("g"), false, 0, no_draws), "hello there");
+}
+
+TEST_CASE("mock call: mock_failure_after_calls draws nothing before N calls",
+          "[deployment_call]") {
+  deployment_config d = deployment("g", "A").reply("fine").failure_rate(1.0,
+    error_kind::bad_gateway, 3);
+  const auto req = request_for("g");
+  scripted_random rng;
+  for (std::uint64_t call = 0; call < 3; ++call) {
+    INFO("call " << call);
+    check_reply(plan_mock_call(d, req, false, call, rng), "fine");
+  }
+  CHECK(rng.consumed() == 0);
+  rng.push(0.0);
+  check_failure(plan_mock_call(d, req, false, 3, rng), error_kind::bad_gateway);
+  CHECK(rng.consumed() == 1);
+}
+
+TEST_CASE("mock call: mock_latency_ms becomes the delivery delay", "[deployment_call]") {
+  deployment_config d = deployment("g", "A").reply("fine").latency_ms(250);
+  scripted_random no_draws;
+  CHECK(plan_mock_call(d, request_for("g"), false, 0, no_draws).delay.count() == 0.25);
+  CHECK(plan_mock_call(d, request_for("g"), true, 0, no_draws).delay.count() == 0.25);
+  CHECK(plan_mock_call(d, request_with_mock(reply_mock("r")), false, 0, no_draws)
+          .delay.count() == 0.25);
+
+  deployment_config fast = deployment("g", "B").reply("fine");
+  CHECK(plan_mock_call(fast, request_for("g"), false, 0, no_draws).delay.count() == 0.0);
+}
+
+TEST_CASE("mock call: no mock at all is an APIConnectionError naming the deployment",
+          "[deployment_call]") {
+  deployment_config d = deployment("g", "eastus2");
+  scripted_random no_draws;
+  auto c = plan_mock_call(d, request_for("g"), false, 0, no_draws);
+  check_failure(c, error_kind::api_connection);
+  CHECK(c.outcome.error.message.find("eastus2") != std::string::npos);
+}
+
+TEST_CASE("mock call: a zero failure rate never draws from the generator", "[deployment_call]") {
+  deployment_config d = deployment("g", "A").reply("fine");
+  REQUIRE(d.mock_failure_rate == 0.0);
+  scripted_random no_draws; // any draw fails the test
+  for (std::uint64_t call = 0; call < 5; ++call)
+    check_reply(plan_mock_call(d, request_for("g"), false, call, no_draws), "fine");
+  CHECK(no_draws.consumed() == 0);
+}

@@ -1,0 +1,154 @@
+#include "switchyard/lowest_latency.hpp"
+
+#include "support/scripted_random.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <vector>
+
+using namespace switchyard;
+using switchyard::test::scripted_random;
+
+namespace {
+
+void record_n(lowest_latency& s, local_index i, int n, double ms) {
+  for (int k = 0; k < n; ++k)
+    s.record_latency(i, ms, false);
+}
+
+/// A strategy whose deployments have these averages (one sample each).
+lowest_latency with_averages(const std::vector<double>& averages, double buffer) {
+  lowest_latency s(averages.size(), buffer);
+  for (local_index i = 0; i < averages.size(); ++i)
+    s.record_latency(i, averages[i], false);
+  return s;
+}
+
+local_index pick_at(lowest_latency& s, double u, const exclusion_list& excluded = {}) {
+  scripted_random rng{u};
+  auto r = s.pick(excluded, rng);
+  INFO("u = " << u);
+  REQUIRE(r.ok());
+  CHECK(rng.consumed() == 1);
+  return *r.chosen;
+}
+
+} // namespace
+
+TEST_CASE("lowest-latency: an unseen deployment averages 0 and wins", "[lowest_latency]") {
+  lowest_latency s(3, 0.0);
+  CHECK(s.average_ms(0) == 0.0);
+  s.record_latency(0, 100, false);
+  s.record_latency(2, 5, false);
+  CHECK(s.average_ms(0) == 100.0);
+  CHECK(s.average_ms(1) == 0.0);
+  CHECK(pick_at(s, 0.0) == 1);
+  CHECK(pick_at(s, 0.999) == 1);
+}
+
+TEST_CASE("lowest-latency: the average covers the last 10 samples only", "[lowest_latency]") {
+  lowest_latency s(1, 0.0);
+  s.record_latency(0, 10, false);
+  s.record_latency(0, 20, false);
+  s.record_latency(0, 30, false);
+  CHECK(s.average_ms(0) == 20.0);
+
+  lowest_latency t(1, 0.0);
+  record_n(t, 0, 10, 100);
+  CHECK(t.average_ms(0) == 100.0);
+  t.record_latency(0, 1000, false); // pushes out one 100
+  CHECK(t.average_ms(0) == 190.0);
+  record_n(t, 0, 9, 50);            // pushes out the other nine 100s
+  CHECK(t.average_ms(0) == 145.0);
+  t.record_latency(0, 50, false);   // and the 1000
+  CHECK(t.average_ms(0) == 50.0);
+}
+
+TEST_CASE("lowest-latency: a timeout records a large penalty", "[lowest_latency]") {
+  lowest_latency s(2, 0.0);
+  s.record_latency(0, 5, true);
+  CHECK(s.average_ms(0) == lowest_latency::timeout_penalty_ms);
+  s.record_latency(0, 100, false);
+  CHECK(s.average_ms(0) == (lowest_latency::timeout_penalty_ms + 100) / 2);
+  s.record_latency(1, 5000, false);
+  CHECK(pick_at(s, 0.0) == 1); // 5 s beats a recent timeout
+}
+
+TEST_CASE("lowest-latency: samples for an unknown deployment are ignored", "[lowest_latency]") {
+  lowest_latency s(2, 0.0);
+  s.record_latency(7, 1, false);
+  CHECK(s.average_ms(0) == 0.0);
+  CHECK(s.average_ms(1) == 0.0);
+}
+
+TEST_CASE("lowest-latency: without a buffer the lowest average is picked", "[lowest_latency]") {
+  auto s = with_averages({100, 50, 70}, 0.0);
+  CHECK(pick_at(s, 0.0) == 1);
+  CHECK(pick_at(s, 0.999) == 1);
+}
+
+TEST_CASE("lowest-latency: random among those within lowest * (1 + buffer)",
+          "[lowest_latency]") {
+  // limit 150: 0 (100), 1 (140) and 3 (150) qualify, 2 (151) does not.
+  auto s = with_averages({100, 140, 151, 150}, 0.5);
+  CHECK(pick_at(s, 0.0) == 0);
+  CHECK(pick_at(s, 0.33) == 0);
+  CHECK(pick_at(s, 0.34) == 1);
+  CHECK(pick_at(s, 0.66) == 1);
+  CHECK(pick_at(s, 0.67) == 3);
+  CHECK(pick_at(s, 0.999) == 3);
+}
+
+TEST_CASE("lowest-latency: exclusions and cooldowns remove candidates", "[lowest_latency]") {
+  auto s = with_averages({100, 50, 70}, 0.0);
+  CHECK(pick_at(s, 0.5, {1}) == 2);
+  CHECK(pick_at(s, 0.5, {1, 2}) == 0);
+  CHECK(pick_at(s, 0.5, {42}) == 1); // unknown index: ignored
+
+  scripted_random no_draws;
+  CHECK_FALSE(s.pick({0, 1, 2}, no_draws).ok());
+
+  s.set_available({true, false, true});
+  CHECK(pick_at(s, 0.5) == 2);
+  CHECK(pick_at(s, 0.5, {1}) == 2); // excluding a cooling one changes nothing
+  CHECK_FALSE(s.pick({0, 2}, no_draws).ok());
+
+  s.set_available({false, false, false});
+  CHECK_FALSE(s.pick({}, no_draws).ok());
+  CHECK(no_draws.consumed() == 0);
+
+  s.set_available({true, true, true});
+  CHECK(pick_at(s, 0.5) == 1);
+}
+
+TEST_CASE("lowest-latency: the buffer is taken over the remaining candidates",
+          "[lowest_latency]") {
+  // Excluding the fastest raises the floor: 100 -> limit 150.
+  auto s = with_averages({10, 100, 140, 200}, 0.5);
+  CHECK(pick_at(s, 0.999) == 0);
+  CHECK(pick_at(s, 0.49, {0}) == 1);
+  CHECK(pick_at(s, 0.5, {0}) == 2);
+}
+
+TEST_CASE("lowest-latency: picks spread evenly within the buffer (statistical)",
+          "[lowest_latency][statistical]") {
+  // limit 20: deployments 0, 1 and 2 qualify, 3 never does.
+  auto s = with_averages({10, 15, 20, 100}, 1.0);
+  seeded_random rng(7);
+  const int n = 60000;
+  std::array<int, 4> counts{};
+  int none = 0;
+  for (int k = 0; k < n; ++k) {
+    auto r = s.pick({}, rng);
+    if (r.ok() && *r.chosen < counts.size())
+      ++counts[*r.chosen];
+    else
+      ++none;
+  }
+  CHECK(none == 0);
+  CHECK(counts[3] == 0);
+  // Standard deviation of each share is ~0.2%; 1.5 points is > 7 sigma.
+  for (int i = 0; i < 3; ++i)
+    CHECK(static_cast<double>(counts[i]) / n == Approx(1.0 / 3).margin(0.015));
+}

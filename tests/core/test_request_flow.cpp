@@ -1,0 +1,719 @@
+#include "switchyard/request_flow.hpp"
+
+#include "support/scripted_random.hpp"
+#include "support/test_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <iomanip>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace switchyard;
+using switchyard::test::deployment;
+using switchyard::test::scripted_random;
+using switchyard::test::shared_config;
+
+namespace {
+
+using lines = std::vector<std::string>;
+
+/// Plays the orchestrator by hand: feeds request_flow one event at a time
+/// and renders each action it answers as a short line, so a test reads as
+/// the exact conversation ("call test-model/A", "report ...", "wait 0.875s").
+class flow_driver {
+public:
+  flow_driver(std::shared_ptr<const router_config> config, chat_request request)
+    : config_(std::move(config)), before_(request),
+      request_(std::make_shared<const chat_request>(std::move(request))),
+      flow_(config_, request_) {}
+
+  std::string start() { return show(flow_.start()); }
+
+  std::string picked(const std::string& id) {
+    return show(flow_.on_picked({switchyard::test::local_of(*config_, id)}, std::nullopt));
+  }
+  std::string picked_none(std::optional<double> retry_in_s = std::nullopt) {
+    std::optional<seconds_d> retry_in;
+    if (retry_in_s)
+      retry_in = seconds_d(*retry_in_s);
+    return show(flow_.on_picked({}, retry_in));
+  }
+
+  std::string ok(std::string content = "ok") {
+    call_outcome o;
+    o.ok = true;
+    o.content = std::move(content);
+    o.latency_ms = 12;
+    return show(flow_.on_call(std::move(o)));
+  }
+  std::string fails(error_kind kind, std::optional<double> retry_after_s = std::nullopt) {
+    call_outcome o;
+    o.error = router_error::make(kind, "mock " + std::string(name_of(kind)), retry_after_s);
+    return show(flow_.on_call(std::move(o)));
+  }
+
+  /// The health actor's answer. Without `jitter` the flow must not draw
+  /// (no retry is expected); with it, one draw is scripted.
+  std::string reported(std::size_t healthy) {
+    scripted_random no_draws;
+    return show(flow_.on_failure_reported(healthy, no_draws));
+  }
+  std::string reported(std::size_t healthy, double jitter) {
+    scripted_random rng{jitter};
+    return show(flow_.on_failure_reported(healthy, rng));
+  }
+
+  std::string waited() { return show(flow_.on_wait_done()); }
+
+  std::string fallbacks(const std::vector<std::string>& groups) {
+    std::vector<std::uint32_t> indices;
+    for (const auto& g : groups)
+      indices.push_back(switchyard::test::group_of(*config_, g));
+    return show(flow_.on_fallbacks(indices));
+  }
+
+  route_result result() {
+    REQUIRE(last_.what == flow_action::kind::finish);
+    return flow_.take_result();
+  }
+  const flow_action& last() const noexcept { return last_; }
+  request_flow& flow() noexcept { return flow_; }
+
+  std::vector<std::string> excluded_ids() const {
+    std::vector<std::string> out;
+    for (auto i : flow_.excluded())
+      out.push_back(id_at(last_.group, i));
+    return out;
+  }
+
+  /// The caller's request is shared read-only: nothing in it may change.
+  void check_request_unchanged() const {
+    CHECK(flow_.shared_request() == request_);
+    const auto& now = *request_;
+    CHECK(now.model == before_.model);
+    CHECK(now.messages == before_.messages);
+    CHECK(now.mock.kind == before_.mock.kind);
+    CHECK(now.mock_testing_context_fallbacks == before_.mock_testing_context_fallbacks);
+    CHECK(now.num_retries == before_.num_retries);
+    CHECK(now.disable_fallbacks == before_.disable_fallbacks);
+  }
+
+private:
+  std::string id_at(std::uint32_t group, local_index i) const {
+    return config_->deployments.at(config_->groups.at(group).deployments.at(i)).id;
+  }
+
+  std::string show(const flow_action& a) {
+    last_ = a;
+    using k = flow_action::kind;
+    const std::string group = a.what == k::finish ? "" : config_->groups.at(a.group).name;
+    switch (a.what) {
+      case k::pick: {
+        std::string s = "pick " + group;
+        const auto ids = excluded_ids();
+        for (std::size_t n = 0; n < ids.size(); ++n)
+          s += (n == 0 ? " excluding " : ", ") + ids[n];
+        return s;
+      }
+      case k::call:
+        return "call " + group + "/" + id_at(a.group, a.deployment)
+               + (a.force_context_window ? " forcing ContextWindowExceededError" : "");
+      case k::report_failure:
+        return "report " + group + "/" + id_at(a.group, a.deployment) + " "
+               + std::string(name_of(a.error));
+      case k::wait: {
+        std::ostringstream s;
+        s << "wait " << std::setprecision(17) << a.delay.count() << "s";
+        return s.str();
+      }
+      case k::resolve_fallbacks:
+        return "resolve " + group + " " + std::string(name_of(a.error));
+      case k::finish:
+        return "finish";
+    }
+    return "?";
+  }
+
+  std::shared_ptr<const router_config> config_;
+  chat_request before_;
+  request_ptr request_;
+  request_flow flow_;
+  flow_action last_;
+};
+
+chat_request request_for(std::string model) {
+  chat_request r;
+  r.model = std::move(model);
+  r.messages = nlohmann::json::array({{{"role", "user"}, {"content", "hi"}}});
+  return r;
+}
+
+/// The attempt trace as "group/id outcome" lines.
+lines trace(const route_result& r) {
+  lines out;
+  for (const auto& a : r.attempts)
+    out.push_back(a.model_group + "/" + a.deployment_id + " "
+                  + (a.outcome ? std::string(name_of(*a.outcome)) : "ok"));
+  return out;
+}
+
+router_settings settings_with(int num_retries, bool weighted_failover) {
+  router_settings s;
+  s.num_retries = num_retries;
+  s.enable_weighted_failover = weighted_failover;
+  return s;
+}
+
+/// "test-model": A (weight 1000000), B (weight 1), C (weight 0), as in the
+/// LiteLLM PR's chain test; "fallback-model": F.
+std::shared_ptr<const router_config> abc_config(router_settings s) {
+  return shared_config({deployment("test-model", "A").weight(1000000),
+                        deployment("test-model", "B").weight(1),
+                        deployment("test-model", "C").weight(0),
+                        deployment("fallback-model", "F")},
+                       std::move(s));
+}
+
+/// "g2": A and B; "solo": S.
+std::shared_ptr<const router_config> pair_and_solo_config(router_settings s) {
+  return shared_config({deployment("g2", "A"), deployment("g2", "B"), deployment("solo", "S")},
+                       std::move(s));
+}
+
+constexpr auto internal = error_kind::internal_server;
+
+} // namespace
+
+// --- single hop -----------------------------------------------------------
+
+TEST_CASE("flow: success on the first try", "[request_flow]") {
+  flow_driver d(abc_config(settings_with(2, false)), request_for("test-model"));
+  CHECK(d.start() == "pick test-model");
+  CHECK(d.picked("A") == "call test-model/A");
+  CHECK(d.ok("hello") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.content == "hello");
+  CHECK(r.deployment_id == "A");
+  CHECK(r.model_group == "test-model");
+  CHECK(r.model == "openai/test-model");
+  CHECK(r.fallback_depth == 0);
+  CHECK(trace(r) == lines{"test-model/A ok"});
+  CHECK(r.attempts[0].latency_ms == 12);
+  d.check_request_unchanged();
+}
+
+TEST_CASE("flow: an unknown model group is a BadRequestError naming it", "[request_flow]") {
+  flow_driver d(abc_config(settings_with(2, true)), request_for("gpt-9"));
+  CHECK(d.start() == "finish");
+  auto r = d.result();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.kind == error_kind::bad_request);
+  CHECK(r.error.status == 400);
+  CHECK(r.error.message.find("'gpt-9'") != std::string::npos);
+  CHECK(r.attempts.empty());
+  CHECK(r.fallback_depth == 0);
+}
+
+TEST_CASE("flow: retries re-pick at once while the group has a healthy deployment",
+          "[request_flow]") {
+  flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("g2"));
+  CHECK(d.start() == "pick g2");
+  CHECK(d.picked("A") == "call g2/A");
+  CHECK(d.fails(internal) == "report g2/A InternalServerError");
+  CHECK(d.flow().last_error().deployment_id == "A");
+  CHECK(d.reported(2, 0.9) == "pick g2"); // no wait, no exclusion
+  CHECK(d.picked("B") == "call g2/B");
+  CHECK(d.fails(internal) == "report g2/B InternalServerError");
+  CHECK(d.reported(1, 0.9) == "pick g2");
+  CHECK(d.picked("A") == "call g2/A");
+  // Retries are spent: the latest error is the hop's error.
+  CHECK(d.fails(error_kind::service_unavailable) == "report g2/A ServiceUnavailableError");
+  CHECK(d.reported(2) == "resolve g2 ServiceUnavailableError");
+  CHECK(d.fallbacks({}) == "finish");
+  auto r = d.result();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.kind == error_kind::service_unavailable);
+  CHECK(r.error.status == 503);
+  CHECK(r.error.deployment_id == "A");
+  CHECK(trace(r) == lines{"g2/A InternalServerError", "g2/B InternalServerError",
+                          "g2/A ServiceUnavailableError"});
+  CHECK(r.fallback_depth == 0);
+}
+
+TEST_CASE("flow: a group of one waits the exact backoff before each retry", "[request_flow]") {
+  flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("solo"));
+  CHECK(d.start() == "pick solo");
+  CHECK(d.picked("S") == "call solo/S");
+  CHECK(d.fails(internal) == "report solo/S InternalServerError");
+  CHECK(d.reported(1, 0.5) == "wait 0.875s"); // 0.5 * 2^0 + 0.75 * 0.5
+  CHECK(d.last().delay.count() == 0.875);
+  CHECK(d.waited() == "pick solo");
+  CHECK(d.picked("S") == "call solo/S");
+  CHECK(d.fails(internal) == "report solo/S InternalServerError");
+  CHECK(d.reported(1, 0.0) == "wait 1s"); // 0.5 * 2^1
+  CHECK(d.waited() == "pick solo");
+  CHECK(d.picked("S") == "call solo/S");
+  CHECK(d.ok() == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.fallback_depth == 0);
+  CHECK(trace(r) == lines{"solo/S InternalServerError", "solo/S InternalServerError",
+                          "solo/S ok"});
+}
+
+TEST_CASE("flow: Retry-After sets the wait in a group of one", "[request_flow]") {
+  flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("solo"));
+  d.start();
+  d.picked("S");
+  CHECK(d.fails(error_kind::rate_limit, 3.0) == "report solo/S RateLimitError");
+  CHECK(d.reported(1, 0.5) == "wait 3.375s"); // 3 + 0.75 * 0.5
+  CHECK(d.waited() == "pick solo");
+  d.picked("S");
+  d.fails(error_kind::rate_limit, 120.0);
+  CHECK(d.reported(1, 0.0) == "wait 8s"); // min(max(1, 120), 8)
+}
+
+TEST_CASE("flow: num_retries comes from the request, then the deployment", "[request_flow]") {
+  SECTION("the request asks for none") {
+    auto req = request_for("g2");
+    req.num_retries = 0;
+    flow_driver d(pair_and_solo_config(settings_with(2, false)), req);
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve g2 InternalServerError");
+    d.check_request_unchanged();
+  }
+  SECTION("the deployment allows one although the router allows none") {
+    auto config = shared_config({deployment("g2", "A").num_retries(1), deployment("g2", "B")},
+                                settings_with(0, false));
+    flow_driver d(config, request_for("g2"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2, 0.0) == "pick g2");
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve g2 InternalServerError");
+  }
+}
+
+TEST_CASE("flow: 400, 404 and 422 are not retried", "[request_flow]") {
+  for (auto kind : {error_kind::bad_request, error_kind::not_found,
+                    error_kind::unprocessable_entity}) {
+    INFO(name_of(kind));
+    flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("g2"));
+    d.start();
+    d.picked("A");
+    d.fails(kind);
+    CHECK(d.reported(2) == "resolve g2 " + std::string(name_of(kind)));
+    CHECK(d.fallbacks({}) == "finish");
+    CHECK(d.result().error.kind == kind);
+  }
+}
+
+TEST_CASE("flow: no retry once no deployment is healthy", "[request_flow]") {
+  flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("g2"));
+  d.start();
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(0) == "resolve g2 InternalServerError");
+}
+
+TEST_CASE("flow: a retry that finds nothing ends the hop with the latest error",
+          "[request_flow]") {
+  flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("g2"));
+  d.start();
+  d.picked("A");
+  d.fails(error_kind::timeout);
+  CHECK(d.reported(1, 0.0) == "pick g2");
+  CHECK(d.picked_none(2.0) == "resolve g2 Timeout");
+  CHECK(d.fallbacks({}) == "finish");
+  auto r = d.result();
+  CHECK(r.error.kind == error_kind::timeout);
+  CHECK(r.error.deployment_id == "A");
+}
+
+TEST_CASE("flow: NoDeploymentsAvailable on the first pick says when to try again",
+          "[request_flow]") {
+  flow_driver d(abc_config(settings_with(2, true)), request_for("test-model"));
+  d.start();
+  // No deployment id on the error: no weighted failover either.
+  CHECK(d.picked_none(3.2) == "resolve test-model NoDeploymentsAvailable");
+  CHECK(d.flow().excluded().empty());
+  CHECK(d.fallbacks({}) == "finish");
+  auto r = d.result();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.kind == error_kind::no_deployments_available);
+  CHECK(r.error.status == 429);
+  CHECK(r.error.deployment_id.empty());
+  CHECK(r.error.message.find("Try again in 4 seconds") != std::string::npos);
+  CHECK(r.error.message.find("test-model") != std::string::npos);
+  REQUIRE(r.error.retry_after_s.has_value());
+  CHECK(*r.error.retry_after_s == 3.2);
+  CHECK(r.attempts.empty());
+}
+
+// --- weighted failover ------------------------------------------------------
+
+TEST_CASE("failover: the failed deployment is excluded and the next pick is a probe",
+          "[request_flow][failover]") {
+  flow_driver d(abc_config(settings_with(0, true)), request_for("test-model"));
+  CHECK(d.start() == "pick test-model");
+  CHECK(d.picked("A") == "call test-model/A");
+  CHECK(d.fails(internal) == "report test-model/A InternalServerError");
+  CHECK(d.reported(2) == "pick test-model excluding A");
+  CHECK(d.excluded_ids() == lines{"A"});
+  CHECK(d.picked("B") == "call test-model/B");
+  CHECK(d.ok("from B") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.deployment_id == "B");
+  CHECK(r.content == "from B");
+  CHECK(r.fallback_depth == 1);
+  CHECK(trace(r) == lines{"test-model/A InternalServerError", "test-model/B ok"});
+  d.check_request_unchanged();
+}
+
+TEST_CASE("failover: a probe that finds nothing goes to fallbacks without spending a hop",
+          "[request_flow][failover]") {
+  flow_driver d(abc_config(settings_with(0, true)), request_for("test-model"));
+  d.start();
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(0) == "pick test-model excluding A");
+  CHECK(d.picked_none(4.0) == "resolve test-model InternalServerError");
+  CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model"); // fresh exclusions
+  CHECK(d.picked("F") == "call fallback-model/F");
+  CHECK(d.ok() == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.deployment_id == "F");
+  CHECK(r.model_group == "fallback-model");
+  CHECK(r.fallback_depth == 1);
+  CHECK(trace(r) == lines{"test-model/A InternalServerError", "fallback-model/F ok"});
+}
+
+TEST_CASE("failover: chain A and B fail, C answers", "[request_flow][failover]") {
+  flow_driver d(abc_config(settings_with(0, true)), request_for("test-model"));
+  d.start();
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(2) == "pick test-model excluding A");
+  CHECK(d.picked("B") == "call test-model/B");
+  CHECK(d.fails(error_kind::rate_limit) == "report test-model/B RateLimitError");
+  CHECK(d.reported(1) == "pick test-model excluding A, B");
+  CHECK(d.picked("C") == "call test-model/C");
+  CHECK(d.ok("ok from C") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.deployment_id == "C");
+  CHECK(r.fallback_depth == 2);
+  CHECK(r.attempts.size() == 3);
+  d.check_request_unchanged();
+}
+
+TEST_CASE("failover: retries inside a failover hop keep its exclusions",
+          "[request_flow][failover]") {
+  flow_driver d(abc_config(settings_with(1, true)), request_for("test-model"));
+  d.start();
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(3, 0.0) == "pick test-model"); // hop 0 retries without exclusions
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(3) == "pick test-model excluding A");
+  d.picked("B");
+  d.fails(internal);
+  CHECK(d.reported(2, 0.0) == "pick test-model excluding A"); // a retry, not a new hop
+  CHECK(d.picked("B") == "call test-model/B");
+  CHECK(d.ok() == "finish");
+  auto r = d.result();
+  CHECK(r.fallback_depth == 1);
+  CHECK(trace(r) == lines{"test-model/A InternalServerError", "test-model/A InternalServerError",
+                          "test-model/B InternalServerError", "test-model/B ok"});
+}
+
+TEST_CASE("failover: max_fallbacks bounds failover and fallback hops together",
+          "[request_flow][failover]") {
+  auto with_max = [](int max) {
+    auto s = settings_with(0, true);
+    s.max_fallbacks = max;
+    s.fallbacks = {{"test-model", {"fallback-model"}}};
+    return abc_config(s);
+  };
+  SECTION("0: neither") {
+    flow_driver d(with_max(0), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "finish");
+    auto r = d.result();
+    CHECK(r.error.deployment_id == "A");
+    CHECK(r.fallback_depth == 0);
+  }
+  SECTION("1: one failover hop, then nothing") {
+    flow_driver d(with_max(1), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "pick test-model excluding A");
+    d.picked("B");
+    d.fails(internal);
+    CHECK(d.reported(1) == "finish");
+    CHECK(d.result().fallback_depth == 1);
+  }
+  SECTION("2: two failover hops, then nothing") {
+    flow_driver d(with_max(2), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "pick test-model excluding A");
+    d.picked("B");
+    d.fails(internal);
+    CHECK(d.reported(1) == "pick test-model excluding A, B");
+    d.picked("C");
+    d.fails(internal);
+    CHECK(d.reported(0) == "finish");
+    auto r = d.result();
+    CHECK(r.fallback_depth == 2);
+    CHECK(r.attempts.size() == 3);
+  }
+  SECTION("2: a failover hop and a fallback hop") {
+    flow_driver d(with_max(2), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "pick test-model excluding A");
+    d.picked("B");
+    d.fails(internal);
+    CHECK(d.reported(1) == "pick test-model excluding A, B");
+    CHECK(d.picked_none() == "resolve test-model InternalServerError");
+    CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+    d.picked("F");
+    d.fails(internal);
+    CHECK(d.reported(1) == "finish"); // no failover on F: the budget is spent
+    auto r = d.result();
+    CHECK(r.fallback_depth == 2);
+    CHECK(trace(r) == lines{"test-model/A InternalServerError",
+                            "test-model/B InternalServerError",
+                            "fallback-model/F InternalServerError"});
+  }
+}
+
+TEST_CASE("failover: off without the flag, or with another strategy",
+          "[request_flow][failover]") {
+  SECTION("flag off") {
+    flow_driver d(abc_config(settings_with(0, false)), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve test-model InternalServerError");
+    CHECK(d.flow().excluded().empty());
+  }
+  SECTION("latency-based-routing") {
+    auto s = settings_with(0, true);
+    s.routing_strategy = "latency-based-routing";
+    flow_driver d(abc_config(s), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve test-model InternalServerError");
+    CHECK(d.flow().excluded().empty());
+  }
+}
+
+TEST_CASE("failover: not for ContextWindowExceeded or ContentPolicyViolation",
+          "[request_flow][failover]") {
+  for (auto kind : {error_kind::context_window_exceeded, error_kind::content_policy_violation}) {
+    INFO(name_of(kind));
+    flow_driver d(abc_config(settings_with(2, true)), request_for("test-model"));
+    d.start();
+    d.picked("A");
+    d.fails(kind);
+    CHECK(d.reported(2) == "resolve test-model " + std::string(name_of(kind)));
+    CHECK(d.flow().excluded().empty());
+    CHECK(d.fallbacks({}) == "finish");
+    CHECK(d.result().error.kind == kind);
+  }
+}
+
+TEST_CASE("flow: mock_testing_context_fallbacks fails the first hop only", "[request_flow]") {
+  auto s = settings_with(2, true);
+  s.context_window_fallbacks = {{"test-model", {"fallback-model"}}};
+  auto req = request_for("test-model");
+  req.mock_testing_context_fallbacks = true;
+  flow_driver d(abc_config(s), req);
+  CHECK(d.start() == "pick test-model");
+  CHECK(d.picked("A") == "call test-model/A forcing ContextWindowExceededError");
+  CHECK(d.fails(error_kind::context_window_exceeded)
+        == "report test-model/A ContextWindowExceededError");
+  CHECK(d.reported(3) == "resolve test-model ContextWindowExceededError");
+  CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+  CHECK(d.picked("F") == "call fallback-model/F");
+  CHECK(d.fails(internal) == "report fallback-model/F InternalServerError");
+  CHECK(d.reported(1, 0.0) == "wait 0.5s");
+  CHECK(d.waited() == "pick fallback-model");
+  CHECK(d.picked("F") == "call fallback-model/F"); // still not forced
+  CHECK(d.ok() == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.fallback_depth == 1);
+  d.check_request_unchanged();
+}
+
+// --- fallbacks ---------------------------------------------------------------
+
+namespace {
+
+/// Groups O, F1, F2, G1 with one deployment each (o, f1, f2, g1).
+std::shared_ptr<const router_config> fallback_tree_config(router_settings s = settings_with(0, false)) {
+  return shared_config({deployment("O", "o"), deployment("F1", "f1"), deployment("F2", "f2"),
+                        deployment("G1", "g1")},
+                       std::move(s));
+}
+
+} // namespace
+
+TEST_CASE("fallbacks: a fallback group's own fallbacks come before the next sibling",
+          "[request_flow][fallback]") {
+  flow_driver d(fallback_tree_config(), request_for("O"));
+  CHECK(d.start() == "pick O");
+  CHECK(d.picked("o") == "call O/o");
+  CHECK(d.fails(error_kind::service_unavailable) == "report O/o ServiceUnavailableError");
+  CHECK(d.reported(1) == "resolve O ServiceUnavailableError");
+  CHECK(d.fallbacks({"F1", "F2"}) == "pick F1");
+  CHECK(d.picked("f1") == "call F1/f1");
+  CHECK(d.fails(error_kind::rate_limit) == "report F1/f1 RateLimitError");
+  CHECK(d.reported(1) == "resolve F1 RateLimitError");
+  CHECK(d.fallbacks({"G1"}) == "pick G1");
+  CHECK(d.picked("g1") == "call G1/g1");
+  CHECK(d.fails(internal) == "report G1/g1 InternalServerError");
+  CHECK(d.reported(1) == "resolve G1 InternalServerError");
+  CHECK(d.fallbacks({}) == "pick F2");
+  CHECK(d.picked("f2") == "call F2/f2");
+  CHECK(d.ok("from F2") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.deployment_id == "f2");
+  CHECK(r.model_group == "F2");
+  CHECK(r.fallback_depth == 3);
+  CHECK(trace(r) == lines{"O/o ServiceUnavailableError", "F1/f1 RateLimitError",
+                          "G1/g1 InternalServerError", "F2/f2 ok"});
+}
+
+TEST_CASE("fallbacks: the origin group and a group listing itself are skipped",
+          "[request_flow][fallback]") {
+  flow_driver d(fallback_tree_config(), request_for("O"));
+  d.start();
+  d.picked("o");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve O InternalServerError");
+  CHECK(d.fallbacks({"O", "F1"}) == "pick F1");
+  d.picked("f1");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve F1 InternalServerError");
+  CHECK(d.fallbacks({"O", "F1", "F2"}) == "pick F2");
+  d.picked("f2");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve F2 InternalServerError");
+  CHECK(d.fallbacks({"F2"}) == "finish");
+  auto r = d.result();
+  CHECK(r.fallback_depth == 2);
+  CHECK(trace(r) == lines{"O/o InternalServerError", "F1/f1 InternalServerError",
+                          "F2/f2 InternalServerError"});
+}
+
+TEST_CASE("fallbacks: max_fallbacks stops the walk between siblings", "[request_flow][fallback]") {
+  auto s = settings_with(0, false);
+  s.max_fallbacks = 1;
+  flow_driver d(fallback_tree_config(s), request_for("O"));
+  d.start();
+  d.picked("o");
+  d.fails(internal);
+  d.reported(1);
+  CHECK(d.fallbacks({"F1", "F2"}) == "pick F1");
+  d.picked("f1");
+  d.fails(internal);
+  CHECK(d.reported(1) == "finish");
+  auto r = d.result();
+  CHECK(r.fallback_depth == 1);
+  CHECK(r.error.deployment_id == "o");
+}
+
+TEST_CASE("fallbacks: disable_fallbacks finishes with the original error",
+          "[request_flow][fallback]") {
+  auto req = request_for("test-model");
+  req.disable_fallbacks = true;
+  SECTION("no cross-group fallback") {
+    auto s = settings_with(0, false);
+    s.fallbacks = {{"test-model", {"fallback-model"}}};
+    flow_driver d(abc_config(s), req);
+    d.start();
+    d.picked("A");
+    d.fails(error_kind::rate_limit);
+    CHECK(d.reported(2) == "finish");
+    auto r = d.result();
+    CHECK(r.error.kind == error_kind::rate_limit);
+    CHECK(r.error.deployment_id == "A");
+    CHECK(r.fallback_depth == 0);
+    d.check_request_unchanged();
+  }
+  SECTION("and no weighted failover either (section 8: it stops all of it)") {
+    flow_driver d(abc_config(settings_with(0, true)), req);
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "finish");
+    CHECK(d.flow().excluded().empty());
+    auto r = d.result();
+    CHECK(r.error.kind == internal);
+    CHECK(trace(r) == lines{"test-model/A InternalServerError"});
+  }
+  SECTION("retries inside the hop still happen") {
+    flow_driver d(abc_config(settings_with(1, true)), req);
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2, 0.0) == "pick test-model");
+  }
+}
+
+TEST_CASE("fallbacks: exhausted, the caller gets the first hop's error and the full trace",
+          "[request_flow][fallback]") {
+  flow_driver d(abc_config(settings_with(0, true)), request_for("test-model"));
+  d.start();
+  d.picked("A");
+  CHECK(d.fails(error_kind::rate_limit, 7.0) == "report test-model/A RateLimitError");
+  CHECK(d.reported(2) == "pick test-model excluding A");
+  d.picked("B");
+  d.fails(internal);
+  CHECK(d.reported(1) == "pick test-model excluding A, B");
+  d.picked("C");
+  d.fails(error_kind::service_unavailable);
+  CHECK(d.reported(0) == "pick test-model excluding A, B, C");
+  CHECK(d.picked_none() == "resolve test-model ServiceUnavailableError");
+  CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+  d.picked("F");
+  CHECK(d.fails(error_kind::bad_gateway) == "report fallback-model/F BadGatewayError");
+  CHECK(d.reported(0) == "pick fallback-model excluding F");
+  CHECK(d.picked_none() == "resolve fallback-model BadGatewayError");
+  CHECK(d.fallbacks({}) == "finish");
+  auto r = d.result();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.kind == error_kind::rate_limit);
+  CHECK(r.error.status == 429);
+  CHECK(r.error.deployment_id == "A");
+  CHECK(r.error.message == "mock RateLimitError");
+  REQUIRE(r.error.retry_after_s.has_value());
+  CHECK(*r.error.retry_after_s == 7.0);
+  CHECK(r.fallback_depth == 3);
+  CHECK(trace(r) == lines{"test-model/A RateLimitError", "test-model/B InternalServerError",
+                          "test-model/C ServiceUnavailableError",
+                          "fallback-model/F BadGatewayError"});
+  d.check_request_unchanged();
+}

@@ -1,0 +1,129 @@
+#include "switchyard/retry.hpp"
+
+#include "support/test_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <vector>
+
+using namespace switchyard;
+
+namespace {
+
+double delay_s(std::size_t group_size, std::size_t healthy,
+               std::optional<double> retry_after_s, int attempt, double u) {
+  return retry_delay(group_size, healthy, retry_after_s, attempt, u).count();
+}
+
+} // namespace
+
+TEST_CASE("num_retries: request > deployment > router", "[retry]") {
+  router_settings settings;
+  settings.num_retries = 4;
+  deployment_config plain;
+  deployment_config with_own;
+  with_own.num_retries = 3;
+  chat_request no_override;
+  chat_request asks_one;
+  asks_one.num_retries = 1;
+  chat_request asks_none;
+  asks_none.num_retries = 0;
+
+  CHECK(effective_num_retries(settings, plain, no_override) == 4);
+  CHECK(effective_num_retries(settings, with_own, no_override) == 3);
+  CHECK(effective_num_retries(settings, with_own, asks_one) == 1);
+  CHECK(effective_num_retries(settings, plain, asks_one) == 1);
+  CHECK(effective_num_retries(settings, with_own, asks_none) == 0);
+  CHECK(effective_num_retries(router_settings{}, plain, no_override) == 2); // the default
+}
+
+TEST_CASE("should_retry for every error kind, group size, health and fallbacks", "[retry]") {
+  // never: not retried at all; healthy: retried while a deployment is
+  // healthy; multi: like healthy, but only in a group of more than one.
+  enum class rule { never, healthy, multi };
+  struct row {
+    error_kind kind;
+    rule r;
+  };
+  const std::vector<row> table = {
+    {error_kind::bad_request, rule::never},
+    {error_kind::context_window_exceeded, rule::never},
+    {error_kind::content_policy_violation, rule::never},
+    {error_kind::authentication, rule::multi},
+    {error_kind::permission_denied, rule::multi},
+    {error_kind::not_found, rule::never},
+    {error_kind::timeout, rule::healthy},
+    {error_kind::unprocessable_entity, rule::never},
+    {error_kind::rate_limit, rule::healthy},
+    {error_kind::internal_server, rule::healthy},
+    {error_kind::api_connection, rule::healthy},
+    {error_kind::bad_gateway, rule::healthy},
+    {error_kind::service_unavailable, rule::healthy},
+    {error_kind::no_deployments_available, rule::never},
+    {error_kind::overloaded, rule::never},
+    {error_kind::shutdown, rule::never},
+  };
+  REQUIRE(table.size() == static_cast<std::size_t>(error_kind_count));
+
+  struct situation {
+    std::size_t group_size;
+    std::size_t healthy;
+  };
+  for (const auto& r : table)
+    for (auto s : {situation{1, 0}, situation{1, 1}, situation{2, 0}, situation{2, 1}})
+      for (bool fallbacks : {false, true}) {
+        const bool expected = r.r == rule::never     ? false
+                              : r.r == rule::healthy ? s.healthy > 0
+                                                     : s.group_size > 1 && s.healthy > 0;
+        INFO(name_of(r.kind) << " group " << s.group_size << " healthy " << s.healthy
+                             << " fallbacks " << fallbacks);
+        CHECK(should_retry(router_error::make(r.kind, "x"), s.group_size, s.healthy,
+                           fallbacks)
+              == expected);
+      }
+}
+
+TEST_CASE("should_retry: the RateLimit rows spelled out", "[retry]") {
+  const auto e = router_error::make(error_kind::rate_limit, "slow down", 2.0);
+  CHECK_FALSE(should_retry(e, 2, 0, true));  // none healthy, fallbacks exist
+  CHECK_FALSE(should_retry(e, 2, 0, false)); // none healthy
+  CHECK(should_retry(e, 2, 1, true));
+  CHECK(should_retry(e, 1, 1, false));
+}
+
+TEST_CASE("retry delay: none when another deployment of the group is healthy", "[retry]") {
+  CHECK(delay_s(2, 1, std::nullopt, 0, 0.5) == 0.0);
+  CHECK(delay_s(2, 1, 3.0, 4, 0.9) == 0.0);
+  CHECK(delay_s(5, 3, 120.0, 0, 0.9) == 0.0);
+}
+
+TEST_CASE("retry delay: Retry-After up to 60 s is used as it is, plus jitter", "[retry]") {
+  CHECK(delay_s(1, 1, 3.0, 0, 0.0) == 3.0);
+  CHECK(delay_s(1, 1, 3.0, 0, 0.5) == 3.375);  // 3 + 0.75 * 0.5
+  CHECK(delay_s(1, 1, 3.0, 5, 0.25) == 3.1875); // the attempt does not matter
+  CHECK(delay_s(2, 0, 3.0, 0, 0.5) == 3.375);   // a group with none healthy
+  CHECK(delay_s(1, 1, 0.25, 2, 0.0) == 0.25);
+  CHECK(delay_s(1, 1, 60.0, 0, 0.0) == 60.0);
+}
+
+TEST_CASE("retry delay: exponential backoff without Retry-After, capped at 8 s", "[retry]") {
+  CHECK(delay_s(1, 1, std::nullopt, 0, 0.0) == 0.5);
+  CHECK(delay_s(1, 1, std::nullopt, 1, 0.0) == 1.0);
+  CHECK(delay_s(1, 1, std::nullopt, 2, 0.0) == 2.0);
+  CHECK(delay_s(1, 1, std::nullopt, 3, 0.0) == 4.0);
+  CHECK(delay_s(1, 1, std::nullopt, 4, 0.0) == 8.0);
+  CHECK(delay_s(1, 1, std::nullopt, 5, 0.0) == 8.0);
+  CHECK(delay_s(1, 1, std::nullopt, 0, 0.5) == 0.875);
+  CHECK(delay_s(1, 1, std::nullopt, 2, 0.5) == 2.375);
+  CHECK(delay_s(1, 1, std::nullopt, 5, 0.5) == 8.375);
+  // A Retry-After of 0 says nothing: plain backoff.
+  CHECK(delay_s(1, 1, 0.0, 1, 0.0) == 1.0);
+}
+
+TEST_CASE("retry delay: a Retry-After over 60 s is capped at 8 s", "[retry]") {
+  // min(max(0.5 * 2^attempt, 120), 8) = 8
+  CHECK(delay_s(1, 1, 120.0, 0, 0.0) == 8.0);
+  CHECK(delay_s(1, 1, 120.0, 3, 0.5) == 8.375);
+  CHECK(delay_s(1, 1, 60.5, 0, 0.0) == 8.0);
+}
