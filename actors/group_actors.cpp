@@ -15,10 +15,10 @@ time_point now() {
   return clock_type::now();
 }
 
-// --- picker: owns the group's routing strategy and its random source ------
+// --- picker: owns the group's candidate pipeline and its random source ---
 
 struct picker_state {
-  std::unique_ptr<routing_strategy> strategy;
+  std::unique_ptr<group_picker> picker;
   std::unique_ptr<seeded_random> rng;
   std::optional<time_point> next_expiry;
   static inline const char* name = "switchyard.picker";
@@ -27,26 +27,23 @@ struct picker_state {
 caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
                            std::shared_ptr<const router_config> config,
                            std::uint32_t group, std::uint64_t seed) {
-  std::vector<const deployment_config*> deployments;
-  for (auto d : config->groups[group].deployments)
-    deployments.push_back(&config->deployments[d]);
-  self->state.strategy = strategy_registry::builtin().make(
-    config->settings.routing_strategy, deployments, config->settings);
+  self->state.picker = std::make_unique<group_picker>(*config, group);
   self->state.rng = std::make_unique<seeded_random>(seed);
   return {
-    [=](pick_atom, const exclusion_list& excluded) {
+    [=](pick_atom, const pick_request& request) {
       auto& st = self->state;
-      pick_reply r{st.strategy->pick(excluded, *st.rng), std::nullopt};
-      if (!r.picked.ok() && st.next_expiry)
-        r.retry_in = std::max(seconds_d(0), seconds_d(*st.next_expiry - now()));
+      auto t = now();
+      pick_reply r{st.picker->pick(request, t, *st.rng), std::nullopt};
+      if (!r.picked.chosen && st.next_expiry)
+        r.retry_in = std::max(seconds_d(0), seconds_d(*st.next_expiry - t));
       return r;
     },
     [=](avail_atom, const cooldown_snapshot& s) {
-      self->state.strategy->set_available(s.available);
+      self->state.picker->set_available(s.available);
       self->state.next_expiry = s.next_expiry;
     },
-    [=](latency_atom, local_index i, double ms, bool timed_out) {
-      self->state.strategy->record_latency(i, ms, timed_out);
+    [=](finished_atom, local_index i, const call_feedback& f) {
+      self->state.picker->on_finished(i, f, now());
     },
   };
 }
@@ -59,8 +56,10 @@ struct cooldown_actor_state {
 };
 
 caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
-                             std::size_t deployments, caf::actor picker) {
-  self->state.cooling = std::make_unique<cooldown_state>(deployments);
+                             std::shared_ptr<const router_config> config,
+                             std::uint32_t group, caf::actor picker) {
+  const auto& members = config->groups[group].deployments;
+  self->state.cooling = std::make_unique<cooldown_state>(members.size());
   auto publish = [=] {
     auto& c = *self->state.cooling;
     auto t = now();
@@ -76,7 +75,10 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
       auto t = now();
       // Publish even when only the end moved: the picker's retry-in does.
-      c.start(i, t, t + length);
+      if (c.start(i, t, t + length))
+        // Once per cooldown, ids only: never a key or a provider message.
+        spdlog::info("deployment '{}' cooling down for {:.3g} s",
+                     config->deployments[members[i]].id, seconds);
       publish();
       self->delayed_send(self, length, expire_atom::value);
       return c.available_count(t);
@@ -101,28 +103,25 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
                            std::uint32_t group, caf::actor cooldown,
                            caf::actor picker) {
   self->state.health = std::make_unique<deployment_health>(*config, group);
-  const bool feed_latency = config->settings.routing_strategy
-                            == "latency-based-routing";
+  // simple-shuffle without pre-call checks learns nothing from outcomes:
+  // spare the picker's mailbox.
+  const bool feed_picker = config->settings.routing_strategy != "simple-shuffle"
+                           || config->settings.enable_pre_call_checks;
   return {
-    [=](outcome_atom, local_index i, double latency_ms) {
+    [=](outcome_atom, local_index i, const call_feedback& f) {
       self->state.health->record_success(i, now());
-      if (feed_latency)
-        self->send(picker, latency_atom::value, i, latency_ms, false);
+      if (feed_picker)
+        self->send(picker, finished_atom::value, i, f);
     },
     // A failure: answers (through the cooldown actor) how many deployments
     // of the group are healthy once it has been taken into account.
-    [=](outcome_atom, local_index i, const router_error& e, double latency_ms) {
-      if (feed_latency)
-        self->send(picker, latency_atom::value, i, latency_ms,
-                   e.kind == error_kind::timeout);
-      auto length = self->state.health->record_failure(i, e, now());
-      if (length) {
-        // Ids and kinds only: messages may quote a provider, never a key.
-        spdlog::info("deployment '{}' cooling down for {:.3g} s after {}",
-                     config->deployments[config->groups[group].deployments[i]].id,
-                     length->count(), name_of(e.kind));
+    [=](outcome_atom, local_index i, const call_report& r) {
+      if (feed_picker)
+        self->send(picker, finished_atom::value, i, r.feedback);
+      const auto& e = r.error;
+      auto length = self->state.health->record_failure(i, e, now(), r.request_cooldown_s);
+      if (length)
         return self->delegate(cooldown, cool_atom::value, i, length->count());
-      }
       return self->delegate(cooldown, healthy_atom::value);
     },
   };
@@ -206,7 +205,7 @@ group_actors spawn_group(caf::actor_system& system,
   const auto& members = config->groups[group].deployments;
   g.picker = system.spawn(picker_actor, config, group,
                           derive_seed(seed, 1000003ULL * (group + 1)));
-  g.cooldown = system.spawn(cooldown_actor, members.size(), g.picker);
+  g.cooldown = system.spawn(cooldown_actor, config, group, g.picker);
   g.health = system.spawn(health_actor, config, group, g.cooldown, g.picker);
   for (auto d : members)
     g.deployments.push_back(

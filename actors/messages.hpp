@@ -6,6 +6,7 @@
 #include "switchyard/config.hpp"
 #include "switchyard/cooldown.hpp"
 #include "switchyard/deployment_call.hpp"
+#include "switchyard/group_picker.hpp"
 #include "switchyard/routing_strategy.hpp"
 
 #include <caf/actor.hpp>
@@ -23,7 +24,7 @@ using cool_atom = caf::atom_constant<caf::atom("cool")>;
 using healthy_atom = caf::atom_constant<caf::atom("healthy")>;
 using avail_atom = caf::atom_constant<caf::atom("avail")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
-using latency_atom = caf::atom_constant<caf::atom("latency")>;
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
@@ -31,8 +32,18 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 /// The picker's answer: a deployment, or none and how long until the first
 /// cooldown ends.
 struct pick_reply {
-  pick_result picked;
+  group_pick picked;
   std::optional<seconds_d> retry_in;
+};
+
+/// A finished call as the orchestrator reports it to the group's health
+/// actor (which forwards the feedback to the picker when its strategy or the
+/// pre-call checks need it).
+struct call_report {
+  call_feedback feedback;
+  /// Failures only: the error, and the request's own cooldown_time.
+  router_error error;
+  std::optional<double> request_cooldown_s;
 };
 
 /// The cooldown actor's view, pushed to the picker when it changes.
@@ -58,6 +69,22 @@ struct routing_table {
   std::uint64_t seed = 0;
   /// Numbers requests, so each orchestrator draws from its own stream.
   mutable std::atomic<std::uint64_t> next_request{0};
+  /// Admission control: requests admitted and not yet answered.
+  mutable std::atomic<std::size_t> in_flight{0};
+  std::size_t max_in_flight = 0; ///< 0: no cap
+
+  /// Takes a place for one request; false when the cap is reached.
+  bool admit() const {
+    if (max_in_flight == 0) {
+      in_flight.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (in_flight.fetch_add(1, std::memory_order_relaxed) < max_in_flight)
+      return true;
+    in_flight.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void release() const { in_flight.fetch_sub(1, std::memory_order_relaxed); }
 };
 
 using routing_table_ptr = std::shared_ptr<const routing_table>;
@@ -65,6 +92,9 @@ using routing_table_ptr = std::shared_ptr<const routing_table>;
 } // namespace switchyard
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::pick_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::pick_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::call_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::call_feedback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::cooldown_snapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::call_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::router_error)

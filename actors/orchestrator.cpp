@@ -1,6 +1,7 @@
 #include "orchestrator.hpp"
 
 #include "switchyard/request_flow.hpp"
+#include "switchyard/token_estimate.hpp"
 
 #include <caf/all.hpp>
 
@@ -14,7 +15,7 @@ struct orchestrator_state {
   std::optional<completion> done;
   std::optional<seeded_random> rng;
   time_point call_started{};
-  double last_latency_ms = 0;
+  call_feedback last_feedback;
   static inline const char* name = "switchyard.orchestrator";
 
   void answer(route_result r) {
@@ -22,6 +23,7 @@ struct orchestrator_state {
       return;
     auto d = std::move(*done);
     done.reset();
+    table->release();
     if (auto* promise = std::get_if<caf::response_promise>(&d))
       promise->deliver(std::move(r));
     else
@@ -45,6 +47,32 @@ using orchestrator_actor = caf::stateful_actor<orchestrator_state>;
 
 void step(orchestrator_actor* self, flow_action a);
 
+// A call ended (answer or timeout): feedback for health and picker, then
+// the flow's next step. Successes are reported one-way; failures are
+// reported by the flow's report_failure action, which awaits the answer.
+void finish_call(orchestrator_actor* self, local_index local,
+                 const caf::actor& health, call_outcome o) {
+  auto& st = self->state;
+  auto& f = st.last_feedback;
+  f = call_feedback{};
+  f.ok = o.ok;
+  f.timed_out = o.timed_out;
+  f.latency_ms = std::chrono::duration<double, std::milli>(clock_type::now()
+                                                           - st.call_started)
+                   .count();
+  o.latency_ms = f.latency_ms;
+  const std::uint64_t tokens = st.flow->estimated_tokens() + estimate_text_tokens(o.content);
+  auto next = st.flow->on_call(std::move(o));
+  // A reply the flow turned into a failure (a content filter) is reported
+  // once, as a failure, by the report_failure action.
+  f.ok = next.what != flow_action::kind::report_failure;
+  if (f.ok) {
+    f.tokens = tokens;
+    self->send(health, outcome_atom::value, local, f);
+  }
+  step(self, next);
+}
+
 // A peer actor is gone (the router is stopping): answer with a clear error.
 auto on_peer_error(orchestrator_actor* self) {
   return [self](caf::error& err) {
@@ -65,7 +93,7 @@ void step(orchestrator_actor* self, flow_action a) {
   const auto& group = st.table->groups[a.group];
   switch (a.what) {
     case flow_action::kind::pick:
-      self->request(group.picker, caf::infinite, pick_atom::value, flow.excluded())
+      self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
         .then(
           [self](const pick_reply& r) {
             step(self, self->state.flow->on_picked(r.picked, r.retry_in));
@@ -75,26 +103,33 @@ void step(orchestrator_actor* self, flow_action a) {
     case flow_action::kind::call: {
       st.call_started = clock_type::now();
       auto local = a.deployment;
-      self->request(group.deployments[local], caf::infinite, call_atom::value,
+      auto timeout = std::chrono::duration_cast<clock_type::duration>(a.delay);
+      self->request(group.deployments[local], timeout, call_atom::value,
                     flow.shared_request(), a.force_context_window)
         .then(
           [self, local, health = group.health](call_outcome& o) {
-            auto& st = self->state;
-            o.latency_ms = std::chrono::duration<double, std::milli>(
-                             clock_type::now() - st.call_started)
-                             .count();
-            if (o.ok)
-              self->send(health, outcome_atom::value, local, o.latency_ms);
-            else
-              st.last_latency_ms = o.latency_ms;
-            step(self, st.flow->on_call(std::move(o)));
+            finish_call(self, local, health, std::move(o));
           },
-          on_peer_error(self));
+          [self, local, health = group.health](caf::error& err) {
+            if (err != caf::sec::request_timeout)
+              return on_peer_error(self)(err);
+            // The deployment did not answer in time: a Timeout (408) that
+            // counts for cooldown; CAF drops its late reply.
+            call_outcome o;
+            o.timed_out = true;
+            o.error = router_error::make(
+              error_kind::timeout,
+              "deployment '" + self->state.flow->current_deployment().id
+                + "' did not answer within the timeout");
+            finish_call(self, local, health, std::move(o));
+          });
       return;
     }
-    case flow_action::kind::report_failure:
+    case flow_action::kind::report_failure: {
+      call_report report{st.last_feedback, flow.last_error(),
+                         flow.request().cooldown_time_s};
       self->request(group.health, caf::infinite, outcome_atom::value,
-                    a.deployment, flow.last_error(), st.last_latency_ms)
+                    a.deployment, std::move(report))
         .then(
           [self](std::size_t healthy) {
             auto& st = self->state;
@@ -102,6 +137,7 @@ void step(orchestrator_actor* self, flow_action a) {
           },
           on_peer_error(self));
       return;
+    }
     case flow_action::kind::wait:
       self->delayed_send(self,
                          std::chrono::duration_cast<clock_type::duration>(a.delay),

@@ -47,7 +47,7 @@ struct router::impl {
   void start(caf::actor_system& sys, router_config cfg, const router_options& options) {
     system = &sys;
     config = std::make_shared<const router_config>(std::move(cfg));
-    table = start_routing(sys, config, pick_seed(options));
+    table = start_routing(sys, config, pick_seed(options), options.max_in_flight);
     std::size_t n = options.threads > 0 ? options.threads
                                         : std::thread::hardware_concurrency();
     n = std::clamp<std::size_t>(n, 1, 8);
@@ -73,6 +73,10 @@ router::router(router_config config, router_options options)
   impl_->owned_config = make_system_config(options.threads);
   impl_->owned_system = std::make_unique<caf::actor_system>(*impl_->owned_config);
   impl_->start(*impl_->owned_system, std::move(config), options);
+  // CAF 0.17: building the system and spawning left this thread holding a
+  // reference to the system's logger, and ~actor_system waits for every
+  // such reference: the router could then only be destroyed on this thread.
+  caf::logger::set_current_actor_system(nullptr);
 }
 
 router::router(caf::actor_system& system, router_config config,

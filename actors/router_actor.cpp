@@ -9,15 +9,29 @@ namespace switchyard {
 
 namespace {
 
+route_result overloaded(const routing_table& table) {
+  route_result r;
+  r.error = router_error::make(
+    error_kind::overloaded,
+    "router overloaded: " + std::to_string(table.max_in_flight)
+      + " requests already in flight (max_in_flight); retry later",
+    1.0);
+  return r;
+}
+
 caf::behavior router_actor(caf::event_based_actor* self, routing_table_ptr table) {
   return {
-    [self, table](route_atom, request_ptr request) {
+    [self, table](route_atom, request_ptr request) -> caf::result<route_result> {
+      if (!table->admit())
+        return overloaded(*table);
       auto promise = self->make_response_promise();
       spawn_orchestrator(self->system(), table, std::move(request),
                          completion{promise});
       return promise;
     },
     [self, table](route_atom, request_ptr request, completion_handler done) {
+      if (!table->admit())
+        return done(overloaded(*table));
       spawn_orchestrator(self->system(), table, std::move(request),
                          completion{std::move(done)});
     },
@@ -32,10 +46,11 @@ caf::actor spawn_router_actor(caf::actor_system& system, routing_table_ptr table
 
 routing_table_ptr start_routing(caf::actor_system& system,
                                 std::shared_ptr<const router_config> config,
-                                std::uint64_t seed) {
+                                std::uint64_t seed, std::size_t max_in_flight) {
   auto table = std::make_shared<routing_table>();
   table->config = config;
   table->seed = seed;
+  table->max_in_flight = max_in_flight;
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
     table->groups.push_back(spawn_group(system, config, g, seed));
   table->fallback = spawn_fallback(system, config);

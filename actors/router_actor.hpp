@@ -15,7 +15,7 @@ caf::actor spawn_router_actor(caf::actor_system& system, routing_table_ptr table
 /// Spawns every group's actors and the fallback actor: the routing table.
 routing_table_ptr start_routing(caf::actor_system& system,
                                 std::shared_ptr<const router_config> config,
-                                std::uint64_t seed);
+                                std::uint64_t seed, std::size_t max_in_flight);
 
 /// Stops every actor of a routing table (in-flight requests are answered).
 void stop_routing(const routing_table& table);

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake make g++ libcaf-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-          catch2 libssl-dev "$@")
+          catch2 libssl-dev libyaml-cpp-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,16 +1,17 @@
 #include "json_checks.hpp"
 #include "ordered_config.hpp"
+#include "yaml_config.hpp"
 
 #include "switchyard/routing_strategy.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -20,8 +21,30 @@ namespace switchyard {
 namespace {
 
 using ojson = nlohmann::ordered_json;
+using key_list = std::vector<std::string_view>;
 
 constexpr std::string_view env_prefix = "os.environ/";
+
+// The keys Switchyard reads in router_settings and litellm_settings (and
+// the only top-level sections it reads are these two and model_list).
+// Everything else is ignored (LiteLLM has many more), and its os.environ/
+// references are left alone: a proxy config names REDIS_PASSWORD or
+// LITELLM_MASTER_KEY there, which this process need not have.
+const key_list router_keys = {
+  "routing_strategy", "num_retries", "timeout", "stream_timeout", "allowed_fails",
+  "allowed_fails_policy", "retry_policy", "model_group_retry_policy",
+  "model_group_alias", "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
+  "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
+  "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args"};
+// litellm_settings keys that LiteLLM's Router falls back to (module globals
+// such as litellm.num_retries) when router_settings leaves them unset.
+const key_list litellm_keys = {
+  "num_retries", "request_timeout", "allowed_fails", "cooldown_time", "retry_policy",
+  "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks"};
+
+bool is_known(const key_list& known, std::string_view key) {
+  return std::find(known.begin(), known.end(), key) != known.end();
+}
 
 std::string format_problems(const std::vector<config_problem>& problems) {
   std::string out;
@@ -33,11 +56,32 @@ std::string format_problems(const std::vector<config_problem>& problems) {
   return out;
 }
 
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items)
+    out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
 template <class T, class U>
 void set_if(T& field, const std::optional<U>& value) {
   if (value)
     field = static_cast<T>(*value);
 }
+
+// The keys of LiteLLM's RetryPolicy / AllowedFailsPolicy: `<kind><suffix>`.
+struct per_kind_field {
+  std::string_view kind;
+  std::optional<int> per_kind_counts::*member;
+};
+constexpr per_kind_field per_kind_fields[] = {
+  {"BadRequestError", &per_kind_counts::bad_request},
+  {"AuthenticationError", &per_kind_counts::authentication},
+  {"TimeoutError", &per_kind_counts::timeout},
+  {"RateLimitError", &per_kind_counts::rate_limit},
+  {"ContentPolicyViolationError", &per_kind_counts::content_policy_violation},
+  {"InternalServerError", &per_kind_counts::internal_server},
+};
 
 // One load: resolves os.environ/ references, validates, and collects every
 // problem before throwing. Lives for one load_config call.
@@ -49,8 +93,8 @@ public:
 
 private:
   void resolve_env(ojson& value, const std::string& path);
-  void note_unknown(const ojson& obj, const std::string& path,
-                    std::initializer_list<std::string_view> known);
+  void resolve_known(ojson& section, const std::string& path, const key_list& known);
+  void note_unknown(const ojson& obj, const std::string& path, const key_list& known);
   // Echoing a value is only allowed when it did not come from the environment.
   std::string quoted_unless_secret(const std::string& value,
                                    const std::string& path) const {
@@ -62,14 +106,28 @@ private:
                                                    std::string& id_path);
   void load_litellm_params(const ojson& p, const std::string& path,
                            deployment_config& dep);
-  void load_settings(const ojson& s, const std::string& path,
-                     const router_config& cfg, router_settings& out);
-  std::vector<fallback_rule> fallbacks_at(const ojson& s, std::string_view key,
-                                          const std::string& parent,
-                                          const router_config& cfg);
+  void load_shared_settings(const ojson& s, const std::string& path,
+                            std::string_view timeout_key, const router_config& cfg,
+                            router_settings& out);
+  void load_litellm_settings(const ojson& s, const std::string& path,
+                             const router_config& cfg, router_settings& out);
+  void load_router_settings(const ojson& s, const std::string& path,
+                            const router_config& cfg, router_settings& out);
+  per_kind_counts per_kind_at(const ojson& policy, const std::string& path,
+                              std::string_view suffix);
+  void load_group_retry_policy(const ojson& groups, const std::string& path,
+                               const router_config& cfg, router_settings& out);
+  void load_group_alias(const ojson& aliases, const std::string& path,
+                        const router_config& cfg, router_settings& out);
+  std::optional<std::vector<fallback_rule>> fallbacks_at(const ojson& s,
+                                                         std::string_view key,
+                                                         const std::string& parent,
+                                                         const router_config& cfg);
   std::vector<std::string> group_names(const ojson& list,
                                        const std::string& path,
                                        const router_config& cfg);
+  void check_group(const std::string& name, const std::string& path,
+                   const router_config& cfg);
 
   const env_lookup& env_;
   std::vector<config_problem> problems_;
@@ -98,21 +156,41 @@ void loader::resolve_env(ojson& value, const std::string& path) {
   }
 }
 
+void loader::resolve_known(ojson& section, const std::string& path,
+                           const key_list& known) {
+  if (!section.is_object())
+    return;
+  for (auto& item : section.items())
+    if (is_known(known, item.key()))
+      resolve_env(item.value(), key_path(path, item.key()));
+}
+
 void loader::note_unknown(const ojson& obj, const std::string& path,
-                          std::initializer_list<std::string_view> known) {
+                          const key_list& known) {
   for (const auto& item : obj.items())
-    if (std::find(known.begin(), known.end(), item.key()) == known.end())
+    if (!is_known(known, item.key()))
       unknown_.push_back(key_path(path, item.key()));
 }
 
 router_config loader::load(ojson doc) {
-  resolve_env(doc, "");
   router_config cfg;
   if (!doc.is_object()) {
     check_.fail("", "expected a JSON object");
     throw config_error(std::move(problems_));
   }
-  note_unknown(doc, "", {"model_list", "router_settings"});
+  // Every value of model_list counts: the generated ids hash all of
+  // litellm_params, so an unresolved reference there is always an error.
+  std::vector<std::string> ignored_sections;
+  for (auto& item : doc.items()) {
+    if (item.key() == "model_list")
+      resolve_env(item.value(), item.key());
+    else if (item.key() == "router_settings")
+      resolve_known(item.value(), item.key(), router_keys);
+    else if (item.key() == "litellm_settings")
+      resolve_known(item.value(), item.key(), litellm_keys);
+    else
+      ignored_sections.push_back(item.key());
+  }
 
   const ojson* list = json_checks::find(doc, "model_list");
   if (!list)
@@ -136,15 +214,19 @@ router_config loader::load(ojson doc) {
   }
   cfg.index_groups();
 
+  // litellm_settings first, then router_settings over it: a key set in both
+  // takes router_settings' value, as LiteLLM's Router prefers its own
+  // arguments to the litellm.* globals that litellm_settings sets.
+  if (const ojson* s = check_.object_at(doc, "litellm_settings", ""))
+    load_litellm_settings(*s, "litellm_settings", cfg, cfg.settings);
   if (const ojson* s = check_.object_at(doc, "router_settings", ""))
-    load_settings(*s, "router_settings", cfg, cfg.settings);
+    load_router_settings(*s, "router_settings", cfg, cfg.settings);
 
-  if (!unknown_.empty()) {
-    std::string keys;
-    for (const auto& k : unknown_)
-      keys += (keys.empty() ? "" : ", ") + k;
-    spdlog::debug("config: ignoring unknown keys: {}", keys);
-  }
+  if (!ignored_sections.empty())
+    spdlog::info("config: ignoring sections Switchyard does not use: {}",
+                 comma_list(ignored_sections));
+  if (!unknown_.empty())
+    spdlog::debug("config: ignoring unknown keys: {}", comma_list(unknown_));
   if (!problems_.empty())
     throw config_error(std::move(problems_));
   return cfg;
@@ -203,9 +285,10 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
                                  deployment_config& dep) {
   note_unknown(p, path,
                {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
-                "timeout", "cooldown_time", "num_retries", "input_cost_per_token",
-                "output_cost_per_token", "mock_response", "mock_latency_ms",
-                "mock_failure_rate", "mock_failure", "mock_failure_after_calls"});
+                "timeout", "stream_timeout", "cooldown_time", "num_retries",
+                "input_cost_per_token", "output_cost_per_token", "mock_response",
+                "mock_latency_ms", "mock_failure_rate", "mock_failure",
+                "mock_failure_after_calls"});
   dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
   if (auto key = check_.string_at(p, "api_key", path))
     dep.api_key = secret(std::move(*key));
@@ -215,6 +298,7 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
   set_if(dep.tpm, check_.number_at(p, "tpm", path, at_least_zero));
   set_if(dep.order, check_.integer_at(p, "order", path, 1));
   set_if(dep.timeout_s, check_.number_at(p, "timeout", path, above_zero));
+  set_if(dep.stream_timeout_s, check_.number_at(p, "stream_timeout", path, above_zero));
   set_if(dep.cooldown_time_s, check_.number_at(p, "cooldown_time", path, at_least_zero));
   set_if(dep.num_retries, check_.integer_at(p, "num_retries", path, 0));
   set_if(dep.input_cost_per_token,
@@ -232,14 +316,33 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
          check_.integer_at(p, "mock_failure_after_calls", path, 0, INT64_MAX));
 }
 
-void loader::load_settings(const ojson& s, const std::string& path,
-                           const router_config& cfg, router_settings& out) {
-  note_unknown(s, path,
-               {"routing_strategy", "num_retries", "timeout", "allowed_fails",
-                "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
-                "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
-                "content_policy_fallbacks", "default_fallbacks", "max_fallbacks",
-                "routing_strategy_args"});
+// The keys router_settings and litellm_settings share; each one overwrites
+// `out` only when present (and not null), so the later section wins.
+void loader::load_shared_settings(const ojson& s, const std::string& path,
+                                  std::string_view timeout_key,
+                                  const router_config& cfg, router_settings& out) {
+  set_if(out.num_retries, check_.integer_at(s, "num_retries", path, 0));
+  set_if(out.timeout_s, check_.number_at(s, timeout_key, path, above_zero));
+  set_if(out.allowed_fails, check_.integer_at(s, "allowed_fails", path, 0));
+  set_if(out.cooldown_time_s, check_.number_at(s, "cooldown_time", path, at_least_zero));
+  if (const ojson* policy = json_checks::find(s, "retry_policy"))
+    out.retry_policy = per_kind_at(*policy, key_path(path, "retry_policy"), "Retries");
+  set_if(out.fallbacks, fallbacks_at(s, "fallbacks", path, cfg));
+  set_if(out.context_window_fallbacks, fallbacks_at(s, "context_window_fallbacks", path, cfg));
+  set_if(out.content_policy_fallbacks, fallbacks_at(s, "content_policy_fallbacks", path, cfg));
+  if (const ojson* list = json_checks::find(s, "default_fallbacks"))
+    out.default_fallbacks = group_names(*list, key_path(path, "default_fallbacks"), cfg);
+}
+
+void loader::load_litellm_settings(const ojson& s, const std::string& path,
+                                   const router_config& cfg, router_settings& out) {
+  note_unknown(s, path, litellm_keys);
+  load_shared_settings(s, path, "request_timeout", cfg, out);
+}
+
+void loader::load_router_settings(const ojson& s, const std::string& path,
+                                  const router_config& cfg, router_settings& out) {
+  note_unknown(s, path, router_keys);
   if (auto name = check_.string_at(s, "routing_strategy", path, non_empty)) {
     const auto& registry = strategy_registry::builtin();
     const std::string name_path = key_path(path, "routing_strategy");
@@ -250,18 +353,18 @@ void loader::load_settings(const ojson& s, const std::string& path,
                                + quoted_unless_secret(*name, name_path)
                                + "; expected one of: " + registry.names());
   }
-  set_if(out.num_retries, check_.integer_at(s, "num_retries", path, 0));
-  set_if(out.timeout_s, check_.number_at(s, "timeout", path, above_zero));
-  set_if(out.allowed_fails, check_.integer_at(s, "allowed_fails", path, 0));
-  set_if(out.cooldown_time_s, check_.number_at(s, "cooldown_time", path, at_least_zero));
+  load_shared_settings(s, path, "timeout", cfg, out);
+  set_if(out.stream_timeout_s, check_.number_at(s, "stream_timeout", path, above_zero));
+  if (const ojson* policy = json_checks::find(s, "allowed_fails_policy"))
+    out.allowed_fails_policy =
+      per_kind_at(*policy, key_path(path, "allowed_fails_policy"), "AllowedFails");
+  if (const ojson* groups = check_.object_at(s, "model_group_retry_policy", path))
+    load_group_retry_policy(*groups, key_path(path, "model_group_retry_policy"), cfg, out);
+  if (const ojson* aliases = check_.object_at(s, "model_group_alias", path))
+    load_group_alias(*aliases, key_path(path, "model_group_alias"), cfg, out);
   set_if(out.disable_cooldowns, check_.bool_at(s, "disable_cooldowns", path));
   set_if(out.enable_weighted_failover, check_.bool_at(s, "enable_weighted_failover", path));
   set_if(out.enable_pre_call_checks, check_.bool_at(s, "enable_pre_call_checks", path));
-  out.fallbacks = fallbacks_at(s, "fallbacks", path, cfg);
-  out.context_window_fallbacks = fallbacks_at(s, "context_window_fallbacks", path, cfg);
-  out.content_policy_fallbacks = fallbacks_at(s, "content_policy_fallbacks", path, cfg);
-  if (const ojson* list = json_checks::find(s, "default_fallbacks"))
-    out.default_fallbacks = group_names(*list, key_path(path, "default_fallbacks"), cfg);
   set_if(out.max_fallbacks, check_.integer_at(s, "max_fallbacks", path, 0));
   if (const ojson* args = check_.object_at(s, "routing_strategy_args", path)) {
     const std::string args_path = key_path(path, "routing_strategy_args");
@@ -271,14 +374,102 @@ void loader::load_settings(const ojson& s, const std::string& path,
   }
 }
 
-std::vector<fallback_rule> loader::fallbacks_at(const ojson& s,
-                                                std::string_view key,
-                                                const std::string& parent,
-                                                const router_config& cfg) {
-  std::vector<fallback_rule> rules;
+per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path,
+                                    std::string_view suffix) {
+  per_kind_counts out;
+  if (!policy.is_object()) {
+    check_.fail(path, "expected an object");
+    return out;
+  }
+  for (const auto& item : policy.items()) {
+    const std::string& key = item.key();
+    const auto field = std::find_if(
+      std::begin(per_kind_fields), std::end(per_kind_fields), [&](const per_kind_field& f) {
+        return key.size() == f.kind.size() + suffix.size()
+               && key.compare(0, f.kind.size(), f.kind) == 0
+               && key.compare(f.kind.size(), std::string::npos, suffix) == 0;
+      });
+    if (field == std::end(per_kind_fields)) {
+      std::string valid;
+      for (const auto& f : per_kind_fields)
+        valid += (valid.empty() ? "" : ", ") + std::string(f.kind) + std::string(suffix);
+      check_.fail(key_path(path, key), "unknown key; expected one of: " + valid);
+      continue;
+    }
+    set_if(out.*(field->member), check_.integer_at(policy, key, path, 0));
+  }
+  return out;
+}
+
+void loader::load_group_retry_policy(const ojson& groups, const std::string& path,
+                                     const router_config& cfg, router_settings& out) {
+  for (const auto& item : groups.items()) {
+    const std::string group_path = key_path(path, item.key());
+    if (item.value().is_null())
+      continue;
+    // The name is in the path already: the message need not repeat it.
+    if (!cfg.find_group(item.key()))
+      check_.fail(group_path, "unknown model group");
+    auto policy = per_kind_at(item.value(), group_path, "Retries");
+    if (cfg.find_group(item.key()))
+      out.model_group_retry_policy[item.key()] = policy;
+  }
+}
+
+void loader::load_group_alias(const ojson& aliases, const std::string& path,
+                              const router_config& cfg, router_settings& out) {
+  for (const auto& item : aliases.items()) {
+    const std::string& alias = item.key();
+    const std::string alias_path = key_path(path, alias);
+    const ojson& target = item.value();
+    if (target.is_null())
+      continue;
+    if (alias.empty()) {
+      check_.fail(path, "expected non-empty alias names");
+      continue;
+    }
+    // An alias that shadows a group would make that group unreachable.
+    if (cfg.find_group(alias)) {
+      check_.fail(alias_path, "alias has the name of a model group");
+      continue;
+    }
+    std::optional<std::string> group;
+    std::string group_path = alias_path;
+    if (target.is_string()) {
+      group = target.get<std::string>();
+    } else if (target.is_object()) {
+      // LiteLLM's RouterModelGroupAliasItem: {"model": ..., "hidden": ...}.
+      // `hidden` only hides the alias from model listings, which Switchyard
+      // does not serve: validated, then not kept.
+      note_unknown(target, alias_path, {"model", "hidden"});
+      group = check_.string_at(target, "model", alias_path, required | non_empty);
+      group_path = key_path(alias_path, "model");
+      check_.bool_at(target, "hidden", alias_path);
+    } else {
+      check_.fail(alias_path,
+                  "expected a model group name or a {\"model\": ..., \"hidden\": ...} object");
+      continue;
+    }
+    if (!group)
+      continue;
+    if (group->empty()) {
+      check_.fail(group_path, "expected a non-empty string");
+      continue;
+    }
+    check_group(*group, group_path, cfg);
+    if (cfg.find_group(*group))
+      out.model_group_alias[alias] = *group;
+  }
+}
+
+std::optional<std::vector<fallback_rule>> loader::fallbacks_at(const ojson& s,
+                                                               std::string_view key,
+                                                               const std::string& parent,
+                                                               const router_config& cfg) {
   const ojson* list = json_checks::find(s, key);
   if (!list)
-    return rules;
+    return std::nullopt;
+  std::vector<fallback_rule> rules;
   const std::string path = key_path(parent, key);
   if (!list->is_array()) {
     check_.fail(path, "expected an array of {\"group\": [\"fallback group\", ...]} objects");
@@ -314,14 +505,59 @@ std::vector<std::string> loader::group_names(const ojson& list,
       continue;
     }
     const auto& name = list[i].get_ref<const std::string&>();
-    if (!cfg.find_group(name))
-      check_.fail(item_path, "unknown model group" + quoted_unless_secret(name, item_path));
+    check_group(name, item_path, cfg);
     names.push_back(name);
   }
   return names;
 }
 
+void loader::check_group(const std::string& name, const std::string& path,
+                         const router_config& cfg) {
+  if (!cfg.find_group(name))
+    check_.fail(path, "unknown model group" + quoted_unless_secret(name, path));
+}
+
+// What a config file holds, by its extension; for any other extension, by
+// its first significant character (JSON documents start with { or [; a
+// LiteLLM proxy config.yaml starts with a key or a comment).
+bool is_yaml_file(const std::string& file, const std::string& text) {
+  const auto dot = file.find_last_of("./");
+  if (dot != std::string::npos && file[dot] == '.') {
+    std::string ext = file.substr(dot + 1);
+    for (auto& c : ext)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (ext == "yaml" || ext == "yml")
+      return true;
+    if (ext == "json")
+      return false;
+  }
+  std::size_t i = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0; // UTF-8 BOM
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
+    ++i;
+  return i < text.size() && text[i] != '{' && text[i] != '[';
+}
+
 } // namespace
+
+std::optional<int> per_kind_counts::for_kind(error_kind k) const {
+  switch (k) {
+  case error_kind::content_policy_violation:
+    return content_policy_violation ? content_policy_violation : bad_request;
+  case error_kind::bad_request:
+  case error_kind::context_window_exceeded:
+    return bad_request;
+  case error_kind::authentication:
+    return authentication;
+  case error_kind::timeout:
+    return timeout;
+  case error_kind::rate_limit:
+    return rate_limit;
+  case error_kind::internal_server:
+    return internal_server;
+  default:
+    return std::nullopt;
+  }
+}
 
 std::optional<std::uint32_t> router_config::find_group(std::string_view name) const {
   auto i = group_index_.find(std::string(name));
@@ -392,6 +628,10 @@ router_config load_config_text(const std::string& text, const env_lookup& env) {
     std::string message = colon != std::string::npos ? what.substr(colon + 2) : what;
     message = message.substr(0, message.find("; last read:"));
     throw config_error({{where, message}});
+  } catch (const nlohmann::json::out_of_range&) {
+    // "number overflow parsing '1e999'": nlohmann gives no position, and
+    // its message echoes the number.
+    throw config_error({config_problem{"(root)", "a number is too large"}});
   }
   return load_config(doc, env);
 }
@@ -411,6 +651,8 @@ router_config load_config_file(const std::string& file, const env_lookup& env) {
     text.append(buf, n);
   if (std::ferror(f.get()))
     throw cannot_read(errno);
+  if (is_yaml_file(file, text))
+    return load_config(yaml_to_json(text), env);
   return load_config_text(text, env);
 }
 
@@ -439,7 +681,19 @@ mock_spec parse_mock_response(const nlohmann::json& value, const std::string& pa
     return spec;
   }
   if (!value.is_object()) {
-    check.fail(path, "expected a string or an {\"error\": ...} object");
+    check.fail(path, "expected a string, an {\"error\": ...} or a {\"content\": ...} object");
+    return spec;
+  }
+  // A reply with its finish_reason, e.g. a provider's content filter:
+  // {"content": "...", "finish_reason": "content_filter"}.
+  if (value.contains("content") && !value.contains("error")) {
+    const auto content = check.string_at(value, "content", path, required);
+    const auto finish = check.string_at(value, "finish_reason", path, non_empty);
+    if (content) {
+      spec.kind = mock_spec::mode::reply;
+      spec.content = *content;
+      spec.finish_reason = finish.value_or("stop");
+    }
     return spec;
   }
   const auto name = check.string_at(value, "error", path, required | non_empty);

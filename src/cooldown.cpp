@@ -12,7 +12,8 @@ constexpr auto window_length = std::chrono::seconds(60);
 
 std::optional<seconds_d> cooldown_length(const router_settings& settings,
                                          std::optional<double> deployment_cooldown_s,
-                                         const router_error& e) {
+                                         const router_error& e,
+                                         std::optional<double> request_cooldown_s) {
   if (settings.disable_cooldowns)
     return std::nullopt;
   if (e.kind == error_kind::api_connection)
@@ -25,7 +26,9 @@ std::optional<seconds_d> cooldown_length(const router_settings& settings,
   if (s >= 400 && s < 500 && s != 401 && s != 404 && s != 408 && s != 429)
     return std::nullopt;
   double length = settings.cooldown_time_s;
-  if (deployment_cooldown_s)
+  if (request_cooldown_s)
+    length = *request_cooldown_s;
+  else if (deployment_cooldown_s)
     length = *deployment_cooldown_s;
   else if (e.retry_after_s)
     length = *e.retry_after_s;
@@ -68,16 +71,22 @@ void deployment_health::record_success(local_index i, time_point now) {
 
 std::optional<seconds_d>
 deployment_health::record_failure(local_index i, const router_error& e,
-                                  time_point now) {
+                                  time_point now,
+                                  std::optional<double> request_cooldown_s) {
   auto& w = current(i, now);
   ++w.requests;
   ++w.failures;
-  auto length = cooldown_length(settings_, cooldown_time_s_.at(i), e);
+  auto length = cooldown_length(settings_, cooldown_time_s_.at(i), e, request_cooldown_s);
   if (!length)
     return std::nullopt;
+  // allowed_fails_policy (per kind) over allowed_fails; either one replaces
+  // the default rules.
+  auto allowed = settings_.allowed_fails_policy.for_kind(e.kind);
+  if (!allowed)
+    allowed = settings_.allowed_fails;
   bool cool;
-  if (settings_.allowed_fails)
-    cool = w.failures > static_cast<std::uint32_t>(*settings_.allowed_fails);
+  if (allowed)
+    cool = w.failures > static_cast<std::uint32_t>(*allowed);
   else
     cool = default_cooldown_rule(e.status, w.failures, w.requests,
                                  windows_.size());

@@ -9,6 +9,7 @@ call_outcome from_mock(const mock_spec& m) {
   if (m.kind == mock_spec::mode::reply) {
     out.ok = true;
     out.content = m.content;
+    out.finish_reason = m.finish_reason;
   } else {
     out.error = m.error;
   }
@@ -16,6 +17,22 @@ call_outcome from_mock(const mock_spec& m) {
 }
 
 } // namespace
+
+seconds_d call_timeout(const router_settings& settings,
+                       const deployment_config& deployment,
+                       const chat_request& request) {
+  // LiteLLM's Router._get_timeout: for a streamed request any
+  // stream_timeout (deployment, then router) wins over every plain timeout.
+  if (request.stream) {
+    if (deployment.stream_timeout_s)
+      return seconds_d(*deployment.stream_timeout_s);
+    if (settings.stream_timeout_s)
+      return seconds_d(*settings.stream_timeout_s);
+  }
+  if (request.timeout_s)
+    return seconds_d(*request.timeout_s);
+  return seconds_d(deployment.timeout_s.value_or(settings.timeout_s));
+}
 
 mock_call plan_mock_call(const deployment_config& deployment,
                          const chat_request& request,

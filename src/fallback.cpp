@@ -66,4 +66,13 @@ bool has_generic_fallbacks(const router_config& config, std::uint32_t group) {
   return targets != nullptr && !targets->empty();
 }
 
+bool content_policy_fallback_exists(const router_config& config, std::uint32_t group) {
+  const auto& s = config.settings;
+  if (auto r = find_rule(s.content_policy_fallbacks, config.groups.at(group).name))
+    if (!r->to.empty())
+      return true;
+  auto star = find_rule(s.fallbacks, "*");
+  return (star && !star->to.empty()) || !s.default_fallbacks.empty();
+}
+
 } // namespace switchyard

@@ -8,6 +8,7 @@
 #include "switchyard/config.hpp"
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -118,8 +119,9 @@ public:
     if (!v)
       return std::nullopt;
     const double x = v->is_number() ? v->template get<double>() : 0;
-    if (!v->is_number() || (rule.min_exclusive ? x <= rule.min : x < rule.min)
-        || x > rule.max) {
+    // Infinity and NaN (YAML's .inf / .nan) are never a usable setting.
+    if (!v->is_number() || !std::isfinite(x)
+        || (rule.min_exclusive ? x <= rule.min : x < rule.min) || x > rule.max) {
       fail(key_path(parent, key), rule.expected);
       return std::nullopt;
     }

@@ -1,5 +1,7 @@
 #include "switchyard/lowest_latency.hpp"
 
+#include "pick_lowest.hpp"
+
 #include <algorithm>
 
 namespace switchyard {
@@ -9,8 +11,7 @@ lowest_latency::lowest_latency(std::size_t deployments, double buffer)
 }
 
 void lowest_latency::set_available(const std::vector<bool>& available) {
-  for (std::size_t i = 0; i < available_.size(); ++i)
-    available_[i] = i < available.size() && available[i];
+  copy_available(available_, available);
 }
 
 void lowest_latency::record_latency(local_index i, double latency_ms,
@@ -35,30 +36,15 @@ double lowest_latency::average_ms(local_index i) const {
   return s.count == 0 ? 0.0 : s.sum / s.count;
 }
 
-pick_result lowest_latency::pick(const exclusion_list& excluded,
-                                 random_source& rng) {
-  double lowest = 0;
-  bool any = false;
-  auto candidate = [&](local_index i) {
-    return available_[i]
-           && std::find(excluded.begin(), excluded.end(), i) == excluded.end();
-  };
-  for (local_index i = 0; i < samples_.size(); ++i)
-    if (candidate(i)) {
-      double avg = average_ms(i);
-      if (!any || avg < lowest)
-        lowest = avg;
-      any = true;
-    }
-  if (!any)
-    return {};
-  const double limit = lowest * (1.0 + buffer_);
-  scratch_.clear();
-  for (local_index i = 0; i < samples_.size(); ++i)
-    if (candidate(i) && average_ms(i) <= limit)
-      scratch_.push_back(i);
-  auto r = static_cast<std::size_t>(rng.next_unit() * static_cast<double>(scratch_.size()));
-  return {scratch_[std::min(r, scratch_.size() - 1)]};
+pick_result lowest_latency::pick(const pick_context& ctx, random_source& rng) {
+  return pick_lowest(
+    samples_.size(),
+    [&](local_index i) { return available_[i] && !is_excluded(ctx.excluded, i); },
+    [&](local_index i) { return average_ms(i); }, 1.0 + buffer_, rng, scratch_);
+}
+
+void lowest_latency::on_finished(local_index i, const call_feedback& f, time_point) {
+  record_latency(i, f.latency_ms, f.timed_out);
 }
 
 } // namespace switchyard

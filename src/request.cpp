@@ -66,6 +66,9 @@ void read_request(const json& body, const std::string& prefix,
   if (auto n = check.integer_at(body, "num_retries", prefix, 0))
     req.num_retries = static_cast<int>(*n);
   req.disable_fallbacks = check.bool_at(body, "disable_fallbacks", prefix).value_or(false);
+  req.timeout_s = check.number_at(body, "timeout", prefix, above_zero);
+  req.stream = check.bool_at(body, "stream", prefix).value_or(false);
+  req.cooldown_time_s = check.number_at(body, "cooldown_time", prefix, at_least_zero);
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 
 #include "switchyard/fallback.hpp"
 #include "switchyard/retry.hpp"
+#include "switchyard/token_estimate.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -51,7 +52,14 @@ request_flow::request_flow(std::shared_ptr<const router_config> config,
 }
 
 flow_action request_flow::start() {
+  pick_.estimated_tokens = estimate_prompt_tokens(request_->messages);
+  result_.prompt_tokens = pick_.estimated_tokens;
   auto g = config_->find_group(request_->model);
+  if (!g) {
+    const auto& aliases = config_->settings.model_group_alias;
+    if (auto a = aliases.find(request_->model); a != aliases.end())
+      g = config_->find_group(a->second);
+  }
   if (!g)
     return finish_error(router_error::make(
       error_kind::bad_request, unknown_group_message(*config_, request_->model)));
@@ -61,7 +69,9 @@ flow_action request_flow::start() {
 
 flow_action request_flow::start_hop(std::uint32_t group) {
   group_ = group;
-  excluded_.clear();
+  pick_.excluded.clear();
+  pick_.min_order.reset();
+  tier_ = group_pick::unordered;
   retries_used_ = 0;
   attempted_in_hop_ = false;
   last_error_.reset();
@@ -72,32 +82,45 @@ flow_action request_flow::pick_action() {
   return make_action(flow_action::kind::pick, group_);
 }
 
-flow_action request_flow::on_picked(pick_result picked,
+flow_action request_flow::on_picked(const group_pick& picked,
                                     std::optional<seconds_d> retry_in) {
   if (failover_probe_) {
     failover_probe_ = false;
-    // Nothing healthy is left besides the excluded: the group is exhausted
-    // without spending a hop (the PR's cooldown fix).
-    if (!picked.ok())
-      return to_fallbacks();
-    ++depth_;
-    ++hop_;
-    retries_used_ = 0;
-    attempted_in_hop_ = false;
-    last_error_.reset();
+    // Nothing healthy is left in the tier besides the excluded: it is
+    // exhausted without spending a hop (the PR's cooldown fix).
+    if (!picked.chosen)
+      return next_tier_or_fallbacks();
+    start_same_group_hop();
   }
-  if (!picked.ok()) {
+  if (!picked.chosen) {
     // A retry that finds nothing healthy ends the hop with the latest error.
     if (attempted_in_hop_ && last_error_)
       return hop_failed(*last_error_);
+    if (picked.context_window)
+      return hop_failed(router_error::make(
+        error_kind::context_window_exceeded,
+        "the request's estimated " + std::to_string(pick_.estimated_tokens)
+          + " prompt tokens exceed max_input_tokens of every deployment of model group '"
+          + config_->groups[group_].name + "' (enable_pre_call_checks)"));
     return hop_failed(no_deployments(config_->groups[group_].name, retry_in));
   }
   last_deployment_ = *picked.chosen;
+  tier_ = picked.order;
   attempted_in_hop_ = true;
   auto a = make_action(flow_action::kind::call, group_);
   a.deployment = last_deployment_;
   a.force_context_window = request_->mock_testing_context_fallbacks && hop_ == 0;
+  a.delay = call_timeout(config_->settings, current_deployment(), *request_);
   return a;
+}
+
+flow_action request_flow::start_same_group_hop() {
+  ++depth_;
+  ++hop_;
+  retries_used_ = 0;
+  attempted_in_hop_ = false;
+  last_error_.reset();
+  return pick_action();
 }
 
 const deployment_config& request_flow::current_deployment() const {
@@ -112,14 +135,26 @@ flow_action request_flow::on_call(call_outcome outcome) {
   a.latency_ms = outcome.latency_ms;
   if (!outcome.ok)
     a.outcome = outcome.error.kind;
+  // A reply the provider filtered is a content-policy failure when there
+  // is somewhere to send it (LiteLLM's _should_raise_content_policy_error).
+  if (outcome.ok && outcome.finish_reason == "content_filter"
+      && content_policy_fallback_exists(*config_, group_)) {
+    outcome.ok = false;
+    outcome.error = router_error::make(
+      error_kind::content_policy_violation,
+      "deployment '" + d.id + "' filtered the reply (finish_reason content_filter)");
+    a.outcome = outcome.error.kind;
+  }
   result_.attempts.push_back(std::move(a));
   if (outcome.ok) {
     result_.ok = true;
     result_.content = std::move(outcome.content);
+    result_.finish_reason = std::move(outcome.finish_reason);
     result_.deployment_id = d.id;
     result_.model_group = d.model_name;
     result_.model = d.model;
     result_.fallback_depth = depth_;
+    result_.completion_tokens = estimate_text_tokens(result_.content);
     return make_action(flow_action::kind::finish);
   }
   outcome.error.stamp(d.id);
@@ -134,7 +169,9 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
                                               random_source& rng) {
   const auto& settings = config_->settings;
   const std::size_t group_size = config_->groups[group_].deployments.size();
-  const int allowed = effective_num_retries(settings, current_deployment(), *request_);
+  const int allowed = retries_allowed(settings, config_->groups[group_].name,
+                                      current_deployment(), *request_,
+                                      last_error_->kind);
   if (retries_used_ < allowed
       && should_retry(*last_error_, group_size, healthy,
                       has_generic_fallbacks(*config_, group_))) {
@@ -170,12 +207,27 @@ flow_action request_flow::hop_failed(router_error e) {
                         && !e.deployment_id.empty() && depth_ < s.max_fallbacks;
   hop_error_ = std::move(e);
   if (failover) {
-    if (std::find(excluded_.begin(), excluded_.end(), last_deployment_)
-        == excluded_.end())
-      excluded_.push_back(last_deployment_);
+    auto& excluded = pick_.excluded;
+    if (std::find(excluded.begin(), excluded.end(), last_deployment_) == excluded.end())
+      excluded.push_back(last_deployment_);
     failover_probe_ = true;
     return pick_action();
   }
+  return next_tier_or_fallbacks();
+}
+
+flow_action request_flow::next_tier_or_fallbacks() {
+  // The next `order` tier of the same group, before any other group. The
+  // errors with their own fallback lists do not move tiers.
+  const auto kind = hop_error_.kind;
+  if (!request_->disable_fallbacks && tier_ != group_pick::unordered
+      && kind != error_kind::context_window_exceeded
+      && kind != error_kind::content_policy_violation
+      && depth_ < config_->settings.max_fallbacks)
+    if (auto next = next_order(*config_, group_, tier_)) {
+      pick_.min_order = *next;
+      return start_same_group_hop();
+    }
   return to_fallbacks();
 }
 

@@ -15,6 +15,18 @@ int effective_num_retries(const router_settings& settings,
   return settings.num_retries;
 }
 
+int retries_allowed(const router_settings& settings, const std::string& group,
+                    const deployment_config& deployment,
+                    const chat_request& request, error_kind k) {
+  // As LiteLLM: a group's policy replaces retry_policy entirely.
+  const auto p = settings.model_group_retry_policy.find(group);
+  const auto& policy = p != settings.model_group_retry_policy.end() ? p->second
+                                                                    : settings.retry_policy;
+  if (auto n = policy.for_kind(k))
+    return *n;
+  return effective_num_retries(settings, deployment, request);
+}
+
 bool should_retry(const router_error& e, std::size_t group_size,
                   std::size_t healthy, bool fallbacks_configured) {
   if (e.status == 400 || e.status == 404 || e.status == 422)

@@ -1,6 +1,8 @@
 #include "switchyard/routing_strategy.hpp"
 
+#include "switchyard/least_busy.hpp"
 #include "switchyard/lowest_latency.hpp"
+#include "switchyard/usage_based.hpp"
 #include "switchyard/simple_shuffle.hpp"
 
 #include <algorithm>
@@ -21,6 +23,21 @@ const strategy_registry& strategy_registry::builtin() {
             -> std::unique_ptr<routing_strategy> {
             return std::make_unique<lowest_latency>(
               deployments.size(), settings.lowest_latency_buffer);
+          });
+    r.add("least-busy",
+          [](const std::vector<const deployment_config*>& deployments,
+             const router_settings&) -> std::unique_ptr<routing_strategy> {
+            return std::make_unique<least_busy>(deployments.size());
+          });
+    r.add("usage-based-routing-v2",
+          [](const std::vector<const deployment_config*>& deployments,
+             const router_settings&) -> std::unique_ptr<routing_strategy> {
+            return std::make_unique<usage_based>(deployments);
+          });
+    r.add("cost-based-routing",
+          [](const std::vector<const deployment_config*>& deployments,
+             const router_settings&) -> std::unique_ptr<routing_strategy> {
+            return std::make_unique<cost_based>(deployments);
           });
     return r;
   }();

@@ -49,8 +49,8 @@ void simple_shuffle::set_available(const std::vector<bool>& available) {
   }
 }
 
-pick_result simple_shuffle::pick(const exclusion_list& excluded,
-                                 random_source& rng) {
+pick_result simple_shuffle::pick(const pick_context& ctx, random_source& rng) {
+  const auto& excluded = ctx.excluded;
   // Excluded deployments that are available, as positions in available_,
   // ascending: the intervals to skip.
   scratch_.clear();

@@ -34,6 +34,7 @@ struct deployment_config {
   std::optional<double> tpm; ///< likewise
   std::optional<int> order;
   std::optional<double> timeout_s;
+  std::optional<double> stream_timeout_s;
   std::optional<double> cooldown_time_s;
   std::optional<int> num_retries;
   std::optional<std::int64_t> max_input_tokens; ///< model_info.max_input_tokens
@@ -61,12 +62,40 @@ struct fallback_rule {
   std::vector<std::string> to;
 };
 
+/// Counts per error kind, as LiteLLM's RetryPolicy (`<Kind>Retries`) and
+/// AllowedFailsPolicy (`<Kind>AllowedFails`) name them: BadRequestError,
+/// AuthenticationError, TimeoutError, RateLimitError,
+/// ContentPolicyViolationError, InternalServerError. Unset: no override.
+struct per_kind_counts {
+  std::optional<int> bad_request;
+  std::optional<int> authentication;
+  std::optional<int> timeout;
+  std::optional<int> rate_limit;
+  std::optional<int> content_policy_violation;
+  std::optional<int> internal_server;
+
+  /// The count that applies to an error of kind `k` (LiteLLM's isinstance
+  /// order: a ContentPolicyViolation or ContextWindowExceeded error is a
+  /// BadRequestError unless its own entry is set), or nullopt.
+  std::optional<int> for_kind(error_kind k) const;
+};
+
 /// `router_settings`, validated, with LiteLLM's defaults. Immutable.
 struct router_settings {
   std::string routing_strategy = "simple-shuffle";
   int num_retries = 2;
   double timeout_s = 600;
+  /// For streamed requests; unset: timeout_s.
+  std::optional<double> stream_timeout_s;
   std::optional<int> allowed_fails;
+  /// `allowed_fails_policy`: per-kind thresholds, over allowed_fails.
+  per_kind_counts allowed_fails_policy;
+  /// `retry_policy`: per-kind retry counts, over num_retries.
+  per_kind_counts retry_policy;
+  /// `model_group_retry_policy`: per group, over retry_policy.
+  std::map<std::string, per_kind_counts> model_group_retry_policy;
+  /// `model_group_alias`: alias -> model group (the target must exist).
+  std::map<std::string, std::string> model_group_alias;
   double cooldown_time_s = 5;
   bool disable_cooldowns = false;
   bool enable_weighted_failover = false;

@@ -20,8 +20,10 @@ public:
 
   void record_success(local_index i, time_point now);
   /// Records a failure and returns the cooldown it starts, if any.
+  /// `request_cooldown_s`: the failing request's own `cooldown_time`.
   std::optional<seconds_d> record_failure(local_index i, const router_error& e,
-                                          time_point now);
+                                          time_point now,
+                                          std::optional<double> request_cooldown_s = std::nullopt);
 
   std::uint32_t failures(local_index i, time_point now) const;
   std::uint32_t requests(local_index i, time_point now) const;
@@ -39,13 +41,15 @@ private:
   std::vector<window> windows_;
 };
 
-/// The cooldown length for a failure (deployment cooldown_time > the error's
-/// Retry-After > router cooldown_time), or nullopt when this failure never
-/// cools a deployment down (cooldowns disabled, length 0,
-/// APIConnectionError, a 4xx other than 401, 404, 408, 429). Pure.
+/// The cooldown length for a failure (the request's cooldown_time >
+/// deployment cooldown_time > the error's Retry-After > router
+/// cooldown_time), or nullopt when this failure never cools a deployment
+/// down (cooldowns disabled, length 0, APIConnectionError, a 4xx other than
+/// 401, 404, 408, 429). Pure.
 std::optional<seconds_d> cooldown_length(const router_settings& settings,
                                          std::optional<double> deployment_cooldown_s,
-                                         const router_error& e);
+                                         const router_error& e,
+                                         std::optional<double> request_cooldown_s = std::nullopt);
 
 /// The default rule set (no allowed_fails): should this failure start a
 /// cooldown, given the window counts including it? Pure.

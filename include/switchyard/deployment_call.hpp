@@ -12,10 +12,20 @@ namespace switchyard {
 struct call_outcome {
   bool ok = false;
   std::string content;
+  /// The reply's finish_reason ("stop", "content_filter", ...).
+  std::string finish_reason = "stop";
   router_error error;
   double latency_ms = 0;
   bool timed_out = false;
 };
+
+/// The timeout of one call (seconds), as LiteLLM's Router._get_timeout: a
+/// streamed request uses the deployment's, else the router's,
+/// stream_timeout where one is set; otherwise the request's `timeout` > the
+/// deployment's > the router's. Pure.
+seconds_d call_timeout(const router_settings& settings,
+                       const deployment_config& deployment,
+                       const chat_request& request);
 
 /// A mock call decided in advance: the outcome, and after how long it is
 /// delivered (the deployment actor turns the delay into a timer).

@@ -23,4 +23,9 @@ std::vector<std::uint32_t> resolve_fallbacks(const router_config& config,
 /// rules need it.
 bool has_generic_fallbacks(const router_config& config, std::uint32_t group);
 
+/// Whether a filtered reply (finish_reason content_filter) of `group`
+/// becomes a ContentPolicyViolationError: a content_policy_fallbacks entry
+/// for the group, or a `*` / default fallback exists.
+bool content_policy_fallback_exists(const router_config& config, std::uint32_t group);
+
 } // namespace switchyard

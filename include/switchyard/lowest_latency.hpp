@@ -7,8 +7,9 @@
 namespace switchyard {
 
 /// latency-based-routing: lowest average of the last 10 latencies (unseen
-/// deployments count 0, a timeout records a large penalty), random among
-/// those within lowest * (1 + lowest_latency_buffer). O(n) per pick.
+/// deployments count 0, a timeout records a large penalty; a streamed
+/// request records its time to first token), random among those within
+/// lowest * (1 + lowest_latency_buffer). O(n) per pick.
 class lowest_latency final : public routing_strategy {
 public:
   static constexpr std::size_t window = 10;
@@ -20,8 +21,10 @@ public:
     return "latency-based-routing";
   }
   void set_available(const std::vector<bool>& available) override;
-  pick_result pick(const exclusion_list& excluded, random_source& rng) override;
-  void record_latency(local_index i, double latency_ms, bool timed_out) override;
+  using routing_strategy::pick;
+  pick_result pick(const pick_context& ctx, random_source& rng) override;
+  void on_finished(local_index i, const call_feedback& f, time_point) override;
+  void record_latency(local_index i, double latency_ms, bool timed_out);
   /// Average of the recent samples; 0 for an unseen deployment.
   double average_ms(local_index i) const;
 

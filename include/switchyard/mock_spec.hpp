@@ -13,6 +13,9 @@ struct mock_spec {
   mode kind = mode::none;
   /// The reply's content, when kind == reply.
   std::string content;
+  /// The reply's finish_reason, when kind == reply ("content_filter"
+  /// simulates a provider's content filter).
+  std::string finish_reason = "stop";
   /// The failure, when kind == fail (kind, status, message, retry_after).
   router_error error;
 

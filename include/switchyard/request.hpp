@@ -28,6 +28,14 @@ struct chat_request {
   bool mock_testing_context_fallbacks = false;
   std::optional<int> num_retries;
   bool disable_fallbacks = false;
+  /// `timeout` (seconds): over the deployment's and the router's.
+  std::optional<double> timeout_s;
+  /// `stream`: streamed requests use stream_timeout and record
+  /// time-to-first-token for latency routing.
+  bool stream = false;
+  /// `cooldown_time` (seconds): over every other cooldown length for
+  /// failures of this request.
+  std::optional<double> cooldown_time_s;
 };
 
 using request_ptr = std::shared_ptr<const chat_request>;
@@ -62,9 +70,15 @@ struct route_result {
   std::string model_group;
   /// The underlying `litellm_params.model` of the serving deployment.
   std::string model;
+  /// Success: the reply's finish_reason ("stop", "content_filter", ...).
+  std::string finish_reason;
   /// Hops after the first one (weighted-failover and fallback hops alike:
   /// both count against max_fallbacks, as in LiteLLM).
   int fallback_depth = 0;
+  /// Estimated usage (switchyard/token_estimate.hpp): the prompt's tokens
+  /// and, on success, the reply's.
+  std::uint32_t prompt_tokens = 0;
+  std::uint32_t completion_tokens = 0;
   /// Failure: the original error (the first hop's), section 8.
   router_error error;
   std::vector<attempt> attempts;

@@ -3,6 +3,7 @@
 #include "switchyard/config.hpp"
 #include "switchyard/cooldown.hpp"
 #include "switchyard/deployment_call.hpp"
+#include "switchyard/group_picker.hpp"
 #include "switchyard/random_source.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
@@ -26,6 +27,7 @@ struct flow_action {
   kind what = kind::finish;
   std::uint32_t group = 0;
   local_index deployment = 0;
+  /// wait: how long; call: the timeout (request > deployment > router).
   seconds_d delay{0};
   bool force_context_window = false;
   error_kind error = error_kind::internal_server;
@@ -43,7 +45,7 @@ public:
 
   flow_action start();
   /// The picker's answer; `retry_in` is the shortest remaining cooldown.
-  flow_action on_picked(pick_result picked, std::optional<seconds_d> retry_in);
+  flow_action on_picked(const group_pick& picked, std::optional<seconds_d> retry_in);
   /// The deployment's answer to the last `call`.
   flow_action on_call(call_outcome outcome);
   /// The health actor took the failure; `healthy` deployments of the group
@@ -54,10 +56,18 @@ public:
   flow_action on_fallbacks(const std::vector<std::uint32_t>& groups);
 
   /// The excluded local indices for the current pick.
-  const exclusion_list& excluded() const noexcept { return excluded_; }
+  const exclusion_list& excluded() const noexcept { return pick_.excluded; }
+  /// Everything the current pick asks the picker.
+  const pick_request& current_pick() const noexcept { return pick_; }
+  /// The request's estimated prompt tokens.
+  std::uint32_t estimated_tokens() const noexcept { return pick_.estimated_tokens; }
   /// Valid after a `finish` action; moves the result out.
   route_result take_result();
   const router_config& config() const noexcept { return *config_; }
+  /// The deployment of the latest call.
+  const deployment_config& current_deployment() const;
+  /// The group of the current hop.
+  std::uint32_t current_group() const noexcept { return group_; }
   const chat_request& request() const noexcept { return *request_; }
   const switchyard::request_ptr& shared_request() const noexcept { return request_; }
   /// The latest failure of the current hop (valid after report_failure).
@@ -73,9 +83,10 @@ private:
   flow_action pick_action();
   flow_action start_hop(std::uint32_t group);
   flow_action hop_failed(router_error e);
+  flow_action next_tier_or_fallbacks();
   flow_action to_fallbacks();
+  flow_action start_same_group_hop();
   flow_action next_fallback_group();
-  const deployment_config& current_deployment() const;
   flow_action finish_error();
   flow_action finish_error(router_error e);
 
@@ -89,7 +100,8 @@ private:
   bool attempted_in_hop_ = false;
   bool failover_probe_ = false;  ///< the pending pick starts a failover hop
   local_index last_deployment_ = 0;
-  exclusion_list excluded_;
+  int tier_ = group_pick::unordered; ///< `order` of the current tier
+  pick_request pick_;               ///< exclusions, tier floor, tokens
   std::optional<router_error> last_error_;  ///< latest in the current hop
   std::optional<router_error> original_;    ///< the first hop's error
   router_error hop_error_;                  ///< the latest hop's error

@@ -13,6 +13,14 @@ int effective_num_retries(const router_settings& settings,
                           const deployment_config& deployment,
                           const chat_request& request);
 
+/// Retries allowed in a hop after an error of kind `k`: the group's
+/// model_group_retry_policy entry if it has one (replacing retry_policy, as
+/// LiteLLM does), else retry_policy; a kind the policy leaves unset gets
+/// num_retries (request > deployment > router).
+int retries_allowed(const router_settings& settings, const std::string& group,
+                    const deployment_config& deployment,
+                    const chat_request& request, error_kind k);
+
 /// Whether a failed attempt may be retried. `healthy` counts the group's
 /// deployments not cooling down after this failure was recorded;
 /// `fallbacks_configured`: a generic fallback exists for the group.

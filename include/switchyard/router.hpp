@@ -26,6 +26,10 @@ struct router_options {
   /// Scheduler threads when the router owns its actor system (0: CAF's
   /// default, one per core).
   std::size_t threads = 0;
+  /// Requests in flight at most (0: no cap). Past it a request is answered
+  /// at once with OverloadedError (429), so memory stays bounded under
+  /// overload; admission resumes as soon as answers go out.
+  std::size_t max_in_flight = 0;
 };
 
 /// The embedding API: a router built from a validated config.

@@ -30,23 +30,48 @@ struct pick_result {
   bool ok() const noexcept { return chosen.has_value(); }
 };
 
-/// A routing strategy for one model group. Owned by that group's picker
-/// actor (single-threaded use); pure: no clock or randomness of its own, no
-/// I/O. `set_available` is called when the cooldown set changes (rare);
-/// `pick` on every request, so it must be cheap.
+/// What a pick knows besides the exclusions.
+struct pick_context {
+  const exclusion_list& excluded;
+  /// The request's estimated prompt tokens (usage limits).
+  std::uint32_t estimated_tokens = 0;
+  time_point now{};
+};
+
+/// What a finished call (any terminal outcome) tells the strategy.
+struct call_feedback {
+  bool ok = false;
+  bool timed_out = false;
+  /// For a streamed request: time to first token.
+  double latency_ms = 0;
+  /// Tokens of the exchange (prompt + completion), for usage limits.
+  std::uint64_t tokens = 0;
+};
+
+/// A routing strategy for a set of deployments (one model group, or one
+/// `order` tier of it). Owned by that group's picker (single-threaded use);
+/// pure: the clock and the randomness come in as arguments, no I/O.
+/// `set_available` is called when the cooldown set changes (rare); `pick`
+/// on every request, so it must be cheap.
 class routing_strategy {
 public:
   virtual ~routing_strategy() = default;
   virtual const char* name() const noexcept = 0;
   /// available[i] == false: deployment i is cooling down.
   virtual void set_available(const std::vector<bool>& available) = 0;
-  /// Picks among available deployments not in `excluded` (which may hold
-  /// indices of unavailable deployments too). Empty result when none remain;
-  /// never falls back to the excluded ones.
-  virtual pick_result pick(const exclusion_list& excluded,
-                           random_source& rng) = 0;
-  /// Feedback from a finished call (latency strategies use it).
-  virtual void record_latency(local_index, double /*latency_ms*/, bool /*timed_out*/) {}
+  /// Picks among available deployments not in `ctx.excluded` (which may
+  /// hold indices of unavailable deployments too). Empty result when none
+  /// remain; never falls back to the excluded ones.
+  virtual pick_result pick(const pick_context& ctx, random_source& rng) = 0;
+  /// Shorthand for a pick with no token estimate at time zero.
+  pick_result pick(const exclusion_list& excluded, random_source& rng) {
+    return pick(pick_context{excluded}, rng);
+  }
+  /// The picked deployment's call starts now.
+  virtual void on_picked(local_index, const pick_context&) {}
+  /// A call to deployment `i` ended (success, failure, timeout or
+  /// cancellation): exactly once per on_picked.
+  virtual void on_finished(local_index, const call_feedback&, time_point) {}
 };
 
 /// Builds a strategy for one group's deployments.

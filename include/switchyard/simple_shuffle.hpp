@@ -27,7 +27,8 @@ public:
 
   const char* name() const noexcept override { return "simple-shuffle"; }
   void set_available(const std::vector<bool>& available) override;
-  pick_result pick(const exclusion_list& excluded, random_source& rng) override;
+  using routing_strategy::pick;
+  pick_result pick(const pick_context& ctx, random_source& rng) override;
 
 private:
   struct metric_index {

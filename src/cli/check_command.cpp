@@ -13,15 +13,9 @@ namespace switchyard::cli {
 
 namespace {
 
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
-
 template <class T>
 std::string optional_number(const std::optional<T>& v) {
-  return v ? number(static_cast<double>(*v)) : "-";
+  return v ? format_number("%g", static_cast<double>(*v)) : "-";
 }
 
 const char* yes_no(bool b) {
@@ -32,8 +26,8 @@ void print_settings(const router_settings& s, std::ostream& out) {
   out << "router_settings:\n"
       << "  routing_strategy:         " << s.routing_strategy << '\n'
       << "  num_retries:              " << s.num_retries << '\n'
-      << "  timeout:                  " << number(s.timeout_s) << " s\n"
-      << "  cooldown_time:            " << number(s.cooldown_time_s) << " s\n"
+      << "  timeout:                  " << format_number("%g", s.timeout_s) << " s\n"
+      << "  cooldown_time:            " << format_number("%g", s.cooldown_time_s) << " s\n"
       << "  allowed_fails:            "
       << (s.allowed_fails ? std::to_string(*s.allowed_fails) : "- (default rules)") << '\n'
       << "  disable_cooldowns:        " << yes_no(s.disable_cooldowns) << '\n'
@@ -43,8 +37,7 @@ void print_settings(const router_settings& s, std::ostream& out) {
 }
 
 void print_group(const router_config& c, const model_group& g, std::ostream& out) {
-  out << "model group " << g.name << ": "
-      << g.deployments.size() << (g.deployments.size() == 1 ? " deployment\n" : " deployments\n");
+  out << "model group " << g.name << ": " << plural(g.deployments.size(), "deployment") << '\n';
   std::size_t width = 0;
   for (auto index : g.deployments)
     width = std::max(width, c.deployments[index].id.size());
@@ -73,9 +66,8 @@ void print_rules(const char* name, const std::vector<fallback_rule>& rules,
 
 void print_summary(const std::string& file, const router_config& c, std::ostream& out) {
   out << "config OK: " << file << '\n'
-      << c.groups.size() << (c.groups.size() == 1 ? " model group, " : " model groups, ")
-      << c.deployments.size()
-      << (c.deployments.size() == 1 ? " deployment\n" : " deployments\n");
+      << plural(c.groups.size(), "model group") << ", "
+      << plural(c.deployments.size(), "deployment") << '\n';
   print_settings(c.settings, out);
   for (const auto& g : c.groups)
     print_group(c, g, out);

@@ -48,10 +48,6 @@ std::optional<std::uint64_t> parse_unsigned(const std::string& text) {
   return static_cast<std::uint64_t>(v);
 }
 
-std::string plural(std::size_t n, const char* word) {
-  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
-}
-
 // Microsecond precision is plenty for a trace and keeps lines short.
 double rounded_ms(double ms) {
   return std::round(ms * 1000.0) / 1000.0;
@@ -95,11 +91,11 @@ ojson trace_object(const route_result& r) {
                {"attempts", std::move(attempts)}};
 }
 
-ojson completion_object(const route_result& r, std::int64_t prompt_tokens,
-                        std::uint64_t sequence) {
-  const std::int64_t completion_tokens = estimate_tokens(utf8_length(r.content));
+ojson completion_object(const route_result& r, std::uint64_t sequence) {
+  const std::int64_t prompt_tokens = r.prompt_tokens;
+  const std::int64_t completion_tokens = r.completion_tokens;
   ojson message{{"role", "assistant"}, {"content", r.content}};
-  ojson choice{{"index", 0}, {"message", std::move(message)}, {"finish_reason", "stop"}};
+  ojson choice{{"index", 0}, {"message", std::move(message)}, {"finish_reason", r.finish_reason}};
   return ojson{{"id", completion_id(sequence)},
                {"object", "chat.completion"},
                {"created", static_cast<std::int64_t>(std::time(nullptr))},
@@ -125,6 +121,16 @@ std::string output_line(const custom_id& id, ojson response, ojson error,
 
 const char* usage_text() noexcept {
   return usage;
+}
+
+std::string plural(std::size_t n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+std::string format_number(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
 }
 
 flags::flags(const args& a, const std::vector<std::string>& known) {
@@ -210,40 +216,12 @@ std::optional<router_config> load_config_reporting(const std::string& file) {
   return std::nullopt;
 }
 
-std::int64_t estimate_tokens(std::size_t code_points) {
-  return std::max<std::int64_t>(1, static_cast<std::int64_t>((code_points + 3) / 4));
-}
-
-std::size_t utf8_length(const std::string& text) {
-  // Every code point has exactly one byte that is not a continuation byte.
-  return static_cast<std::size_t>(std::count_if(
-    text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-}
-
-std::size_t message_text_length(const nlohmann::json& messages) {
-  std::size_t n = 0;
-  for (const auto& m : messages) {
-    auto content = m.find("content");
-    if (content == m.end())
-      continue;
-    if (content->is_string())
-      n += utf8_length(content->get_ref<const std::string&>());
-    else if (content->is_array())
-      for (const auto& part : *content) {
-        auto text = part.find("text");
-        if (text != part.end() && text->is_string())
-          n += utf8_length(text->get_ref<const std::string&>());
-      }
-  }
-  return n;
-}
-
 std::string batch_result_line(const custom_id& id, const route_result& result,
-                              std::int64_t prompt_tokens, std::uint64_t sequence) {
+                              std::uint64_t sequence) {
   if (!result.ok)
     return output_line(id, nullptr, error_object(result.error), trace_object(result));
   ojson response{{"status_code", 200},
-                 {"body", completion_object(result, prompt_tokens, sequence)}};
+                 {"body", completion_object(result, sequence)}};
   return output_line(id, std::move(response), nullptr, trace_object(result));
 }
 

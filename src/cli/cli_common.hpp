@@ -62,6 +62,11 @@ private:
   std::map<std::string, std::string> values_;
 };
 
+/// "1 problem", "3 problems".
+std::string plural(std::size_t n, const char* word);
+/// One number through printf's `fmt` ("%g", "%.2f").
+std::string format_number(const char* fmt, double v);
+
 /// spdlog's default logger on stderr (stdout carries results), level warn
 /// unless SWITCHYARD_LOG_LEVEL names another.
 void init_logging();
@@ -70,23 +75,15 @@ void init_logging();
 /// "path: message", one per line, and returns nullopt.
 std::optional<router_config> load_config_reporting(const std::string& file);
 
-/// Token estimate used for `usage`: ceil(code points / 4), at least 1. It is
-/// an estimate (no tokenizer), documented as such in the output's contract.
-std::int64_t estimate_tokens(std::size_t code_points);
-/// Code points of a UTF-8 string.
-std::size_t utf8_length(const std::string& text);
-/// Code points over every message's text: string contents and the `text`
-/// of content parts.
-std::size_t message_text_length(const nlohmann::json& messages);
-
 /// `custom_id` of a batch line: nullopt when the line had none usable.
 using custom_id = std::optional<std::string>;
 
 /// One line of `run` output (without the newline) for a routed request.
-/// `sequence` (unique within the run) makes the chat.completion id unique.
+/// `sequence` (unique within the run) makes the chat.completion id unique;
+/// `usage` is the router's estimate (switchyard/token_estimate.hpp).
 /// Safe to call from any thread.
 std::string batch_result_line(const custom_id& id, const route_result& result,
-                              std::int64_t prompt_tokens, std::uint64_t sequence);
+                              std::uint64_t sequence);
 /// One line of `run` output for a request that never reached the router:
 /// the same shape, with an empty trace.
 std::string batch_error_line(const custom_id& id, const router_error& error);

@@ -28,12 +28,15 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// eastus2 serves its first 300 calls, then fails every call (its outage).
-// allowed_fails 2 cools it down on the third failure within a minute, for
-// 50 ms, so it keeps flapping back in: some requests still pick it, fail, and
-// fail over to northcentralus. northcentralus itself fails 3% of calls; when
-// that happens after eastus2 already failed in the same request, nothing is
-// left in gpt-4o and the request falls back to gpt-4o-mini.
+// eastus2 serves its first 200 calls, then fails every call (its outage).
+// The default cooldown rules take it out once more than half of its calls in
+// the last minute failed; the cooldown is 20 ms rather than LiteLLM-like
+// seconds because the whole run lasts about 0.1 s, and a short one lets it
+// flap back in: some requests still pick it, fail, and fail over to
+// northcentralus within the same request (num_retries 0 makes that the only
+// way to survive). northcentralus fails 2% of its calls; when that happens
+// with eastus2 already tried or cooling down, nothing is left in gpt-4o and
+// the request falls back to gpt-4o-mini.
 constexpr const char* demo_config_json = R"({
   "model_list": [
     {"model_name": "gpt-4o",
@@ -234,12 +237,6 @@ double run_load(router& r, const demo_options& o, demo_stats& stats) {
   return std::chrono::duration<double>(clock_type::now() - started).count();
 }
 
-std::string format(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  return buf;
-}
-
 void print_deployments(const router_config& c, const demo_stats& stats, std::ostream& out) {
   char line[128];
   std::snprintf(line, sizeof line, "  %-16s %-12s %8s %8s %8s\n", "deployment", "group",
@@ -281,14 +278,10 @@ void print_requests(const demo_options& o, demo_stats& stats, double wall_s,
       << "  fallbacks    " << stats.fallback_requests()
       << "  (served or tried outside " << demo_group << ")\n"
       << "  errors       " << errors << error_breakdown(stats) << '\n'
-      << "  latency      p50 " << format("%.2f", stats.latency_percentile(0.50))
-      << " ms, p99 " << format("%.2f", stats.latency_percentile(0.99)) << " ms\n"
-      << "  throughput   " << format("%.0f", o.requests / std::max(wall_s, 1e-9))
-      << " req/s  (" << format("%.3f", wall_s) << " s wall)\n";
-}
-
-std::string plural_calls(std::size_t n) {
-  return std::to_string(n) + (n == 1 ? " call" : " calls");
+      << "  latency      p50 " << format_number("%.2f", stats.latency_percentile(0.50))
+      << " ms, p99 " << format_number("%.2f", stats.latency_percentile(0.99)) << " ms\n"
+      << "  throughput   " << format_number("%.0f", o.requests / std::max(wall_s, 1e-9))
+      << " req/s  (" << format_number("%.3f", wall_s) << " s wall)\n";
 }
 
 std::string describe(const failed_call_route& route) {
@@ -309,7 +302,7 @@ void print_summary_line(const demo_options& o, const demo_stats& stats, std::ost
     return x.second.failed < y.second.failed;
   });
   if (worst != deps.end() && worst->second.failed > 0) {
-    out << worst->first << " failed " << plural_calls(worst->second.failed) << ":";
+    out << worst->first << " failed " << plural(worst->second.failed, "call") << ":";
     const char* sep = " ";
     for (const auto& [route, n] : stats.routes())
       if (route.from == worst->first) {
@@ -322,11 +315,41 @@ void print_summary_line(const demo_options& o, const demo_stats& stats, std::ost
       << " requests reached the caller as errors.\n";
 }
 
+// What the embedded config sets up, read from the loaded config itself.
+std::string failure_behaviour(const deployment_config& d) {
+  if (d.mock_failure_rate <= 0)
+    return "healthy";
+  std::string text = "fails " + format_number("%g", d.mock_failure_rate * 100) + "% of calls ("
+                     + std::string(switchyard::name_of(d.mock_failure)) + ")";
+  if (d.mock_failure_after_calls > 0)
+    text += " after its first " + std::to_string(d.mock_failure_after_calls) + " calls";
+  return text;
+}
+
+void print_scenario(const router_config& c, std::ostream& out) {
+  char line[160];
+  for (const auto& d : c.deployments) {
+    std::snprintf(line, sizeof line, "  %-16s %-12s weight %-4s %s\n", d.id.c_str(),
+                  d.model_name.c_str(), d.weight ? format_number("%g", *d.weight).c_str() : "-",
+                  failure_behaviour(d).c_str());
+    out << line;
+  }
+  const router_settings& s = c.settings;
+  out << "  weighted failover " << (s.enable_weighted_failover ? "on" : "off")
+      << ", num_retries " << s.num_retries << ", cooldown " << format_number("%g", s.cooldown_time_s)
+      << " s, fallbacks";
+  for (const auto& rule : s.fallbacks)
+    for (const auto& to : rule.to)
+      out << ' ' << rule.from << " -> " << to;
+  out << '\n';
+}
+
 void print_report(const router_config& c, const demo_options& o, demo_stats& stats,
                   double wall_s, std::ostream& out) {
-  out << "switchyard demo: " << o.requests << " requests for " << demo_group
-      << " (eastus2 starts failing part-way; fallback gpt-4o-mini)\n\n"
-      << "per deployment (from attempt traces)\n";
+  out << "switchyard demo: " << o.requests << " requests for " << demo_group << "\n\n"
+      << "scenario (embedded config)\n";
+  print_scenario(c, out);
+  out << "\nper deployment (from attempt traces)\n";
   print_deployments(c, stats, out);
   out << "\nfailed calls, by where the request went next\n";
   print_failed_calls(stats, out);

@@ -2,9 +2,12 @@
 
 #include "switchyard/router.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -145,7 +148,7 @@ public:
       write_ready(lock);
       if (slots_.size() < capacity_)
         break;
-      head_filled_.wait(lock);
+      wait_for_head(lock);
     }
     slots_.emplace_back();
     return first_seq_ + slots_.size() - 1;
@@ -166,11 +169,17 @@ public:
       write_ready(lock);
       if (slots_.empty())
         return;
-      head_filled_.wait(lock);
+      wait_for_head(lock);
     }
   }
 
 private:
+  // With a predicate: the head may have been filled while write_ready had
+  // the lock released, and that notification is gone.
+  void wait_for_head(std::unique_lock<std::mutex>& lock) {
+    head_filled_.wait(lock, [this] { return slots_.front().has_value(); });
+  }
+
   void write_ready(std::unique_lock<std::mutex>& lock) {
     std::vector<std::string> ready;
     while (!slots_.empty() && slots_.front()) {
@@ -194,29 +203,6 @@ private:
   writer write_;
 };
 
-/// A one-line progress bar on stderr, redrawn at most ten times a second.
-/// Disabled (does nothing) when stderr is not a terminal. Main thread only.
-class progress_bar {
-public:
-  explicit progress_bar(std::size_t total) : total_(total) {}
-
-  void update(std::size_t done) {
-    const auto now = std::chrono::steady_clock::now();
-    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100))
-      return;
-    last_draw_ = now;
-    constexpr std::size_t width = 40;
-    const std::size_t filled = total_ ? done * width / total_ : width;
-    std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ')
-              << "] " << done << '/' << total_ << std::flush;
-  }
-  void finish() { std::cerr << '\n'; }
-
-private:
-  std::size_t total_;
-  std::chrono::steady_clock::time_point last_draw_{};
-};
-
 std::size_t count_requests(const std::string& file) {
   std::ifstream in(file);
   std::string line;
@@ -225,6 +211,39 @@ std::size_t count_requests(const std::string& file) {
     n += is_blank(line) ? 0 : 1;
   return n;
 }
+
+/// A one-line progress bar on stderr, redrawn at most ten times a second.
+/// Does nothing when stderr is not a terminal, so logs and pipes stay clean.
+/// Main thread only.
+class progress_bar {
+public:
+  explicit progress_bar(const std::string& input_file)
+    : enabled_(isatty(STDERR_FILENO) != 0),
+      // An extra pass over the input, paid only when someone watches.
+      total_(enabled_ ? count_requests(input_file) : 0) {}
+
+  void update(std::size_t done) {
+    if (!enabled_)
+      return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100))
+      return;
+    last_draw_ = now;
+    constexpr std::size_t width = 40;
+    const std::size_t filled = total_ ? std::min(done, total_) * width / total_ : width;
+    std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ')
+              << "] " << done << '/' << total_ << std::flush;
+  }
+  void finish() {
+    if (enabled_)
+      std::cerr << '\n';
+  }
+
+private:
+  const bool enabled_;
+  const std::size_t total_;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
 
 std::string io_error(const char* what, const std::string& file) {
   return std::string("cannot ") + what + " " + file + ": " + std::strerror(errno);
@@ -263,11 +282,9 @@ void submit(router& r, reorder_window& window, batch_line line) {
     window.fill(seq, batch_error_line(line.id, line.error));
     return;
   }
-  const std::int64_t prompt_tokens =
-    estimate_tokens(message_text_length(line.request->messages));
   r.async_complete(std::move(*line.request),
-                   [&window, seq, id = std::move(line.id), prompt_tokens](route_result res) {
-                     window.fill(seq, batch_result_line(id, res, prompt_tokens, seq));
+                   [&window, seq, id = std::move(line.id)](route_result res) {
+                     window.fill(seq, batch_result_line(id, res, seq));
                    });
 }
 
@@ -292,22 +309,23 @@ int run_command(const args& a) {
   output_sink sink(o.output);
   std::ostream& out = sink.stream();
 
-  const bool show_progress = isatty(STDERR_FILENO) != 0;
-  progress_bar progress(show_progress ? count_requests(o.input) : 0);
+  progress_bar progress(o.input);
   std::size_t written = 0;
   reorder_window window(o.concurrency, [&](const std::string& line) {
     out << line << '\n';
-    if (show_progress)
-      progress.update(++written);
+    progress.update(++written);
   });
   line_reader reader(in);
+  spdlog::info("run: {} model groups, {} deployments; input {}; concurrency {}",
+               config->groups.size(), config->deployments.size(), o.input, o.concurrency);
   {
-    // Destroyed before the window: every callback has run by then.
+    // drain() has seen every answer; the router then stops here, so no
+    // callback can touch the window afterwards.
     router r(std::move(*config), router_options{o.seed, 0});
     route_all(r, reader, window);
   }
-  if (show_progress)
-    progress.finish();
+  progress.finish();
+  spdlog::info("run: wrote {} result lines from {} input lines", written, reader.line_no());
   out.flush();
   if (!out)
     throw std::runtime_error("writing results failed: " + std::string(std::strerror(errno)));

@@ -1,4 +1,5 @@
 #include "switchyard/config.hpp"
+#include "switchyard/routing_strategy.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -73,6 +74,17 @@ TEST_CASE("config: a minimal config gets every default") {
   CHECK(s.default_fallbacks.empty());
   CHECK(s.max_fallbacks == 5);
   CHECK(s.lowest_latency_buffer == 0);
+  CHECK_FALSE(s.stream_timeout_s);
+  for (const auto* counts : {&s.retry_policy, &s.allowed_fails_policy}) {
+    CHECK_FALSE(counts->bad_request);
+    CHECK_FALSE(counts->authentication);
+    CHECK_FALSE(counts->timeout);
+    CHECK_FALSE(counts->rate_limit);
+    CHECK_FALSE(counts->content_policy_violation);
+    CHECK_FALSE(counts->internal_server);
+  }
+  CHECK(s.model_group_retry_policy.empty());
+  CHECK(s.model_group_alias.empty());
 
   REQUIRE(cfg.deployments.size() == 1);
   const auto& d = cfg.deployments[0];
@@ -85,6 +97,7 @@ TEST_CASE("config: a minimal config gets every default") {
   CHECK_FALSE(d.tpm);
   CHECK_FALSE(d.order);
   CHECK_FALSE(d.timeout_s);
+  CHECK_FALSE(d.stream_timeout_s);
   CHECK_FALSE(d.cooldown_time_s);
   CHECK_FALSE(d.num_retries);
   CHECK_FALSE(d.max_input_tokens);
@@ -104,7 +117,7 @@ TEST_CASE("config: every deployment setting is read") {
       "model_name": "gpt-4o",
       "litellm_params": {"model": "azure/eastus2", "api_key": "sk-literal", "api_base": "https://e.example",
                          "weight": 50, "rpm": 600, "tpm": 90000, "order": 2, "timeout": 30,
-                         "cooldown_time": 10, "num_retries": 1, "input_cost_per_token": 0.00001,
+                         "stream_timeout": 7.5, "cooldown_time": 10, "num_retries": 1, "input_cost_per_token": 0.00001,
                          "output_cost_per_token": 0.00003, "mock_response": "hello",
                          "mock_latency_ms": 25.5, "mock_failure_rate": 0.25,
                          "mock_failure": "litellm.RateLimitError", "mock_failure_after_calls": 7},
@@ -121,6 +134,7 @@ TEST_CASE("config: every deployment setting is read") {
   CHECK(d.tpm == 90000.0);
   CHECK(d.order == 2);
   CHECK(d.timeout_s == 30.0);
+  CHECK(d.stream_timeout_s == 7.5);
   CHECK(d.cooldown_time_s == 10.0);
   CHECK(d.num_retries == 1);
   CHECK(d.input_cost_per_token == 0.00001);
@@ -173,7 +187,20 @@ TEST_CASE("config: every router setting is read") {
                         "context_window_fallbacks": [{"gpt-4o": ["big"]}],
                         "content_policy_fallbacks": [{"gpt-4o-mini": ["gpt-4o"]}],
                         "default_fallbacks": ["gpt-4o-mini"], "max_fallbacks": 1,
-                        "routing_strategy_args": {"lowest_latency_buffer": 0.5}}})",
+                        "routing_strategy_args": {"lowest_latency_buffer": 0.5},
+                        "stream_timeout": 4.5,
+                        "retry_policy": {"BadRequestErrorRetries": 0, "AuthenticationErrorRetries": 1,
+                                         "TimeoutErrorRetries": 2, "RateLimitErrorRetries": 3,
+                                         "ContentPolicyViolationErrorRetries": 4, "InternalServerErrorRetries": 5},
+                        "allowed_fails_policy": {"BadRequestErrorAllowedFails": 10, "AuthenticationErrorAllowedFails": 11,
+                                                 "TimeoutErrorAllowedFails": 12, "RateLimitErrorAllowedFails": 13,
+                                                 "ContentPolicyViolationErrorAllowedFails": 14,
+                                                 "InternalServerErrorAllowedFails": 15},
+                        "model_group_retry_policy": {"big": {"RateLimitErrorRetries": 0},
+                                                     "gpt-4o": {}},
+                        "model_group_alias": {"gpt-4": "gpt-4o",
+                                              "small": {"model": "gpt-4o-mini", "hidden": true},
+                                              "large": {"model": "big"}}}})",
                                     fake_env());
   const auto& s = cfg.settings;
   CHECK(s.routing_strategy == "latency-based-routing");
@@ -199,6 +226,26 @@ TEST_CASE("config: every router setting is read") {
   CHECK(s.default_fallbacks == std::vector<std::string>{"gpt-4o-mini"});
   CHECK(s.max_fallbacks == 1);
   CHECK(s.lowest_latency_buffer == 0.5);
+  CHECK(s.stream_timeout_s == 4.5);
+  CHECK(s.retry_policy.bad_request == 0);
+  CHECK(s.retry_policy.authentication == 1);
+  CHECK(s.retry_policy.timeout == 2);
+  CHECK(s.retry_policy.rate_limit == 3);
+  CHECK(s.retry_policy.content_policy_violation == 4);
+  CHECK(s.retry_policy.internal_server == 5);
+  CHECK(s.allowed_fails_policy.bad_request == 10);
+  CHECK(s.allowed_fails_policy.authentication == 11);
+  CHECK(s.allowed_fails_policy.timeout == 12);
+  CHECK(s.allowed_fails_policy.rate_limit == 13);
+  CHECK(s.allowed_fails_policy.content_policy_violation == 14);
+  CHECK(s.allowed_fails_policy.internal_server == 15);
+  REQUIRE(s.model_group_retry_policy.size() == 2);
+  CHECK(s.model_group_retry_policy.at("big").rate_limit == 0);
+  CHECK_FALSE(s.model_group_retry_policy.at("big").timeout);
+  CHECK_FALSE(s.model_group_retry_policy.at("gpt-4o").rate_limit);
+  CHECK(s.model_group_alias
+        == std::map<std::string, std::string>{{"gpt-4", "gpt-4o"}, {"small", "gpt-4o-mini"},
+                                              {"large", "big"}});
 }
 
 TEST_CASE("config: null leaves an optional setting at its default") {
@@ -207,8 +254,17 @@ TEST_CASE("config: null leaves an optional setting at its default") {
                                                           "mock_response": null}, "model_info": null}],
     "router_settings": {"routing_strategy": null, "num_retries": null, "timeout": null, "allowed_fails": null,
                         "cooldown_time": null, "fallbacks": null, "default_fallbacks": null,
-                        "max_fallbacks": null, "routing_strategy_args": null}})",
+                        "max_fallbacks": null, "routing_strategy_args": null, "stream_timeout": null,
+                        "retry_policy": null, "allowed_fails_policy": {"RateLimitErrorAllowedFails": null},
+                        "model_group_retry_policy": {"g": null}, "model_group_alias": {"a": null}},
+    "litellm_settings": {"num_retries": null, "request_timeout": null, "fallbacks": null}})",
                                     fake_env());
+  CHECK_FALSE(cfg.settings.stream_timeout_s);
+  CHECK_FALSE(cfg.settings.retry_policy.rate_limit);
+  CHECK_FALSE(cfg.settings.allowed_fails_policy.rate_limit);
+  CHECK(cfg.settings.model_group_retry_policy.empty());
+  CHECK(cfg.settings.model_group_alias.empty());
+  CHECK(cfg.settings.fallbacks.empty());
   CHECK(cfg.settings.routing_strategy == "simple-shuffle");
   CHECK(cfg.settings.num_retries == 2);
   CHECK(cfg.settings.timeout_s == 600);
@@ -372,6 +428,14 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     std::string message;
   };
   const std::string kinds = "unknown error kind; expected one of: " + error_kind_names();
+  const std::string retries =
+    "unknown key; expected one of: BadRequestErrorRetries, AuthenticationErrorRetries, "
+    "TimeoutErrorRetries, RateLimitErrorRetries, ContentPolicyViolationErrorRetries, "
+    "InternalServerErrorRetries";
+  const std::string allowed =
+    "unknown key; expected one of: BadRequestErrorAllowedFails, AuthenticationErrorAllowedFails, "
+    "TimeoutErrorAllowedFails, RateLimitErrorAllowedFails, ContentPolicyViolationErrorAllowedFails, "
+    "InternalServerErrorAllowedFails";
   const bad_case cases[] = {
     {"/model_list", json::array(), "model_list", "expected a non-empty array"},
     {"/model_list", "x", "model_list", "expected a non-empty array"},
@@ -396,7 +460,7 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     {"/model_list/0/litellm_params/num_retries", -1, "model_list[0].litellm_params.num_retries", "expected an integer >= 0"},
     {"/model_list/0/litellm_params/input_cost_per_token", -1, "model_list[0].litellm_params.input_cost_per_token", "expected a number >= 0"},
     {"/model_list/0/litellm_params/output_cost_per_token", "x", "model_list[0].litellm_params.output_cost_per_token", "expected a number >= 0"},
-    {"/model_list/0/litellm_params/mock_response", 5, "model_list[0].litellm_params.mock_response", "expected a string or an {\"error\": ...} object"},
+    {"/model_list/0/litellm_params/mock_response", 5, "model_list[0].litellm_params.mock_response", "expected a string, an {\"error\": ...} or a {\"content\": ...} object"},
     {"/model_list/0/litellm_params/mock_response", "litellm.NopeError", "model_list[0].litellm_params.mock_response", kinds},
     {"/model_list/0/litellm_params/mock_latency_ms", -1, "model_list[0].litellm_params.mock_latency_ms", "expected a number >= 0"},
     {"/model_list/0/litellm_params/mock_failure_rate", 1.5, "model_list[0].litellm_params.mock_failure_rate", "expected a number between 0 and 1"},
@@ -431,6 +495,43 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     {"/router_settings/max_fallbacks", -1, "router_settings.max_fallbacks", "expected an integer >= 0"},
     {"/router_settings/routing_strategy_args", 3, "router_settings.routing_strategy_args", "expected an object"},
     {"/router_settings/routing_strategy_args", {{"lowest_latency_buffer", -0.1}}, "router_settings.routing_strategy_args.lowest_latency_buffer", "expected a number >= 0"},
+    {"/model_list/0/litellm_params/stream_timeout", 0, "model_list[0].litellm_params.stream_timeout", "expected a number > 0"},
+    {"/model_list/0/litellm_params/stream_timeout", "10", "model_list[0].litellm_params.stream_timeout", "expected a number > 0"},
+    {"/router_settings/stream_timeout", -1, "router_settings.stream_timeout", "expected a number > 0"},
+    {"/router_settings/retry_policy", 3, "router_settings.retry_policy", "expected an object"},
+    {"/router_settings/retry_policy", {{"RateLimitErrorRetries", -1}}, "router_settings.retry_policy.RateLimitErrorRetries", "expected an integer >= 0"},
+    {"/router_settings/retry_policy", {{"TimeoutErrorRetries", 1.5}}, "router_settings.retry_policy.TimeoutErrorRetries", "expected an integer >= 0"},
+    {"/router_settings/retry_policy", {{"InternalServerErrorRetries", "2"}}, "router_settings.retry_policy.InternalServerErrorRetries", "expected an integer >= 0"},
+    {"/router_settings/retry_policy", {{"TimeoutRetries", 1}}, "router_settings.retry_policy.TimeoutRetries", retries},
+    {"/router_settings/retry_policy", {{"RateLimitErrorAllowedFails", 1}}, "router_settings.retry_policy.RateLimitErrorAllowedFails", retries},
+    {"/router_settings/allowed_fails_policy", "x", "router_settings.allowed_fails_policy", "expected an object"},
+    {"/router_settings/allowed_fails_policy", {{"AuthenticationErrorAllowedFails", -3}}, "router_settings.allowed_fails_policy.AuthenticationErrorAllowedFails", "expected an integer >= 0"},
+    {"/router_settings/allowed_fails_policy", {{"RateLimitErrorRetries", 2}}, "router_settings.allowed_fails_policy.RateLimitErrorRetries", allowed},
+    {"/router_settings/model_group_retry_policy", json::array(), "router_settings.model_group_retry_policy", "expected an object"},
+    {"/router_settings/model_group_retry_policy", {{"nope", json::object()}}, "router_settings.model_group_retry_policy.nope", "unknown model group"},
+    {"/router_settings/model_group_retry_policy", {{"g", 5}}, "router_settings.model_group_retry_policy.g", "expected an object"},
+    {"/router_settings/model_group_retry_policy", {{"g", {{"BadRequestErrorRetries", -2}}}}, "router_settings.model_group_retry_policy.g.BadRequestErrorRetries", "expected an integer >= 0"},
+    {"/router_settings/model_group_retry_policy", {{"g", {{"Retries", 1}}}}, "router_settings.model_group_retry_policy.g.Retries", retries},
+    {"/router_settings/model_group_alias", "g", "router_settings.model_group_alias", "expected an object"},
+    {"/router_settings/model_group_alias", {{"a", 5}}, "router_settings.model_group_alias.a", "expected a model group name or a {\"model\": ..., \"hidden\": ...} object"},
+    {"/router_settings/model_group_alias", {{"a", "zz"}}, "router_settings.model_group_alias.a", "unknown model group 'zz'"},
+    {"/router_settings/model_group_alias", {{"a", ""}}, "router_settings.model_group_alias.a", "expected a non-empty string"},
+    {"/router_settings/model_group_alias", {{"g", "g"}}, "router_settings.model_group_alias.g", "alias has the name of a model group"},
+    {"/router_settings/model_group_alias", {{"", "g"}}, "router_settings.model_group_alias", "expected non-empty alias names"},
+    {"/router_settings/model_group_alias", {{"a", {{"hidden", true}}}}, "router_settings.model_group_alias.a.model", "is required"},
+    {"/router_settings/model_group_alias", {{"a", {{"model", 3}}}}, "router_settings.model_group_alias.a.model", "expected a non-empty string"},
+    {"/router_settings/model_group_alias", {{"a", {{"model", "zz"}}}}, "router_settings.model_group_alias.a.model", "unknown model group 'zz'"},
+    {"/router_settings/model_group_alias", {{"a", {{"model", "g"}, {"hidden", "yes"}}}}, "router_settings.model_group_alias.a.hidden", "expected true or false"},
+    {"/litellm_settings", 5, "litellm_settings", "expected an object"},
+    {"/litellm_settings/num_retries", -1, "litellm_settings.num_retries", "expected an integer >= 0"},
+    {"/litellm_settings/request_timeout", 0, "litellm_settings.request_timeout", "expected a number > 0"},
+    {"/litellm_settings/allowed_fails", "3", "litellm_settings.allowed_fails", "expected an integer >= 0"},
+    {"/litellm_settings/cooldown_time", -1, "litellm_settings.cooldown_time", "expected a number >= 0"},
+    {"/litellm_settings/retry_policy", {{"X", 1}}, "litellm_settings.retry_policy.X", retries},
+    {"/litellm_settings/fallbacks", json::parse(R"([{"g": ["x"]}])"), "litellm_settings.fallbacks[0].g[0]", "unknown model group 'x'"},
+    {"/litellm_settings/context_window_fallbacks", 3, "litellm_settings.context_window_fallbacks", "expected an array of {\"group\": [\"fallback group\", ...]} objects"},
+    {"/litellm_settings/content_policy_fallbacks", json::parse(R"([{"g": "g"}])"), "litellm_settings.content_policy_fallbacks[0].g", "expected an array of model group names"},
+    {"/litellm_settings/default_fallbacks", {"zz"}, "litellm_settings.default_fallbacks[0]", "unknown model group 'zz'"},
   };
   for (const auto& c : cases) {
     json doc = json::parse(R"({"model_list": [{"model_name": "g", "litellm_params": {"model": "m"}}],
@@ -503,7 +604,32 @@ TEST_CASE("config: routing_strategy must name a registered strategy") {
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].path == "router_settings.routing_strategy");
   CHECK(problems[0].message
-        == "unknown routing strategy 'round-robin'; expected one of: latency-based-routing, simple-shuffle");
+        == "unknown routing strategy 'round-robin'; expected one of: "
+             + strategy_registry::builtin().names());
+}
+
+TEST_CASE("config: routing_strategy accepts every strategy of the built-in registry") {
+  // The lead's registry grows (least-busy, usage-based-routing-v2,
+  // cost-based-routing): whatever it holds is accepted, nothing else.
+  const std::string names = strategy_registry::builtin().names();
+  std::size_t start = 0;
+  while (start < names.size()) {
+    const auto comma = names.find(", ", start);
+    const std::string name = names.substr(start, comma - start);
+    INFO(name);
+    const auto cfg = load_config_text(
+      one_deployment(R"({"model": "m"})", R"({"routing_strategy": ")" + name + "\"}"), fake_env());
+    CHECK(cfg.settings.routing_strategy == name);
+    start = comma == std::string::npos ? names.size() : comma + 2;
+  }
+  // LiteLLM's "usage-based-routing" is its older v1 implementation, not an
+  // alias of v2: it is only accepted if the registry has it.
+  if (!strategy_registry::builtin().contains("usage-based-routing"))
+    CHECK(problems_of(one_deployment(R"({"model": "m"})",
+                                     R"({"routing_strategy": "usage-based-routing"})"))
+            .at(0)
+            .path
+          == "router_settings.routing_strategy");
 }
 
 TEST_CASE("config: parse_mock_response") {
@@ -561,7 +687,7 @@ TEST_CASE("config: parse_mock_response") {
     CHECK(problems[3].path == "r.retry_after");
     CHECK(problems[3].message == "expected a number >= 0");
     CHECK(problems[4].path == "s");
-    CHECK(problems[4].message == "expected a string or an {\"error\": ...} object");
+    CHECK(problems[4].message == "expected a string, an {\"error\": ...} or a {\"content\": ...} object");
   }
 }
 
@@ -595,7 +721,7 @@ TEST_CASE("config: secrets never appear in config_error::what()") {
     CHECK(problems[2].path == "model_list[1].model_info.max_input_tokens");
     CHECK(problems[3].path == "router_settings.routing_strategy");
     CHECK(problems[3].message
-          == "unknown routing strategy; expected one of: latency-based-routing, simple-shuffle");
+          == "unknown routing strategy; expected one of: " + strategy_registry::builtin().names());
     CHECK(problems[4].path == "router_settings.fallbacks[0].g[0]");
     CHECK(problems[4].message == "unknown model group");
     CHECK(what_of(text, env).find("PLANTED") == std::string::npos);
@@ -616,6 +742,13 @@ TEST_CASE("config: a JSON syntax error gives the line and column") {
   CHECK(problems[0].path == "line 3, column 24");
   CHECK(problems[0].message
         == "syntax error while parsing object key - unexpected ','; expected string literal");
+}
+
+TEST_CASE("config: a number too large for a double is a config_error") {
+  const auto problems = problems_of(one_deployment(R"({"model": "m", "timeout": 1e999})"));
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].path == "(root)");
+  CHECK(problems[0].message == "a number is too large");
 }
 
 TEST_CASE("config: load_config_file") {
@@ -643,5 +776,222 @@ TEST_CASE("config: load_config_file") {
     std::remove(file.c_str());
     CHECK(cfg.deployments.at(0).id
           == "0bda56416ce03fb55611fd2ecd70865c6a80e004027383bb225c46ab9773b6a6");
+  }
+}
+
+TEST_CASE("config: per_kind_counts::for_kind follows LiteLLM's exception classes") {
+  per_kind_counts all;
+  all.bad_request = 1;
+  all.authentication = 2;
+  all.timeout = 3;
+  all.rate_limit = 4;
+  all.content_policy_violation = 5;
+  all.internal_server = 6;
+  CHECK(all.for_kind(error_kind::bad_request) == 1);
+  CHECK(all.for_kind(error_kind::context_window_exceeded) == 1); // a BadRequestError
+  CHECK(all.for_kind(error_kind::content_policy_violation) == 5); // its own entry first
+  CHECK(all.for_kind(error_kind::authentication) == 2);
+  CHECK(all.for_kind(error_kind::timeout) == 3);
+  CHECK(all.for_kind(error_kind::rate_limit) == 4);
+  CHECK(all.for_kind(error_kind::internal_server) == 6);
+  // No entry of their own: no override.
+  for (auto k : {error_kind::permission_denied, error_kind::not_found,
+                 error_kind::unprocessable_entity, error_kind::api_connection,
+                 error_kind::bad_gateway, error_kind::service_unavailable,
+                 error_kind::no_deployments_available, error_kind::overloaded,
+                 error_kind::shutdown}) {
+    INFO(name_of(k));
+    CHECK_FALSE(all.for_kind(k));
+  }
+
+  per_kind_counts only_bad_request;
+  only_bad_request.bad_request = 7;
+  // A ContentPolicyViolation without its own entry is a BadRequestError.
+  CHECK(only_bad_request.for_kind(error_kind::content_policy_violation) == 7);
+  CHECK(only_bad_request.for_kind(error_kind::context_window_exceeded) == 7);
+  CHECK_FALSE(only_bad_request.for_kind(error_kind::rate_limit));
+
+  per_kind_counts only_content_policy;
+  only_content_policy.content_policy_violation = 0;
+  CHECK(only_content_policy.for_kind(error_kind::content_policy_violation) == 0);
+  CHECK_FALSE(only_content_policy.for_kind(error_kind::bad_request));
+  CHECK_FALSE(only_content_policy.for_kind(error_kind::context_window_exceeded));
+
+  CHECK_FALSE(per_kind_counts{}.for_kind(error_kind::bad_request));
+}
+
+TEST_CASE("config: every problem of the retry and allowed-fails policies is collected") {
+  const auto problems = problems_of(one_deployment(R"({"model": "m"})", R"({
+      "retry_policy": {"RateLimitErrorRetries": -1, "Nope": 1, "TimeoutErrorRetries": 2},
+      "allowed_fails_policy": {"TimeoutErrorAllowedFails": 1.5, "BadRequestErrorRetries": 1},
+      "model_group_retry_policy": {"h": {"Nope": 1}, "g": {"AuthenticationErrorRetries": "x"}}})"));
+  REQUIRE(problems.size() == 7);
+  CHECK(problems[0].path == "router_settings.retry_policy.RateLimitErrorRetries");
+  CHECK(problems[1].path == "router_settings.retry_policy.Nope");
+  CHECK(problems[2].path == "router_settings.allowed_fails_policy.TimeoutErrorAllowedFails");
+  CHECK(problems[3].path == "router_settings.allowed_fails_policy.BadRequestErrorRetries");
+  CHECK(problems[4].path == "router_settings.model_group_retry_policy.h");
+  CHECK(problems[4].message == "unknown model group");
+  CHECK(problems[5].path == "router_settings.model_group_retry_policy.h.Nope");
+  CHECK(problems[6].path == "router_settings.model_group_retry_policy.g.AuthenticationErrorRetries");
+}
+
+TEST_CASE("config: model_group_alias targets groups, never shadows one") {
+  const std::string list = R"("model_list": [{"model_name": "gpt-4o", "litellm_params": {"model": "a"}},
+                                             {"model_name": "mini", "litellm_params": {"model": "b"}}])";
+  SECTION("string and object forms") {
+    const auto cfg = load_config_text("{" + list + R"(, "router_settings": {"model_group_alias":
+        {"gpt-4": "gpt-4o", "cheap": {"model": "mini", "hidden": false, "extra": 1}}}})",
+                                      fake_env());
+    CHECK(cfg.settings.model_group_alias.at("gpt-4") == "gpt-4o");
+    CHECK(cfg.settings.model_group_alias.at("cheap") == "mini");
+    // An alias is not a group.
+    CHECK_FALSE(cfg.find_group("gpt-4"));
+  }
+  SECTION("an alias of an alias is not a group") {
+    const auto problems = problems_of("{" + list + R"(, "router_settings": {"model_group_alias":
+        {"gpt-4": "gpt-4o", "gpt-4-turbo": "gpt-4"}}})");
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].path == "router_settings.model_group_alias.gpt-4-turbo");
+    CHECK(problems[0].message == "unknown model group 'gpt-4'");
+  }
+  SECTION("every bad alias is reported") {
+    const auto problems = problems_of("{" + list + R"(, "router_settings": {"model_group_alias":
+        {"mini": "gpt-4o", "x": "nope", "y": {"model": "nope", "hidden": 1}, "z": ["gpt-4o"]}}})");
+    REQUIRE(problems.size() == 5);
+    CHECK(problems[0].path == "router_settings.model_group_alias.mini");
+    CHECK(problems[0].message == "alias has the name of a model group");
+    CHECK(problems[1].path == "router_settings.model_group_alias.x");
+    CHECK(problems[2].path == "router_settings.model_group_alias.y.hidden");
+    CHECK(problems[3].path == "router_settings.model_group_alias.y.model");
+    CHECK(problems[4].path == "router_settings.model_group_alias.z");
+  }
+  SECTION("a target from the environment is not echoed") {
+    const auto problems = problems_of(
+      "{" + list + R"(, "router_settings": {"model_group_alias": {"a": "os.environ/TARGET"}}})",
+      fake_env({{"TARGET", "sk-PLANTED"}}));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].path == "router_settings.model_group_alias.a");
+    CHECK(problems[0].message == "unknown model group");
+  }
+}
+
+TEST_CASE("config: litellm_settings fills what router_settings leaves unset") {
+  const std::string list = R"("model_list": [{"model_name": "a", "litellm_params": {"model": "1"}},
+                                             {"model_name": "b", "litellm_params": {"model": "2"}},
+                                             {"model_name": "c", "litellm_params": {"model": "3"}}])";
+  const std::string litellm_settings = R"("litellm_settings": {
+      "num_retries": 7, "request_timeout": 45, "allowed_fails": 2, "cooldown_time": 11,
+      "retry_policy": {"RateLimitErrorRetries": 9},
+      "fallbacks": [{"a": ["b"]}], "context_window_fallbacks": [{"a": ["c"]}],
+      "content_policy_fallbacks": [{"b": ["a"]}], "default_fallbacks": ["c"],
+      "drop_params": true, "success_callback": ["langfuse"]})";
+  SECTION("alone, in JSON too") {
+    const auto cfg = load_config_text("{" + list + ", " + litellm_settings + "}", fake_env());
+    const auto& s = cfg.settings;
+    CHECK(s.num_retries == 7);
+    CHECK(s.timeout_s == 45);
+    CHECK(s.allowed_fails == 2);
+    CHECK(s.cooldown_time_s == 11);
+    CHECK(s.retry_policy.rate_limit == 9);
+    REQUIRE(s.fallbacks.size() == 1);
+    CHECK(s.fallbacks[0].from == "a");
+    CHECK(s.fallbacks[0].to == std::vector<std::string>{"b"});
+    REQUIRE(s.context_window_fallbacks.size() == 1);
+    CHECK(s.context_window_fallbacks[0].to == std::vector<std::string>{"c"});
+    REQUIRE(s.content_policy_fallbacks.size() == 1);
+    CHECK(s.content_policy_fallbacks[0].from == "b");
+    CHECK(s.default_fallbacks == std::vector<std::string>{"c"});
+    // Keys only router_settings has keep their defaults.
+    CHECK(s.routing_strategy == "simple-shuffle");
+    CHECK(s.max_fallbacks == 5);
+  }
+  SECTION("router_settings wins for every key both set, whatever the order in the file") {
+    const std::string router_settings = R"("router_settings": {
+        "num_retries": 0, "timeout": 5, "allowed_fails": 0, "cooldown_time": 0,
+        "retry_policy": {"TimeoutErrorRetries": 1},
+        "fallbacks": [], "context_window_fallbacks": [{"b": ["c"]}],
+        "content_policy_fallbacks": [], "default_fallbacks": []})";
+    for (const auto& text : {"{" + list + ", " + litellm_settings + ", " + router_settings + "}",
+                             "{" + router_settings + ", " + list + ", " + litellm_settings + "}"}) {
+      const auto cfg = load_config_text(text, fake_env());
+      const auto& s = cfg.settings;
+      CHECK(s.num_retries == 0);
+      CHECK(s.timeout_s == 5);
+      CHECK(s.allowed_fails == 0);
+      CHECK(s.cooldown_time_s == 0);
+      // The whole policy is router_settings', not a merge of both.
+      CHECK(s.retry_policy.timeout == 1);
+      CHECK_FALSE(s.retry_policy.rate_limit);
+      CHECK(s.fallbacks.empty());
+      REQUIRE(s.context_window_fallbacks.size() == 1);
+      CHECK(s.context_window_fallbacks[0].from == "b");
+      CHECK(s.content_policy_fallbacks.empty());
+      CHECK(s.default_fallbacks.empty());
+    }
+  }
+  SECTION("null in router_settings is unset: litellm_settings' value stays") {
+    const auto cfg = load_config_text(
+      "{" + list + ", " + litellm_settings
+        + R"(, "router_settings": {"num_retries": null, "fallbacks": null}})",
+      fake_env());
+    CHECK(cfg.settings.num_retries == 7);
+    CHECK(cfg.settings.fallbacks.size() == 1);
+  }
+  SECTION("keys LiteLLM reads only from router_settings are not read from litellm_settings") {
+    const auto cfg = load_config_text("{" + list + R"(, "litellm_settings": {
+        "timeout": 3, "routing_strategy": "nope", "max_fallbacks": -1, "allowed_fails_policy": 5}})",
+                                      fake_env());
+    CHECK(cfg.settings.timeout_s == 600);
+    CHECK(cfg.settings.routing_strategy == "simple-shuffle");
+    CHECK(cfg.settings.max_fallbacks == 5);
+  }
+  SECTION("problems in both are reported, litellm_settings first") {
+    const auto problems = problems_of("{" + list + R"(,
+        "router_settings": {"num_retries": -1, "fallbacks": [{"a": ["zz"]}]},
+        "litellm_settings": {"num_retries": -2, "request_timeout": "60", "fallbacks": [{"a": ["yy"]}]}})");
+    REQUIRE(problems.size() == 5);
+    CHECK(problems[0].path == "litellm_settings.num_retries");
+    CHECK(problems[1].path == "litellm_settings.request_timeout");
+    CHECK(problems[1].message == "expected a number > 0");
+    CHECK(problems[2].path == "litellm_settings.fallbacks[0].a[0]");
+    CHECK(problems[2].message == "unknown model group 'yy'");
+    CHECK(problems[3].path == "router_settings.num_retries");
+    CHECK(problems[4].path == "router_settings.fallbacks[0].a[0]");
+  }
+}
+
+TEST_CASE("config: os.environ/ is resolved only where Switchyard reads the value") {
+  SECTION("ignored sections and unknown settings may name unset variables") {
+    const auto cfg = load_config_text(R"({
+      "model_list": [{"model_name": "g", "litellm_params": {"model": "m"}}],
+      "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+      "environment_variables": {"X": "os.environ/Y"},
+      "router_settings": {"redis_password": "os.environ/REDIS_PASSWORD"},
+      "litellm_settings": {"cache_params": {"password": "os.environ/REDIS_PASSWORD"}}})",
+                                      fake_env());
+    CHECK(cfg.deployments.size() == 1);
+  }
+  SECTION("a read key names a missing variable: an error at its path") {
+    const auto problems = problems_of(R"({
+      "model_list": [{"model_name": "g", "litellm_params": {"model": "m", "api_version": "os.environ/AZ_VERSION"}}],
+      "litellm_settings": {"fallbacks": [{"g": ["os.environ/FALLBACK"]}]},
+      "router_settings": {"model_group_alias": {"a": "os.environ/ALIAS_TARGET"}}})");
+    REQUIRE(problems.size() == 3);
+    // Unknown litellm_params keys count: the generated id hashes them.
+    CHECK(problems[0].path == "model_list[0].litellm_params.api_version");
+    CHECK(problems[0].message == "environment variable AZ_VERSION is not set");
+    CHECK(problems[1].path == "litellm_settings.fallbacks[0].g[0]");
+    CHECK(problems[2].path == "router_settings.model_group_alias.a");
+  }
+  SECTION("values from the environment are validated like literal ones") {
+    const auto problems = problems_of(
+      R"({"model_list": [{"model_name": "g", "litellm_params": {"model": "m"}}],
+          "litellm_settings": {"request_timeout": "os.environ/TIMEOUT"}})",
+      fake_env({{"TIMEOUT", "30"}}));
+    REQUIRE(problems.size() == 1);
+    // Environment values are strings: no number is parsed out of them.
+    CHECK(problems[0].path == "litellm_settings.request_timeout");
+    CHECK(problems[0].message == "expected a number > 0");
   }
 }

@@ -314,3 +314,109 @@ TEST_CASE("cooldown state: shortest remaining and next expiry across deployments
   CHECK(c.expire(at(10)));
   CHECK_FALSE(c.next_expiry());
 }
+
+// --- the request's cooldown_time ------------------------------------------------
+
+TEST_CASE("cooldown length: the request's cooldown_time wins over every other",
+          "[cooldown]") {
+  const auto s = settings_with_cooldown(5);
+  const auto limited = error_of(error_kind::rate_limit, 7.0);
+  CHECK(seconds_of(cooldown_length(s, 3.0, limited, 1.5)) == 1.5);          // over the deployment's
+  CHECK(seconds_of(cooldown_length(s, std::nullopt, limited, 30.0)) == 30.0); // over Retry-After
+  CHECK(seconds_of(cooldown_length(s, std::nullopt, error_of(error_kind::internal_server), 2.0))
+        == 2.0);                                                              // over the router's
+  // Without one, the usual order.
+  CHECK(seconds_of(cooldown_length(s, 3.0, limited, std::nullopt)) == 3.0);
+  // A request's 0 means no cooldown for its failures.
+  CHECK_FALSE(cooldown_length(s, 3.0, limited, 0.0));
+  // It does not make a failure that never cools cool.
+  CHECK_FALSE(cooldown_length(s, std::nullopt, error_of(error_kind::bad_request), 10.0));
+  CHECK_FALSE(cooldown_length(s, std::nullopt, error_of(error_kind::api_connection), 10.0));
+  auto disabled = s;
+  disabled.disable_cooldowns = true;
+  CHECK_FALSE(cooldown_length(disabled, std::nullopt, limited, 10.0));
+}
+
+TEST_CASE("health: record_failure uses the request's cooldown_time", "[cooldown]") {
+  auto config = make_config({deployment("g", "A").cooldown_time(10), deployment("g", "B")});
+  deployment_health h(config, 0);
+  const auto limited = error_of(error_kind::rate_limit, 30.0);
+  CHECK(seconds_of(h.record_failure(0, limited, at(0), 2.0)) == 2.0);
+  CHECK(seconds_of(h.record_failure(1, limited, at(0), 4.0)) == 4.0);
+  CHECK(seconds_of(h.record_failure(0, limited, at(1))) == 10.0);
+  CHECK(seconds_of(h.record_failure(1, limited, at(1))) == 30.0);
+  // 0 from the request: the failure is counted, but cools nothing.
+  CHECK_FALSE(h.record_failure(0, limited, at(2), 0.0));
+  CHECK(h.failures(0, at(2)) == 3);
+}
+
+// --- allowed_fails_policy -------------------------------------------------------------
+
+TEST_CASE("health: allowed_fails_policy per kind overrides allowed_fails", "[cooldown]") {
+  router_settings s;
+  s.allowed_fails = 5;
+  s.allowed_fails_policy.rate_limit = 0;
+  const auto boom = error_of(error_kind::internal_server);
+  const auto limited = error_of(error_kind::rate_limit);
+
+  SECTION("RateLimitErrorAllowedFails 0: the first 429 cools down") {
+    auto config = group_of_size(2, s);
+    deployment_health h(config, 0);
+    CHECK(seconds_of(h.record_failure(0, limited, at(0))) == 5.0);
+  }
+  SECTION("allowed_fails 5 still applies to 500s: the sixth cools down") {
+    auto config = group_of_size(2, s);
+    deployment_health h(config, 0);
+    for (int i = 0; i < 5; ++i)
+      CHECK_FALSE(h.record_failure(0, boom, at(i)));
+    CHECK(seconds_of(h.record_failure(0, boom, at(5))) == 5.0);
+  }
+  SECTION("a group of one: the policy, not the default rules, decides") {
+    // The default rules never cool a lone deployment on a 429.
+    auto config = group_of_size(1, s);
+    deployment_health h(config, 0);
+    CHECK(seconds_of(h.record_failure(0, limited, at(0))) == 5.0);
+  }
+  SECTION("the policy counts every failure of the minute, as LiteLLM does") {
+    auto policy = s;
+    policy.allowed_fails_policy.rate_limit = 2;
+    auto config = group_of_size(1, policy);
+    deployment_health h(config, 0);
+    CHECK_FALSE(h.record_failure(0, boom, at(0)));
+    CHECK_FALSE(h.record_failure(0, boom, at(1)));
+    // The third failure, a 429, exceeds RateLimitErrorAllowedFails 2.
+    CHECK(seconds_of(h.record_failure(0, limited, at(2))) == 5.0);
+  }
+}
+
+TEST_CASE("health: allowed_fails_policy without allowed_fails", "[cooldown]") {
+  router_settings s;
+  s.allowed_fails_policy.timeout = 1;
+  s.allowed_fails_policy.authentication = 2;
+  auto config = group_of_size(2, s);
+  deployment_health h(config, 0);
+  SECTION("a named kind uses its threshold instead of the default rules") {
+    // Default rules would cool a 401 at once.
+    CHECK_FALSE(h.record_failure(0, error_of(error_kind::authentication), at(0)));
+    CHECK_FALSE(h.record_failure(0, error_of(error_kind::authentication), at(1)));
+    CHECK(seconds_of(h.record_failure(0, error_of(error_kind::authentication), at(2))) == 5.0);
+    CHECK_FALSE(h.record_failure(1, error_of(error_kind::timeout), at(0)));
+    CHECK(seconds_of(h.record_failure(1, error_of(error_kind::timeout), at(1))) == 5.0);
+  }
+  SECTION("other kinds keep the default rules") {
+    // 429 in a group of two: the default rules cool at once.
+    CHECK(seconds_of(h.record_failure(0, error_of(error_kind::rate_limit), at(0))) == 5.0);
+    // 500: only once more than half of at least 5 requests failed.
+    for (int i = 0; i < 4; ++i)
+      CHECK_FALSE(h.record_failure(1, error_of(error_kind::internal_server), at(i)));
+    CHECK(seconds_of(h.record_failure(1, error_of(error_kind::internal_server), at(4))) == 5.0);
+  }
+  SECTION("the policy does not make a failure that never cools cool") {
+    auto bad = s;
+    bad.allowed_fails_policy.bad_request = 0;
+    auto c = group_of_size(2, bad);
+    deployment_health b(c, 0);
+    CHECK_FALSE(b.record_failure(0, error_of(error_kind::bad_request), at(0)));
+    CHECK_FALSE(b.record_failure(0, error_of(error_kind::content_policy_violation), at(1)));
+  }
+}

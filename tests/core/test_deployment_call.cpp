@@ -181,3 +181,101 @@ TEST_CASE("mock call: a zero failure rate never draws from the generator", "[dep
     check_reply(plan_mock_call(d, request_for("g"), false, call, no_draws), "fine");
   CHECK(no_draws.consumed() == 0);
 }
+
+// --- finish_reason -------------------------------------------------------------
+
+TEST_CASE("mock call: a reply carries the mock's finish_reason", "[deployment_call]") {
+  scripted_random no_draws;
+  deployment_config plain = deployment("g", "A").reply("fine");
+  auto c = plan_mock_call(plain, request_for("g"), false, 0, no_draws);
+  check_reply(c, "fine");
+  CHECK(c.outcome.finish_reason == "stop");
+
+  deployment_config filtered = deployment("g", "B").reply("[filtered]", "content_filter");
+  c = plan_mock_call(filtered, request_for("g"), false, 0, no_draws);
+  check_reply(c, "[filtered]");
+  CHECK(c.outcome.finish_reason == "content_filter");
+
+  // The request's mock_response, with its own finish_reason, wins.
+  auto m = reply_mock("cut short");
+  m.finish_reason = "length";
+  c = plan_mock_call(filtered, request_with_mock(m), false, 0, no_draws);
+  check_reply(c, "cut short");
+  CHECK(c.outcome.finish_reason == "length");
+  c = plan_mock_call(filtered, request_with_mock(reply_mock("plain")), false, 0, no_draws);
+  CHECK(c.outcome.finish_reason == "stop");
+  CHECK(no_draws.consumed() == 0);
+}
+
+// --- call_timeout ------------------------------------------------------------------
+
+namespace {
+
+double timeout_of(const router_settings& s, const deployment_config& d,
+                  std::optional<double> request_timeout, bool stream) {
+  auto r = request_for("g");
+  r.timeout_s = request_timeout;
+  r.stream = stream;
+  return call_timeout(s, d, r).count();
+}
+
+} // namespace
+
+TEST_CASE("call timeout: request > deployment > router", "[deployment_call][timeout]") {
+  router_settings s;
+  CHECK(timeout_of(s, deployment("g", "A"), std::nullopt, false) == 600); // the default
+  s.timeout_s = 30;
+  s.stream_timeout_s = 20; // a non-streamed request never reads it
+  deployment_config own = deployment("g", "A").timeout(10).stream_timeout(3);
+  deployment_config plain = deployment("g", "B");
+  CHECK(timeout_of(s, plain, std::nullopt, false) == 30);
+  CHECK(timeout_of(s, own, std::nullopt, false) == 10);
+  CHECK(timeout_of(s, own, 5.0, false) == 5);
+  CHECK(timeout_of(s, plain, 45.0, false) == 45);
+  CHECK(timeout_of(s, own, 0.25, false) == 0.25);
+}
+
+TEST_CASE("call timeout: a streamed request without stream_timeout anywhere",
+          "[deployment_call][timeout]") {
+  router_settings s;
+  s.timeout_s = 30;
+  deployment_config own = deployment("g", "A").timeout(10);
+  deployment_config plain = deployment("g", "B");
+  CHECK(timeout_of(s, plain, std::nullopt, true) == 30);
+  CHECK(timeout_of(s, own, std::nullopt, true) == 10);
+  CHECK(timeout_of(s, own, 5.0, true) == 5);
+  CHECK(timeout_of(s, plain, 5.0, true) == 5);
+}
+
+TEST_CASE("call timeout: a streamed request uses the deployment's, then the router's stream_timeout",
+          "[deployment_call][timeout]") {
+  router_settings s;
+  s.timeout_s = 30;
+  s.stream_timeout_s = 20;
+  deployment_config own_stream = deployment("g", "A").timeout(10).stream_timeout(3);
+  deployment_config plain = deployment("g", "B");
+  CHECK(timeout_of(s, own_stream, std::nullopt, true) == 3);
+  CHECK(timeout_of(s, plain, std::nullopt, true) == 20);
+  router_settings no_router_stream;
+  no_router_stream.timeout_s = 30;
+  CHECK(timeout_of(no_router_stream, own_stream, std::nullopt, true) == 3);
+}
+
+TEST_CASE("call timeout: any stream_timeout beats every plain timeout, as LiteLLM's _get_timeout",
+          "[deployment_call][timeout]") {
+  // LiteLLM (Router._get_timeout): for stream=True the stream chain
+  // (request stream_timeout > deployment stream_timeout > router
+  // stream_timeout) comes first; only when none is set does it fall back to
+  // request timeout > deployment timeout > router timeout.
+  // ROUTER_SEMANTICS.md is silent on stream_timeout, so LiteLLM rules.
+  router_settings s;
+  s.timeout_s = 30;
+  s.stream_timeout_s = 20;
+  deployment_config own_timeout = deployment("g", "A").timeout(10);
+  deployment_config own_stream = deployment("g", "B").stream_timeout(3);
+  // The router's stream_timeout over the deployment's plain timeout.
+  CHECK(timeout_of(s, own_timeout, std::nullopt, true) == 20);
+  // A request's plain timeout does not override a stream_timeout.
+  CHECK(timeout_of(s, own_stream, 5.0, true) == 3);
+  CHECK(timeout_of(s, own_timeout, 5.0, true) == 20);
+}

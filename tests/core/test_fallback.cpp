@@ -158,3 +158,54 @@ TEST_CASE("fallbacks: has_generic_fallbacks ignores the special lists", "[fallba
   CHECK_FALSE(has_generic(c, "gpt-4o"));
   CHECK(fallbacks_for(c, "gpt-4o", rate_limit).empty());
 }
+
+// --- content_policy_fallback_exists -------------------------------------------------
+
+namespace {
+
+bool cp_fallback(const router_config& c, const std::string& group) {
+  return content_policy_fallback_exists(c, switchyard::test::group_of(c, group));
+}
+
+} // namespace
+
+TEST_CASE("content_policy_fallback_exists: a content_policy_fallbacks entry for the group",
+          "[fallback][content_policy]") {
+  router_settings s;
+  s.content_policy_fallbacks = {{"gpt-4o", {"safe"}}};
+  auto c = groups_with(s);
+  CHECK(cp_fallback(c, "gpt-4o"));
+  // By exact key only, like resolve_fallbacks.
+  CHECK_FALSE(cp_fallback(c, "openai/gpt-4o"));
+  CHECK_FALSE(cp_fallback(c, "claude"));
+  CHECK_FALSE(cp_fallback(c, "safe"));
+}
+
+TEST_CASE("content_policy_fallback_exists: a '*' or default fallback counts for every group",
+          "[fallback][content_policy]") {
+  SECTION("'*'") {
+    router_settings s;
+    s.fallbacks = {{"*", {"backup"}}};
+    auto c = groups_with(s);
+    CHECK(cp_fallback(c, "gpt-4o"));
+    CHECK(cp_fallback(c, "claude"));
+  }
+  SECTION("default_fallbacks") {
+    router_settings s;
+    s.default_fallbacks = {"backup"};
+    auto c = groups_with(s);
+    CHECK(cp_fallback(c, "gpt-4o"));
+    CHECK(cp_fallback(c, "big-context"));
+  }
+}
+
+TEST_CASE("content_policy_fallback_exists: other lists do not count", "[fallback][content_policy]") {
+  router_settings s;
+  s.fallbacks = {{"gpt-4o", {"gpt-4o-mini"}}};            // generic, for the group itself
+  s.context_window_fallbacks = {{"gpt-4o", {"big-context"}}};
+  s.content_policy_fallbacks = {{"claude", {"safe"}}};   // another group's
+  auto c = groups_with(s);
+  CHECK_FALSE(cp_fallback(c, "gpt-4o"));
+  CHECK(cp_fallback(c, "claude"));
+  CHECK_FALSE(cp_fallback(groups_with(router_settings{}), "gpt-4o"));
+}

@@ -152,3 +152,74 @@ TEST_CASE("lowest-latency: picks spread evenly within the buffer (statistical)",
   for (int i = 0; i < 3; ++i)
     CHECK(static_cast<double>(counts[i]) / n == Approx(1.0 / 3).margin(0.015));
 }
+
+// --- feedback through the strategy interface -------------------------------------
+
+namespace {
+
+call_feedback finished_after(double ms, bool timed_out = false) {
+  call_feedback f;
+  f.ok = !timed_out;
+  f.timed_out = timed_out;
+  f.latency_ms = ms;
+  return f;
+}
+
+} // namespace
+
+TEST_CASE("lowest-latency: on_finished records the call's latency", "[lowest_latency]") {
+  lowest_latency s(3, 0.0);
+  routing_strategy& as_strategy = s;
+  as_strategy.on_finished(0, finished_after(40), time_point{});
+  as_strategy.on_finished(0, finished_after(60), time_point{});
+  as_strategy.on_finished(1, finished_after(30), time_point{});
+  as_strategy.on_finished(2, finished_after(45), time_point{});
+  CHECK(s.average_ms(0) == 50.0);
+  CHECK(s.average_ms(1) == 30.0);
+  CHECK(pick_at(s, 0.999) == 1);
+  // A failed call's latency counts like a success's.
+  call_feedback failed = finished_after(10);
+  failed.ok = false;
+  as_strategy.on_finished(2, failed, time_point{});
+  CHECK(s.average_ms(2) == 27.5);
+  CHECK(pick_at(s, 0.0) == 2);
+}
+
+TEST_CASE("lowest-latency: a timed-out call records the penalty, whatever its latency",
+          "[lowest_latency]") {
+  lowest_latency s(2, 0.0);
+  routing_strategy& as_strategy = s;
+  as_strategy.on_finished(0, finished_after(5, true), time_point{});
+  CHECK(s.average_ms(0) == lowest_latency::timeout_penalty_ms);
+  as_strategy.on_finished(1, finished_after(9000), time_point{});
+  CHECK(pick_at(s, 0.0) == 1);
+}
+
+TEST_CASE("lowest-latency: a pick or an unknown index changes no average", "[lowest_latency]") {
+  lowest_latency s(2, 0.0);
+  routing_strategy& as_strategy = s;
+  const exclusion_list none;
+  as_strategy.on_picked(0, pick_context{none});
+  as_strategy.on_finished(9, finished_after(1), time_point{});
+  CHECK(s.average_ms(0) == 0.0);
+  CHECK(s.average_ms(1) == 0.0);
+}
+
+TEST_CASE("lowest-latency: the registry passes lowest_latency_buffer", "[lowest_latency]") {
+  router_settings settings;
+  settings.routing_strategy = "latency-based-routing";
+  settings.lowest_latency_buffer = 0.5;
+  deployment_config a;
+  deployment_config b;
+  deployment_config c;
+  auto s = strategy_registry::builtin().make("latency-based-routing", {&a, &b, &c}, settings);
+  REQUIRE(s);
+  s->on_finished(0, finished_after(100), time_point{});
+  s->on_finished(1, finished_after(150), time_point{});
+  s->on_finished(2, finished_after(151), time_point{});
+  // limit 150: 0 and 1 qualify.
+  scripted_random rng{0.49, 0.5, 0.999};
+  CHECK(s->pick({}, rng).chosen == local_index{0});
+  CHECK(s->pick({}, rng).chosen == local_index{1});
+  CHECK(s->pick({}, rng).chosen == local_index{1});
+}

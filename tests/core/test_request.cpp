@@ -37,16 +37,22 @@ TEST_CASE("request: a minimal body gets the defaults") {
   CHECK_FALSE(r.mock_testing_context_fallbacks);
   CHECK_FALSE(r.num_retries);
   CHECK_FALSE(r.disable_fallbacks);
+  CHECK_FALSE(r.timeout_s);
+  CHECK_FALSE(r.stream);
+  CHECK_FALSE(r.cooldown_time_s);
 }
 
 TEST_CASE("request: every optional field is read; unknown keys are ignored") {
   const auto parsed = parse_chat_request(json::parse(R"({
     "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
     "mock_response": "litellm.RateLimitError", "mock_testing_context_fallbacks": true,
-    "num_retries": 0, "disable_fallbacks": true,
-    "temperature": 0.2, "max_tokens": 10, "stream": false, "user": "u1"})"));
+    "num_retries": 0, "disable_fallbacks": true, "timeout": 12.5, "stream": true, "cooldown_time": 0,
+    "temperature": 0.2, "max_tokens": 10, "user": "u1"})"));
   REQUIRE(parsed.request);
   const auto& r = *parsed.request;
+  CHECK(r.timeout_s == 12.5);
+  CHECK(r.stream);
+  CHECK(r.cooldown_time_s == 0.0);
   CHECK(r.mock.kind == mock_spec::mode::fail);
   CHECK(r.mock.error.kind == error_kind::rate_limit);
   CHECK(r.mock_testing_context_fallbacks);
@@ -57,8 +63,12 @@ TEST_CASE("request: every optional field is read; unknown keys are ignored") {
 TEST_CASE("request: a mock_response reply and null optional fields") {
   const auto parsed = parse_chat_request(json::parse(R"({
     "model": "g", "messages": [{"role": "user", "content": "hi"}], "mock_response": "hello",
-    "num_retries": null, "disable_fallbacks": null, "mock_testing_context_fallbacks": null})"));
+    "num_retries": null, "disable_fallbacks": null, "mock_testing_context_fallbacks": null,
+    "timeout": null, "stream": null, "cooldown_time": null})"));
   REQUIRE(parsed.request);
+  CHECK_FALSE(parsed.request->timeout_s);
+  CHECK_FALSE(parsed.request->stream);
+  CHECK_FALSE(parsed.request->cooldown_time_s);
   CHECK(parsed.request->mock.kind == mock_spec::mode::reply);
   CHECK(parsed.request->mock.content == "hello");
   CHECK_FALSE(parsed.request->num_retries);
@@ -110,7 +120,7 @@ TEST_CASE("request: each invalid field is reported with its path") {
   CHECK(error_of(with_message({{"role", "user"}, {"content", {{{"text", "x"}}}}}))
         == "body.messages[1].content[0].type: is required");
   CHECK(error_of(body({{"mock_response", 5}}))
-        == "body.mock_response: expected a string or an {\"error\": ...} object");
+        == "body.mock_response: expected a string, an {\"error\": ...} or a {\"content\": ...} object");
   CHECK(error_of(body({{"mock_response", "litellm.TeapotError"}}))
         == "body.mock_response: unknown error kind; expected one of: " + error_kind_names());
   CHECK(error_of(body({{"mock_response", {{"error", "RateLimitError"}, {"retry_after", "2"}}}}))
@@ -121,6 +131,23 @@ TEST_CASE("request: each invalid field is reported with its path") {
   CHECK(error_of(body({{"num_retries", 1.5}})) == "body.num_retries: expected an integer >= 0");
   CHECK(error_of(body({{"num_retries", "2"}})) == "body.num_retries: expected an integer >= 0");
   CHECK(error_of(body({{"disable_fallbacks", 1}})) == "body.disable_fallbacks: expected true or false");
+  CHECK(error_of(body({{"timeout", 0}})) == "body.timeout: expected a number > 0");
+  CHECK(error_of(body({{"timeout", -1}})) == "body.timeout: expected a number > 0");
+  CHECK(error_of(body({{"timeout", "30"}})) == "body.timeout: expected a number > 0");
+  CHECK(error_of(body({{"stream", "true"}})) == "body.stream: expected true or false");
+  CHECK(error_of(body({{"stream", 1}})) == "body.stream: expected true or false");
+  CHECK(error_of(body({{"cooldown_time", -0.5}})) == "body.cooldown_time: expected a number >= 0");
+  CHECK(error_of(body({{"cooldown_time", false}})) == "body.cooldown_time: expected a number >= 0");
+}
+
+TEST_CASE("request: stream false, an integer timeout and a fractional cooldown_time") {
+  const auto parsed = parse_chat_request(json::parse(R"({
+    "model": "g", "messages": [{"role": "user", "content": "hi"}],
+    "stream": false, "timeout": 30, "cooldown_time": 0.25})"));
+  REQUIRE(parsed.request);
+  CHECK_FALSE(parsed.request->stream);
+  CHECK(parsed.request->timeout_s == 30.0);
+  CHECK(parsed.request->cooldown_time_s == 0.25);
 }
 
 TEST_CASE("request: the first problem is reported, under the given prefix") {

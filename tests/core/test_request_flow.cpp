@@ -42,6 +42,37 @@ public:
     return show(flow_.on_picked({}, retry_in));
   }
 
+  /// The group picker's answer: `id`, from the tier of `order`.
+  std::string picked(const std::string& id, int order) {
+    group_pick p;
+    p.chosen = switchyard::test::local_of(*config_, id);
+    p.order = order;
+    return show(flow_.on_picked(p, std::nullopt));
+  }
+  /// Nothing left in the tier of `order` (its candidates all excluded).
+  std::string picked_none_in_tier(int order) {
+    group_pick p;
+    p.order = order;
+    return show(flow_.on_picked(p, std::nullopt));
+  }
+  /// Nothing left, and the pre-call checks removed some candidates for
+  /// their context window.
+  std::string picked_none_context_window() {
+    group_pick p;
+    p.context_window = true;
+    return show(flow_.on_picked(p, std::nullopt));
+  }
+
+  /// A reply the provider's content filter cut (finish_reason content_filter).
+  std::string filtered(std::string content = "[filtered]") {
+    call_outcome o;
+    o.ok = true;
+    o.content = std::move(content);
+    o.finish_reason = "content_filter";
+    o.latency_ms = 12;
+    return show(flow_.on_call(std::move(o)));
+  }
+
   std::string ok(std::string content = "ok") {
     call_outcome o;
     o.ok = true;
@@ -116,6 +147,9 @@ private:
         const auto ids = excluded_ids();
         for (std::size_t n = 0; n < ids.size(); ++n)
           s += (n == 0 ? " excluding " : ", ") + ids[n];
+        if (auto floor = flow_.current_pick().min_order)
+          s += " from order " + (*floor == group_pick::unordered ? std::string("unordered")
+                                                                 : std::to_string(*floor));
         return s;
       }
       case k::call:
@@ -716,4 +750,396 @@ TEST_CASE("fallbacks: exhausted, the caller gets the first hop's error and the f
                           "test-model/C ServiceUnavailableError",
                           "fallback-model/F BadGatewayError"});
   d.check_request_unchanged();
+}
+
+// --- model group aliases -------------------------------------------------------
+
+TEST_CASE("flow: a model_group_alias resolves to its group", "[request_flow][alias]") {
+  auto s = settings_with(0, false);
+  s.model_group_alias = {{"gpt-4-latest", "test-model"}};
+  s.fallbacks = {{"test-model", {"fallback-model"}}};
+  SECTION("success is served and reported as the group") {
+    flow_driver d(abc_config(s), request_for("gpt-4-latest"));
+    CHECK(d.start() == "pick test-model");
+    CHECK(d.picked("A") == "call test-model/A");
+    CHECK(d.ok("hi") == "finish");
+    auto r = d.result();
+    CHECK(r.ok);
+    CHECK(r.model_group == "test-model");
+    CHECK(trace(r) == lines{"test-model/A ok"});
+    d.check_request_unchanged();
+  }
+  SECTION("the group's fallbacks apply, and the group is the origin") {
+    flow_driver d(abc_config(s), request_for("gpt-4-latest"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve test-model InternalServerError");
+    CHECK(d.fallbacks({"test-model", "fallback-model"}) == "pick fallback-model");
+  }
+  SECTION("a name that is neither a group nor an alias is still a BadRequestError") {
+    flow_driver d(abc_config(s), request_for("gpt-4-oldest"));
+    CHECK(d.start() == "finish");
+    auto r = d.result();
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.kind == error_kind::bad_request);
+    CHECK(r.error.status == 400);
+    CHECK(r.error.message.find("'gpt-4-oldest'") != std::string::npos);
+    CHECK(r.attempts.empty());
+  }
+}
+
+// --- order tiers -------------------------------------------------------------------
+
+namespace {
+
+/// "tiered": A and B of order 1, C of order 2; "fallback-model": F.
+std::shared_ptr<const router_config> tiered_config(router_settings s) {
+  return shared_config({deployment("tiered", "A").order(1), deployment("tiered", "B").order(1),
+                        deployment("tiered", "C").order(2), deployment("fallback-model", "F")},
+                       std::move(s));
+}
+
+router_settings tiered_settings(int num_retries, bool weighted_failover) {
+  auto s = settings_with(num_retries, weighted_failover);
+  s.fallbacks = {{"tiered", {"fallback-model"}}};
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("tiers: a failed tier moves to the next tier of the group before any fallback",
+          "[request_flow][tiers]") {
+  flow_driver d(tiered_config(tiered_settings(0, false)), request_for("tiered"));
+  CHECK(d.start() == "pick tiered");
+  CHECK_FALSE(d.flow().current_pick().min_order);
+  CHECK(d.picked("A", 1) == "call tiered/A");
+  CHECK(d.fails(internal) == "report tiered/A InternalServerError");
+  // Failover is off: the next tier, as a hop of its own.
+  CHECK(d.reported(2) == "pick tiered from order 2");
+  CHECK(d.flow().current_pick().min_order == std::optional<int>(2));
+  CHECK(d.flow().excluded().empty());
+  CHECK(d.picked("C", 2) == "call tiered/C");
+  SECTION("the next tier answers") {
+    CHECK(d.ok("from C") == "finish");
+    auto r = d.result();
+    CHECK(r.ok);
+    CHECK(r.deployment_id == "C");
+    CHECK(r.content == "from C");
+    CHECK(r.fallback_depth == 1);
+    CHECK(trace(r) == lines{"tiered/A InternalServerError", "tiered/C ok"});
+  }
+  SECTION("the last tier fails too: then the fallbacks, with fresh tiers") {
+    CHECK(d.fails(error_kind::service_unavailable) == "report tiered/C ServiceUnavailableError");
+    CHECK(d.reported(2) == "resolve tiered ServiceUnavailableError");
+    CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+    CHECK_FALSE(d.flow().current_pick().min_order);
+    CHECK(d.picked("F") == "call fallback-model/F");
+    CHECK(d.fails(internal) == "report fallback-model/F InternalServerError");
+    CHECK(d.reported(0) == "resolve fallback-model InternalServerError");
+    CHECK(d.fallbacks({}) == "finish");
+    auto r = d.result();
+    CHECK_FALSE(r.ok);
+    // The original error: the first tier's.
+    CHECK(r.error.kind == internal);
+    CHECK(r.error.deployment_id == "A");
+    CHECK(r.fallback_depth == 2);
+    CHECK(trace(r) == lines{"tiered/A InternalServerError", "tiered/C ServiceUnavailableError",
+                            "fallback-model/F InternalServerError"});
+  }
+}
+
+TEST_CASE("tiers: retries stay inside the hop before the tier moves", "[request_flow][tiers]") {
+  flow_driver d(tiered_config(tiered_settings(1, false)), request_for("tiered"));
+  d.start();
+  d.picked("A", 1);
+  d.fails(internal);
+  CHECK(d.reported(2, 0.0) == "pick tiered"); // a retry: no floor
+  CHECK(d.picked("B", 1) == "call tiered/B");
+  d.fails(internal);
+  CHECK(d.reported(1) == "pick tiered from order 2");
+  CHECK(d.picked("C", 2) == "call tiered/C");
+  CHECK(d.ok() == "finish");
+  CHECK(d.result().fallback_depth == 1);
+}
+
+TEST_CASE("tiers: a tier exhausted by weighted failover moves to the next tier",
+          "[request_flow][tiers][failover]") {
+  flow_driver d(tiered_config(tiered_settings(0, true)), request_for("tiered"));
+  d.start();
+  CHECK(d.picked("A", 1) == "call tiered/A");
+  d.fails(internal);
+  CHECK(d.reported(2) == "pick tiered excluding A");
+  CHECK(d.picked("B", 1) == "call tiered/B");
+  CHECK(d.fails(error_kind::rate_limit) == "report tiered/B RateLimitError");
+  CHECK(d.reported(1) == "pick tiered excluding A, B");
+  // The probe finds tier 1 exhausted (never widened to tier 2 by the
+  // picker): the flow moves to tier 2 itself.
+  CHECK(d.picked_none_in_tier(1) == "pick tiered excluding A, B from order 2");
+  CHECK(d.picked("C", 2) == "call tiered/C");
+  CHECK(d.ok("from C") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.deployment_id == "C");
+  CHECK(r.fallback_depth == 2);
+  CHECK(trace(r) == lines{"tiered/A InternalServerError", "tiered/B RateLimitError",
+                          "tiered/C ok"});
+  d.check_request_unchanged();
+}
+
+TEST_CASE("tiers: the last tier exhausted by failover goes to the fallbacks",
+          "[request_flow][tiers][failover]") {
+  flow_driver d(tiered_config(tiered_settings(0, true)), request_for("tiered"));
+  d.start();
+  CHECK(d.picked("C", 2) == "call tiered/C"); // tier 1 was cooling down
+  d.fails(internal);
+  CHECK(d.reported(0) == "pick tiered excluding C");
+  CHECK(d.picked_none_in_tier(2) == "resolve tiered InternalServerError");
+  CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+}
+
+TEST_CASE("tiers: disable_fallbacks and max_fallbacks stop the tiers too",
+          "[request_flow][tiers]") {
+  SECTION("disable_fallbacks") {
+    auto req = request_for("tiered");
+    req.disable_fallbacks = true;
+    flow_driver d(tiered_config(tiered_settings(0, false)), req);
+    d.start();
+    d.picked("A", 1);
+    d.fails(internal);
+    CHECK(d.reported(2) == "finish");
+    auto r = d.result();
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.deployment_id == "A");
+    CHECK(r.fallback_depth == 0);
+    CHECK(trace(r) == lines{"tiered/A InternalServerError"});
+    d.check_request_unchanged();
+  }
+  SECTION("max_fallbacks 0") {
+    auto s = tiered_settings(0, false);
+    s.max_fallbacks = 0;
+    flow_driver d(tiered_config(s), request_for("tiered"));
+    d.start();
+    d.picked("A", 1);
+    d.fails(internal);
+    CHECK(d.reported(2) == "finish");
+    CHECK(d.result().fallback_depth == 0);
+  }
+  SECTION("max_fallbacks 1: the tier hop spends it") {
+    auto s = tiered_settings(0, false);
+    s.max_fallbacks = 1;
+    flow_driver d(tiered_config(s), request_for("tiered"));
+    d.start();
+    d.picked("A", 1);
+    d.fails(internal);
+    CHECK(d.reported(2) == "pick tiered from order 2");
+    d.picked("C", 2);
+    d.fails(internal);
+    CHECK(d.reported(2) == "finish");
+    auto r = d.result();
+    CHECK(r.fallback_depth == 1);
+    CHECK(r.error.deployment_id == "A");
+  }
+}
+
+// --- pre-call context window -------------------------------------------------------
+
+TEST_CASE("flow: the pre-call checks' context-window verdict is a ContextWindowExceededError",
+          "[request_flow][pre_call]") {
+  auto s = settings_with(2, true);
+  s.fallbacks = {{"test-model", {"fallback-model"}}};
+  SECTION("with a context-window fallback") {
+    s.context_window_fallbacks = {{"test-model", {"fallback-model"}}};
+    flow_driver d(abc_config(s), request_for("test-model"));
+    CHECK(d.start() == "pick test-model");
+    // No deployment id on the error: no weighted failover, no exclusion.
+    CHECK(d.picked_none_context_window() == "resolve test-model ContextWindowExceededError");
+    CHECK(d.flow().excluded().empty());
+    CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+    CHECK(d.picked("F") == "call fallback-model/F");
+    CHECK(d.ok("roomy") == "finish");
+    auto r = d.result();
+    CHECK(r.ok);
+    CHECK(r.deployment_id == "F");
+    CHECK(r.fallback_depth == 1);
+    CHECK(trace(r) == lines{"fallback-model/F ok"});
+  }
+  SECTION("without one, the caller gets it") {
+    flow_driver d(abc_config(s), request_for("test-model"));
+    d.start();
+    CHECK(d.picked_none_context_window() == "resolve test-model ContextWindowExceededError");
+    CHECK(d.fallbacks({}) == "finish");
+    auto r = d.result();
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.kind == error_kind::context_window_exceeded);
+    CHECK(r.error.status == 400);
+    CHECK(r.error.deployment_id.empty());
+    CHECK(r.error.message.find("test-model") != std::string::npos);
+    CHECK(r.attempts.empty());
+    CHECK(r.fallback_depth == 0);
+  }
+}
+
+// --- filtered replies --------------------------------------------------------------
+
+TEST_CASE("flow: a content_filter reply is a ContentPolicyViolationError when a fallback exists",
+          "[request_flow][content_policy]") {
+  SECTION("a content_policy_fallbacks entry for the group") {
+    auto s = settings_with(2, true);
+    s.content_policy_fallbacks = {{"test-model", {"fallback-model"}}};
+    flow_driver d(abc_config(s), request_for("test-model"));
+    d.start();
+    CHECK(d.picked("A") == "call test-model/A");
+    CHECK(d.filtered() == "report test-model/A ContentPolicyViolationError");
+    CHECK(d.flow().last_error().deployment_id == "A");
+    CHECK(d.flow().last_error().status == 400);
+    // A 400: no retry; ContentPolicy: no weighted failover.
+    CHECK(d.reported(3) == "resolve test-model ContentPolicyViolationError");
+    CHECK(d.flow().excluded().empty());
+    CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+    CHECK(d.picked("F") == "call fallback-model/F");
+    CHECK(d.ok("clean") == "finish");
+    auto r = d.result();
+    CHECK(r.ok);
+    CHECK(r.content == "clean");
+    CHECK(r.fallback_depth == 1);
+    CHECK(trace(r) == lines{"test-model/A ContentPolicyViolationError", "fallback-model/F ok"});
+  }
+  for (bool via_default : {false, true}) {
+    DYNAMIC_SECTION((via_default ? "default_fallbacks" : "a '*' fallback")
+                    << ": the error, although no content-policy entry takes it") {
+      auto s = settings_with(2, false);
+      if (via_default)
+        s.default_fallbacks = {"fallback-model"};
+      else
+        s.fallbacks = {{"*", {"fallback-model"}}};
+      flow_driver d(abc_config(s), request_for("test-model"));
+      d.start();
+      d.picked("A");
+      CHECK(d.filtered() == "report test-model/A ContentPolicyViolationError");
+      CHECK(d.reported(3) == "resolve test-model ContentPolicyViolationError");
+      CHECK(d.fallbacks({}) == "finish"); // content_policy_fallbacks only
+      auto r = d.result();
+      CHECK_FALSE(r.ok);
+      CHECK(r.error.kind == error_kind::content_policy_violation);
+      CHECK(r.error.status == 400);
+      CHECK(r.error.deployment_id == "A");
+    }
+  }
+}
+
+TEST_CASE("flow: a content_filter reply stays a success with nowhere to send it",
+          "[request_flow][content_policy]") {
+  auto s = settings_with(2, true);
+  s.fallbacks = {{"test-model", {"fallback-model"}}}; // generic, not '*'
+  s.content_policy_fallbacks = {{"fallback-model", {"test-model"}}}; // another group's
+  flow_driver d(abc_config(s), request_for("test-model"));
+  d.start();
+  d.picked("A");
+  CHECK(d.filtered("partly [filtered]") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.content == "partly [filtered]");
+  CHECK(r.deployment_id == "A");
+  CHECK(trace(r) == lines{"test-model/A ok"});
+}
+
+// --- call timeouts -------------------------------------------------------------------
+
+TEST_CASE("flow: a call action's delay is the call's timeout", "[request_flow][timeout]") {
+  auto s = settings_with(0, false);
+  s.timeout_s = 30;
+  s.stream_timeout_s = 20;
+  auto config = shared_config({deployment("g2", "A").timeout(10).stream_timeout(3),
+                               deployment("g2", "B")},
+                              s);
+  auto delay_for = [&](chat_request req, const std::string& id) {
+    flow_driver d(config, std::move(req));
+    d.start();
+    CHECK(d.picked(id) == "call g2/" + id);
+    const double delay = d.last().delay.count();
+    // Whatever the rule, the action carries call_timeout's answer.
+    CHECK(delay == call_timeout(config->settings, d.flow().current_deployment(),
+                                d.flow().request()).count());
+    return delay;
+  };
+  auto plain = request_for("g2");
+  auto with_timeout = request_for("g2");
+  with_timeout.timeout_s = 5;
+  auto streamed = request_for("g2");
+  streamed.stream = true;
+
+  // request > deployment > router
+  CHECK(delay_for(plain, "A") == 10);
+  CHECK(delay_for(plain, "B") == 30);
+  CHECK(delay_for(with_timeout, "A") == 5);
+  CHECK(delay_for(with_timeout, "B") == 5);
+  // stream_timeout for a streamed request: the deployment's, then the router's.
+  CHECK(delay_for(streamed, "A") == 3);
+  CHECK(delay_for(streamed, "B") == 20);
+
+  SECTION("the router's default is 600 s") {
+    auto defaults = shared_config({deployment("g2", "B")}, settings_with(0, false));
+    flow_driver d(defaults, request_for("g2"));
+    d.start();
+    d.picked("B");
+    CHECK(d.last().delay.count() == 600);
+  }
+}
+
+// --- retry policies ----------------------------------------------------------------------
+
+TEST_CASE("flow: retry policies set the retries per error kind", "[request_flow][retry]") {
+  SECTION("retry_policy over num_retries") {
+    auto s = settings_with(0, false);
+    s.retry_policy.internal_server = 1;
+    flow_driver d(pair_and_solo_config(s), request_for("g2"));
+    d.start();
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2, 0.0) == "pick g2");
+    d.picked("B");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve g2 InternalServerError");
+  }
+  SECTION("model_group_retry_policy over retry_policy") {
+    auto s = settings_with(0, false);
+    s.retry_policy.internal_server = 1;
+    s.model_group_retry_policy["g2"].internal_server = 2;
+    s.model_group_retry_policy["solo"].internal_server = 0;
+    flow_driver d(pair_and_solo_config(s), request_for("g2"));
+    d.start();
+    for (int k = 0; k < 2; ++k) {
+      d.picked("A");
+      d.fails(internal);
+      CHECK(d.reported(2, 0.0) == "pick g2");
+    }
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "resolve g2 InternalServerError");
+  }
+  SECTION("a policy over the request's own num_retries") {
+    auto s = settings_with(0, false);
+    s.retry_policy.rate_limit = 0;
+    auto req = request_for("g2");
+    req.num_retries = 3;
+    flow_driver d(pair_and_solo_config(s), req);
+    d.start();
+    d.picked("A");
+    d.fails(internal); // no policy for 500: the request's 3
+    CHECK(d.reported(2, 0.0) == "pick g2");
+    d.picked("B");
+    d.fails(error_kind::rate_limit); // the policy's 0 for 429
+    CHECK(d.reported(2) == "resolve g2 RateLimitError");
+  }
+  SECTION("a 400 is never retried, even with BadRequestErrorRetries") {
+    auto s = settings_with(0, false);
+    s.retry_policy.bad_request = 3;
+    s.model_group_retry_policy["g2"].bad_request = 3;
+    flow_driver d(pair_and_solo_config(s), request_for("g2"));
+    d.start();
+    d.picked("A");
+    d.fails(error_kind::bad_request);
+    CHECK(d.reported(2) == "resolve g2 BadRequestError");
+  }
 }

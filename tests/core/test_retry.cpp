@@ -127,3 +127,111 @@ TEST_CASE("retry delay: a Retry-After over 60 s is capped at 8 s", "[retry]") {
   CHECK(delay_s(1, 1, 120.0, 3, 0.5) == 8.375);
   CHECK(delay_s(1, 1, 60.5, 0, 0.0) == 8.0);
 }
+
+// --- retry policies ------------------------------------------------------------
+
+namespace {
+
+int allowed(const router_settings& s, const std::string& group, error_kind k,
+            const deployment_config& d = {}, const chat_request& req = {}) {
+  return retries_allowed(s, group, d, req, k);
+}
+
+} // namespace
+
+TEST_CASE("retries_allowed: without policies, num_retries (request > deployment > router)",
+          "[retry][retry_policy]") {
+  router_settings s;
+  s.num_retries = 4;
+  deployment_config with_own;
+  with_own.num_retries = 3;
+  chat_request asks_one;
+  asks_one.num_retries = 1;
+  for (auto k : {error_kind::internal_server, error_kind::rate_limit, error_kind::timeout,
+                 error_kind::bad_request}) {
+    INFO(name_of(k));
+    CHECK(allowed(s, "g", k) == 4);
+    CHECK(allowed(s, "g", k, with_own) == 3);
+    CHECK(allowed(s, "g", k, with_own, asks_one) == 1);
+  }
+}
+
+TEST_CASE("retries_allowed: retry_policy per kind over every num_retries",
+          "[retry][retry_policy]") {
+  router_settings s;
+  s.num_retries = 4;
+  s.retry_policy.rate_limit = 0;
+  s.retry_policy.timeout = 6;
+  s.retry_policy.internal_server = 1;
+  s.retry_policy.authentication = 2;
+  deployment_config with_own;
+  with_own.num_retries = 3;
+  chat_request asks_five;
+  asks_five.num_retries = 5;
+  CHECK(allowed(s, "g", error_kind::rate_limit, with_own, asks_five) == 0);
+  CHECK(allowed(s, "g", error_kind::timeout, with_own, asks_five) == 6);
+  CHECK(allowed(s, "g", error_kind::internal_server, with_own, asks_five) == 1);
+  CHECK(allowed(s, "g", error_kind::authentication) == 2);
+  // Kinds the policy does not name fall back to num_retries.
+  CHECK(allowed(s, "g", error_kind::service_unavailable, with_own, asks_five) == 5);
+  CHECK(allowed(s, "g", error_kind::bad_gateway, with_own) == 3);
+  CHECK(allowed(s, "g", error_kind::api_connection) == 4);
+}
+
+TEST_CASE("retries_allowed: model_group_retry_policy over retry_policy, for its group only",
+          "[retry][retry_policy]") {
+  router_settings s;
+  s.num_retries = 4;
+  s.retry_policy.rate_limit = 1;
+  s.retry_policy.timeout = 1;
+  s.model_group_retry_policy["gpt-4o"].rate_limit = 3;
+  s.model_group_retry_policy["gpt-4o"].timeout = 0;
+  chat_request asks_five;
+  asks_five.num_retries = 5;
+  CHECK(allowed(s, "gpt-4o", error_kind::rate_limit) == 3);
+  CHECK(allowed(s, "gpt-4o", error_kind::timeout, {}, asks_five) == 0);
+  // Another group: the router-wide policy.
+  CHECK(allowed(s, "gpt-4o-mini", error_kind::rate_limit) == 1);
+  CHECK(allowed(s, "gpt-4o-mini", error_kind::timeout) == 1);
+  CHECK(allowed(s, "gpt-4o-mini", error_kind::internal_server, {}, asks_five) == 5);
+}
+
+TEST_CASE("retries_allowed: a group's policy replaces retry_policy, as LiteLLM's does",
+          "[retry][retry_policy]") {
+  // LiteLLM's get_num_retries_from_retry_policy swaps in
+  // model_group_retry_policy[group] for retry_policy as a whole: a kind the
+  // group's policy leaves unset gets None, i.e. num_retries, not the
+  // router-wide policy's entry (ROUTER_SEMANTICS.md is silent: LiteLLM rules).
+  router_settings s;
+  s.num_retries = 4;
+  s.retry_policy.internal_server = 1;
+  s.model_group_retry_policy["gpt-4o"].rate_limit = 3;
+  CHECK(allowed(s, "gpt-4o", error_kind::internal_server) == 4);
+  CHECK(allowed(s, "gpt-4o-mini", error_kind::internal_server) == 1);
+}
+
+TEST_CASE("retries_allowed: the BadRequest family reads BadRequestErrorRetries unless its own entry is set",
+          "[retry][retry_policy]") {
+  router_settings s;
+  s.num_retries = 4;
+  s.retry_policy.bad_request = 2;
+  CHECK(allowed(s, "g", error_kind::bad_request) == 2);
+  CHECK(allowed(s, "g", error_kind::context_window_exceeded) == 2);
+  CHECK(allowed(s, "g", error_kind::content_policy_violation) == 2);
+  s.retry_policy.content_policy_violation = 5;
+  CHECK(allowed(s, "g", error_kind::content_policy_violation) == 5);
+  CHECK(allowed(s, "g", error_kind::bad_request) == 2);
+}
+
+TEST_CASE("should_retry: a 400 is never retried, whatever a policy allows",
+          "[retry][retry_policy]") {
+  router_settings s;
+  s.retry_policy.bad_request = 3;
+  s.retry_policy.content_policy_violation = 3;
+  for (auto k : {error_kind::bad_request, error_kind::context_window_exceeded,
+                 error_kind::content_policy_violation}) {
+    INFO(name_of(k));
+    REQUIRE(allowed(s, "g", k) == 3);
+    CHECK_FALSE(should_retry(router_error::make(k, "x"), 3, 3, false));
+  }
+}

@@ -309,17 +309,19 @@ TEST_CASE("simple-shuffle: the registry builds strategies by name", "[simple_shu
   CHECK(registry.contains("simple-shuffle"));
   CHECK(registry.contains("latency-based-routing"));
   CHECK_FALSE(registry.contains("round-robin"));
-  CHECK(registry.names() == "latency-based-routing, simple-shuffle");
+  CHECK(registry.names()
+        == "cost-based-routing, latency-based-routing, least-busy, simple-shuffle, "
+           "usage-based-routing-v2");
 
   auto config = switchyard::test::make_config(
     {switchyard::test::deployment("g", "A").weight(1)});
   auto deps = switchyard::test::group_deployments(config, 0);
-  auto s = registry.make("simple-shuffle", deps, config.settings);
-  REQUIRE(s);
-  CHECK(std::string(s->name()) == "simple-shuffle");
-  auto l = registry.make("latency-based-routing", deps, config.settings);
-  REQUIRE(l);
-  CHECK(std::string(l->name()) == "latency-based-routing");
+  for (const char* name : {"simple-shuffle", "latency-based-routing", "least-busy",
+                           "usage-based-routing-v2", "cost-based-routing"}) {
+    auto s = registry.make(name, deps, config.settings);
+    REQUIRE(s);
+    CHECK(std::string(s->name()) == name);
+  }
   CHECK(registry.make("round-robin", deps, config.settings) == nullptr);
 }
 

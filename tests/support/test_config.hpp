@@ -49,6 +49,28 @@ public:
   deployment_builder& model(std::string v) { d_.model = std::move(v); return *this; }
   deployment_builder& cooldown_time(double s) { d_.cooldown_time_s = s; return *this; }
   deployment_builder& num_retries(int n) { d_.num_retries = n; return *this; }
+  deployment_builder& order(int v) { d_.order = v; return *this; }
+  deployment_builder& max_input_tokens(std::int64_t v) { d_.max_input_tokens = v; return *this; }
+  deployment_builder& timeout(double s) { d_.timeout_s = s; return *this; }
+  deployment_builder& stream_timeout(double s) { d_.stream_timeout_s = s; return *this; }
+  deployment_builder& input_cost(double per_token) {
+    d_.input_cost_per_token = per_token;
+    return *this;
+  }
+  deployment_builder& output_cost(double per_token) {
+    d_.output_cost_per_token = per_token;
+    return *this;
+  }
+  /// input_cost_per_token and output_cost_per_token together.
+  deployment_builder& costs(double input_per_token, double output_per_token) {
+    return input_cost(input_per_token).output_cost(output_per_token);
+  }
+  /// A reply whose finish_reason is `finish_reason` ("content_filter"...).
+  deployment_builder& reply(std::string content, std::string finish_reason) {
+    d_.mock = reply_mock(std::move(content));
+    d_.mock.finish_reason = std::move(finish_reason);
+    return *this;
+  }
   deployment_builder& reply(std::string content) {
     d_.mock = reply_mock(std::move(content));
     return *this;

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+namespace switchyard::bench {
+
+/// What ran the benchmark: cpu model, cores, memory, kernel, compiler, CAF
+/// version, build type, and the load average when the run started (other
+/// work on the machine makes figures noisy).
+nlohmann::json machine_info();
+
+} // namespace switchyard::bench

@@ -1,0 +1,430 @@
+// switchyard-bench: measures the router against the bare CAF cost of its
+// message pattern, in one run, and checks the performance targets against
+// that run's own figures. `--json` prints one JSON object on stdout; without
+// it, a table. Progress goes to stderr. See bench/README.md.
+
+#include "baseline.hpp"
+#include "load.hpp"
+#include "machine.hpp"
+#include "pick.hpp"
+#include "route.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+namespace sb = switchyard::bench;
+using nlohmann::json;
+using load_run_issue = sb::load_run::issue_fn;
+
+namespace {
+
+const std::set<std::string> scenario_names = {
+  "baseline", "route_healthy", "route_failover", "route_sharded",
+  "latency_at_load", "pick", "memory"};
+
+struct options {
+  bool json = false;
+  bool quick = false;
+  std::set<std::string> only;
+  std::uint64_t seed = 42;
+  std::uint64_t memory_requests = 100'000;
+
+  bool wants(const std::string& name) const {
+    return only.empty() || only.count(name) > 0;
+  }
+};
+
+void usage(std::ostream& out) {
+  out << "usage: switchyard-bench [--json] [--quick] [--only NAME[,NAME...]] [--seed N]\n"
+         "                        [--memory-requests N]\n"
+         "  --json    one JSON object on stdout (default: a table)\n"
+         "  --quick   short measurements (for profilers; figures are rougher)\n"
+         "  --only    run only these scenarios: baseline, route_healthy,\n"
+         "            route_failover, route_sharded, latency_at_load, pick, memory\n";
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage(std::cerr);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--json") {
+      o.json = true;
+    } else if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--only") {
+      std::stringstream names{value()};
+      std::string n;
+      while (std::getline(names, n, ','))
+        if (scenario_names.count(n))
+          o.only.insert(n);
+        else {
+          std::cerr << "switchyard-bench: unknown scenario '" << n << "'\n";
+          std::exit(2);
+        }
+    } else if (a == "--seed") {
+      o.seed = std::stoull(value());
+    } else if (a == "--memory-requests") {
+      o.memory_requests = std::stoull(value());
+    } else if (a == "--help" || a == "-h") {
+      usage(std::cout);
+      std::exit(0);
+    } else {
+      usage(std::cerr);
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+void progress(const std::string& what) {
+  std::cerr << "[switchyard-bench] " << what << std::endl;
+}
+
+double round_to(double v, int digits) {
+  const double f = std::pow(10.0, digits);
+  return std::round(v * f) / f;
+}
+
+json load_result(const std::string& name, std::size_t workers,
+                 std::optional<std::size_t> in_flight, const sb::run_figures& f) {
+  json r = {{"name", name}, {"workers", workers}};
+  if (in_flight)
+    r["in_flight"] = *in_flight;
+  r["requests"] = f.requests;
+  r["req_per_s"] = std::round(f.req_per_s);
+  r["p50_us"] = round_to(f.latency.p50_us, 2);
+  r["p99_us"] = round_to(f.latency.p99_us, 2);
+  r["p999_us"] = round_to(f.latency.p999_us, 2);
+  r["max_us"] = round_to(f.latency.max_us, 2);
+  r["failed"] = f.failed;
+  r["background_cpu"] = round_to(f.background_cpu, 3);
+  if (!f.trial_req_per_s.empty()) {
+    json trials = json::array();
+    for (auto t : f.trial_req_per_s)
+      trials.push_back(std::round(t));
+    r["trial_req_per_s"] = trials;
+  }
+  return r;
+}
+
+// The figures targets are computed from, keyed "scenario/workers".
+struct figures {
+  std::map<std::string, double> v;
+  std::optional<double> get(const std::string& k) const {
+    auto i = v.find(k);
+    return i == v.end() ? std::nullopt : std::optional<double>(i->second);
+  }
+};
+
+json target(const std::string& name, double value, const std::string& comparison,
+            double limit, const std::string& unit, const std::string& detail = {}) {
+  const bool met = comparison == "<=" ? value <= limit : value >= limit;
+  json t = {{"name", name},         {"value", round_to(value, 3)},
+            {"limit", limit},       {"comparison", comparison},
+            {"unit", unit},         {"met", met}};
+  if (!detail.empty())
+    t["detail"] = detail;
+  return t;
+}
+
+json compute_targets(const figures& f) {
+  json out = json::array();
+  for (int w : {1, 2}) {
+    auto ws = std::to_string(w);
+    auto b = f.get("baseline/" + ws);
+    auto h = f.get("route_healthy/" + ws);
+    if (b && h)
+      out.push_back(target("route_healthy req/s / baseline req/s, " + ws + " worker(s)",
+                           *h / *b, ">=", 0.6, "ratio"));
+  }
+  for (int w : {1, 2}) {
+    auto ws = std::to_string(w);
+    if (auto p = f.get("latency_at_load.p99/" + ws))
+      out.push_back(target("latency_at_load p99, " + ws + " worker(s)", *p, "<=", 50,
+                           "us",
+                           w == 1 ? "the open-loop sender spins on the other core"
+                                  : "the open-loop sender shares the 2 cores with the 2 workers"));
+  }
+  if (auto p = f.get("pick/8"))
+    out.push_back(target("pick, 8 deployments", *p, "<=", 50, "ns"));
+  if (auto p = f.get("pick/1000"))
+    out.push_back(target("pick, 1000 deployments", *p, "<=", 200, "ns"));
+  if (auto m = f.get("memory"))
+    out.push_back(target("memory per in-flight request", *m, "<=", 4096, "bytes"));
+  {
+    auto s1 = f.get("route_sharded/1");
+    auto s2 = f.get("route_sharded/2");
+    if (s1 && s2)
+      out.push_back(target("route_sharded req/s, 2 workers / 1 worker", *s2 / *s1, ">=",
+                           1.2, "ratio"));
+  }
+  for (int w : {1, 2}) {
+    auto ws = std::to_string(w);
+    auto h = f.get("route_healthy/" + ws);
+    auto fo = f.get("route_failover/" + ws);
+    auto hops = f.get("route_failover.hops/" + ws);
+    if (h && fo && hops && *hops > 1) {
+      // Throughput cost per request (wall time of the whole system), and
+      // what each extra hop adds to it.
+      const double healthy_us = 1e6 / *h;
+      const double failover_us = 1e6 / *fo;
+      const double hop_us = (failover_us - healthy_us) / (*hops - 1);
+      char detail[160];
+      std::snprintf(detail, sizeof detail,
+                    "hop %.2f us vs healthy request %.2f us (1e6 / req_per_s), "
+                    "%.3f hops per request",
+                    hop_us, healthy_us, *hops);
+      out.push_back(target("failover hop cost / healthy request cost, " + ws + " worker(s)",
+                           hop_us / healthy_us, "<=", 1.0, "ratio", detail));
+    }
+  }
+  return out;
+}
+
+std::string fmt_num(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+void print_table(const json& doc) {
+  const auto& m = doc["machine"];
+  std::printf("Switchyard benchmark\n");
+  std::printf("machine: %s, %d cores, %.1f GiB, %s\n", m["cpu"].get<std::string>().c_str(),
+              m["cores"].get<int>(),
+              m["memory_bytes"].get<double>() / (1024.0 * 1024 * 1024),
+              m.value("kernel", std::string("?")).c_str());
+  std::printf("build:   %s, CAF %s, %s; load average at start %s\n",
+              m["compiler"].get<std::string>().c_str(),
+              m["caf_version"].get<std::string>().c_str(),
+              m["build_type"].get<std::string>().c_str(),
+              m["load_average_at_start"].dump().c_str());
+  std::printf("elapsed: %.1f s\n\n", doc["elapsed_s"].get<double>());
+
+  std::printf("%-16s %7s %9s %9s %10s %9s %9s %9s  %s\n", "scenario", "workers",
+              "in_flight", "requests", "req/s", "p50_us", "p99_us", "p999_us", "notes");
+  for (const auto& r : doc["results"]) {
+    const auto name = r["name"].get<std::string>();
+    if (name == "pick" || name == "memory")
+      continue;
+    std::string notes;
+    if (r.contains("hops_per_request"))
+      notes += "hops/request " + fmt_num("%.3f", r["hops_per_request"].get<double>()) + "  ";
+    if (r.contains("offered_req_per_s"))
+      notes += "offered " + fmt_num("%.0f", r["offered_req_per_s"].get<double>())
+               + " req/s, send lag p99 " + fmt_num("%.2f", r["send_lag_p99_us"].get<double>())
+               + " us  ";
+    if (r["background_cpu"].get<double>() >= 0.05)
+      notes += "others used " + fmt_num("%.0f", 100 * r["background_cpu"].get<double>())
+               + "% of the CPU  ";
+    if (r["failed"].get<std::uint64_t>() > 0)
+      notes += "FAILED " + std::to_string(r["failed"].get<std::uint64_t>()) + "  ";
+    std::printf("%-16s %7d %9s %9llu %10.0f %9.2f %9.2f %9.2f  %s\n", name.c_str(),
+                r["workers"].get<int>(),
+                r.contains("in_flight") ? std::to_string(r["in_flight"].get<int>()).c_str() : "open",
+                static_cast<unsigned long long>(r["requests"].get<std::uint64_t>()),
+                r["req_per_s"].get<double>(), r["p50_us"].get<double>(),
+                r["p99_us"].get<double>(), r["p999_us"].get<double>(), notes.c_str());
+  }
+  for (const auto& r : doc["results"])
+    if (r["name"] == "pick")
+      std::printf("pick             %5d deployments: %7.1f ns/pick (median of 7 rounds; min %.1f)\n",
+                  r["deployments"].get<int>(), r["ns_per_pick"].get<double>(),
+                  r["min_ns_per_pick"].get<double>());
+  for (const auto& r : doc["results"])
+    if (r["name"] == "memory")
+      std::printf("memory           %llu in flight, %d workers: %.0f bytes/request "
+                  "(RSS %.1f MiB -> %.1f MiB; mock latency %.0f ms)\n",
+                  static_cast<unsigned long long>(r["in_flight"].get<std::uint64_t>()),
+                  r["workers"].get<int>(), r["bytes_per_request"].get<double>(),
+                  r["rss_before_bytes"].get<double>() / 1048576.0,
+                  r["rss_in_flight_bytes"].get<double>() / 1048576.0,
+                  r["mock_latency_ms"].get<double>());
+
+  std::printf("\ntargets\n");
+  for (const auto& t : doc["targets"]) {
+    std::printf("  [%s] %-52s %10.3f %s %g %s\n", t["met"].get<bool>() ? " met  " : "MISSED",
+                t["name"].get<std::string>().c_str(), t["value"].get<double>(),
+                t["comparison"].get<std::string>().c_str(), t["limit"].get<double>(),
+                t["unit"].get<std::string>().c_str());
+    if (t.contains("detail"))
+      std::printf("           %s\n", t["detail"].get<std::string>().c_str());
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const auto opt = parse(argc, argv);
+  // The library logs through spdlog's default logger: keep stdout for us.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
+  spdlog::set_level(spdlog::level::warn);
+
+  // Measured seconds per subject (scenario and thread count), in rounds.
+  const double seconds = opt.quick ? 0.6 : 2.5;
+  const int trials = 5;
+  const std::size_t in_flight = 256;
+  const auto started = sb::now_ns();
+
+  json doc;
+  doc["machine"] = sb::machine_info();
+  json results = json::array();
+  figures f;
+
+  try {
+    if (opt.wants("memory")) {
+      const std::size_t w = 2;
+      const auto n = opt.quick ? std::min<std::uint64_t>(opt.memory_requests, 20'000)
+                               : opt.memory_requests;
+      // First, in a fresh heap: later scenarios would leave freed memory in
+      // malloc's arenas for these requests to reuse, hiding part of their
+      // cost. The mock latency is long enough for every request to be
+      // parked at its deployment before the first answers (~10 us each to
+      // start, at worst, on a busy 2-core machine).
+      const double latency_ms = std::clamp(0.1 * static_cast<double>(n) + 1500, 3000.0, 30000.0);
+      progress("memory, " + std::to_string(n) + " requests in flight, mock latency "
+               + fmt_num("%.0f", latency_ms) + " ms");
+      auto m = sb::measure_memory(w, n, latency_ms, opt.seed);
+      results.push_back({{"name", "memory"},
+                         {"workers", w},
+                         {"in_flight", m.in_flight_at_sample},
+                         {"requests", m.requests},
+                         {"bytes_per_request", std::round(m.bytes_per_request)},
+                         {"rss_before_bytes", m.rss_before},
+                         {"rss_in_flight_bytes", m.rss_in_flight},
+                         {"mock_latency_ms", latency_ms},
+                         {"issue_seconds", round_to(m.issue_seconds, 3)},
+                         {"failed", m.failed}});
+      f.v["memory"] = m.bytes_per_request;
+    }
+
+    if (opt.wants("pick"))
+      for (std::size_t n : {8, 100, 1000}) {
+        progress("pick, " + std::to_string(n) + " deployments");
+        auto p = sb::measure_pick(n, opt.quick ? 0.1 : 0.35, opt.seed);
+        results.push_back({{"name", "pick"},
+                           {"deployments", n},
+                           {"ns_per_pick", round_to(p.ns_per_pick, 2)},
+                           {"min_ns_per_pick", round_to(p.min_ns_per_pick, 2)},
+                           {"picks", p.picks}});
+        f.v["pick/" + std::to_string(n)] = p.ns_per_pick;
+      }
+
+    // Every closed-loop subject lives at once and they run by turns
+    // (measure_interleaved), so the ratios compare figures taken under the
+    // same background load.
+    {
+      struct subject {
+        std::string name;
+        std::size_t workers;
+        load_run_issue issue;
+        sb::bench_shape shape;
+      };
+      std::vector<std::unique_ptr<sb::baseline_bench>> baselines;
+      std::vector<std::unique_ptr<sb::route_bench>> routers;
+      std::map<std::size_t, sb::route_bench*> healthy;
+      std::vector<subject> subjects;
+      sb::bench_shape healthy_shape;
+      sb::bench_shape failover_shape;
+      failover_shape.failing = 3;
+      failover_shape.failover = true;
+      sb::bench_shape sharded_shape;
+      sharded_shape.groups = 4;
+      const bool need_healthy = opt.wants("route_healthy") || opt.wants("latency_at_load");
+      for (std::size_t w : {1, 2}) {
+        if (opt.wants("baseline")) {
+          baselines.push_back(std::make_unique<sb::baseline_bench>(w));
+          subjects.push_back({"baseline", w, baselines.back()->issue(), {}});
+        }
+        auto add_router = [&](const std::string& name, const sb::bench_shape& shape) {
+          routers.push_back(std::make_unique<sb::route_bench>(shape, w, opt.seed));
+          subjects.push_back({name, w, routers.back()->issue(), shape});
+          return routers.back().get();
+        };
+        if (need_healthy)
+          healthy[w] = add_router("route_healthy", healthy_shape);
+        if (opt.wants("route_failover"))
+          add_router("route_failover", failover_shape);
+        if (opt.wants("route_sharded"))
+          add_router("route_sharded", sharded_shape);
+      }
+      if (!subjects.empty()) {
+        std::vector<load_run_issue> issues;
+        std::string names;
+        for (const auto& s : subjects) {
+          issues.push_back(s.issue);
+          names += " " + s.name + "/" + std::to_string(s.workers);
+        }
+        progress("closed loop, " + std::to_string(in_flight) + " in flight, "
+                 + std::to_string(trials) + " rounds of:" + names);
+        auto figs = sb::measure_interleaved(in_flight, seconds, trials, issues);
+        for (std::size_t i = 0; i < subjects.size(); ++i) {
+          const auto& s = subjects[i];
+          const auto& r = figs[i];
+          const auto key = s.name + "/" + std::to_string(s.workers);
+          f.v[key] = r.req_per_s;
+          if (s.name == "route_healthy" && !opt.wants("route_healthy"))
+            continue; // measured only as latency_at_load's saturation
+          auto j = load_result(s.name, s.workers, in_flight, r);
+          if (s.name == "route_failover") {
+            j["hops_per_request"] = round_to(r.hops_per_request, 4);
+            j["failing_deployments"] = s.shape.failing;
+            j["deployments"] = s.shape.deployments;
+            f.v["route_failover.hops/" + std::to_string(s.workers)] = r.hops_per_request;
+          }
+          if (s.name == "route_sharded")
+            j["groups"] = s.shape.groups;
+          results.push_back(j);
+        }
+      }
+      if (opt.wants("latency_at_load"))
+        for (auto [w, bench] : healthy) {
+          const auto ws = std::to_string(w);
+          const double saturation = f.v["route_healthy/" + ws];
+          const double rate = saturation / 2;
+          progress("latency_at_load, " + ws + " worker(s), " + fmt_num("%.0f", rate) + " req/s");
+          auto o = bench->open(rate, seconds);
+          auto r = load_result("latency_at_load", w, std::nullopt, o);
+          r["offered_req_per_s"] = std::round(rate);
+          r["saturation_req_per_s"] = std::round(saturation);
+          r["send_lag_p99_us"] = round_to(o.issue_lag.p99_us, 2);
+          r["send_lag_max_us"] = round_to(o.issue_lag.max_us, 2);
+          results.push_back(r);
+          f.v["latency_at_load.p99/" + ws] = o.latency.p99_us;
+        }
+      if (!opt.wants("route_healthy"))
+        for (std::size_t w : {1, 2})
+          f.v.erase("route_healthy/" + std::to_string(w));
+    }
+
+  } catch (const std::exception& e) {
+    std::cerr << "switchyard-bench: " << e.what() << "\n";
+    return 1;
+  }
+
+  doc["results"] = results;
+  doc["targets"] = compute_targets(f);
+  doc["elapsed_s"] = round_to(static_cast<double>(sb::now_ns() - started) / 1e9, 1);
+  if (opt.json)
+    std::cout << doc.dump(2) << std::endl;
+  else
+    print_table(doc);
+  return 0;
+}

@@ -1,0 +1,83 @@
+#pragma once
+
+#include "switchyard/config.hpp"
+#include "switchyard/routing_strategy.hpp"
+#include "switchyard/usage_limits.hpp"
+
+#include <climits>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace switchyard {
+
+/// What an orchestrator asks a group's picker.
+struct pick_request {
+  /// The request's excluded deployments (group-local indices).
+  exclusion_list excluded;
+  /// Only `order` tiers at or above this one (the flow moves up a tier when
+  /// one is exhausted); nullopt: all.
+  std::optional<int> min_order;
+  /// The request's estimated prompt tokens (pre-call checks, usage limits).
+  std::uint32_t estimated_tokens = 0;
+};
+
+/// A pick's outcome as a value.
+struct group_pick {
+  /// Deployments without `order` form the last tier.
+  static constexpr int unordered = INT_MAX;
+
+  std::optional<local_index> chosen; ///< group-local
+  /// The tier picked from, or the tier whose candidates were all excluded.
+  int order = unordered;
+  /// Nothing left, and the pre-call checks removed some candidates for
+  /// their context window: the request is too long for this group.
+  bool context_window = false;
+};
+
+/// One model group's candidate pipeline (ROUTER_SEMANTICS.md section 4):
+/// deployments -> minus cooling down -> pre-call checks (if enabled:
+/// max_input_tokens vs. the request's estimate, rpm limit) -> the lowest
+/// `order` tier with a candidate -> minus the request's exclusions -> the
+/// tier's routing strategy.
+/// Owned by the group's picker actor; time and randomness are arguments.
+/// Cost: without pre-call checks, the strategy's pick (O(k log n) for
+/// simple-shuffle) plus O(tiers); with them, O(n).
+class group_picker {
+public:
+  group_picker(const router_config& config, std::uint32_t group,
+               const strategy_registry& registry = strategy_registry::builtin());
+
+  /// available[i] == false: deployment i is cooling down.
+  void set_available(const std::vector<bool>& available);
+  group_pick pick(const pick_request& request, time_point now, random_source& rng);
+  /// A call to deployment `i` ended, whatever its outcome.
+  void on_finished(local_index i, const call_feedback& feedback, time_point now);
+
+private:
+  struct tier {
+    int order = group_pick::unordered;
+    std::vector<local_index> members; ///< group-local, ascending
+    std::unique_ptr<routing_strategy> strategy;
+    std::size_t available = 0;
+  };
+
+  bool passes_pre_call(local_index i, std::uint32_t tokens, time_point now,
+                       bool& context_window) const;
+
+  std::vector<tier> tiers_; ///< ascending order
+  std::vector<std::uint32_t> tier_of_;   ///< group-local -> tier
+  std::vector<local_index> pos_in_tier_; ///< group-local -> tier-local
+  std::vector<bool> available_;
+  bool pre_call_checks_;
+  std::vector<std::optional<std::int64_t>> max_input_tokens_;
+  usage_limits usage_; ///< for the pre-call rpm check
+  exclusion_list scratch_;
+};
+
+/// The `order` of the group's next tier above `order` (deployments without
+/// one form the last tier, group_pick::unordered), or nullopt. Pure.
+std::optional<int> next_order(const router_config& config, std::uint32_t group,
+                              int order);
+
+} // namespace switchyard

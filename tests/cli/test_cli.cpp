@@ -1,0 +1,529 @@
+// The `switchyard` command run as a process on files: what a user sees.
+// Each test starts the real binary, captures stdout, stderr and the exit
+// status, and asserts on the parsed JSON lines or the printed text.
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+
+const std::string cli_bin = SWITCHYARD_BIN;
+const std::string data_dir = SWITCHYARD_TEST_DATA;
+
+std::string data_file(const std::string& name) {
+  return data_dir + "/" + name;
+}
+
+// One scratch directory per test process, removed at exit.
+struct scratch_dir {
+  std::string path;
+  scratch_dir() {
+    char tmpl[] = "/tmp/switchyard-cli-tests-XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    path = made ? made : "/tmp";
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    if (path != "/tmp")
+      std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::string temp_file(const std::string& name) {
+  static scratch_dir dir;
+  return dir.path + "/" + name;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string quoted(const std::string& path) {
+  return "'" + path + "'";
+}
+
+struct cli_result {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs `switchyard <arguments>` with `env` assignments ("A=1 B=2") in front.
+cli_result run_cli(const std::string& arguments, const std::string& env = "") {
+  const std::string out = temp_file("stdout.txt");
+  const std::string err = temp_file("stderr.txt");
+  // `timeout`: a hung run fails its test (status 124) instead of the suite.
+  const std::string command = env + " timeout 120 " + quoted(cli_bin) + " " + arguments + " >"
+                              + quoted(out) + " 2>" + quoted(err) + " </dev/null";
+  const int raw = std::system(command.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err)};
+}
+
+std::vector<std::string> text_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  return lines;
+}
+
+std::vector<json> json_lines(const std::string& text) {
+  std::vector<json> out;
+  for (const auto& line : text_lines(text))
+    out.push_back(json::parse(line));
+  return out;
+}
+
+std::vector<std::string> custom_ids(const std::vector<json>& lines) {
+  std::vector<std::string> ids;
+  for (const auto& l : lines)
+    ids.push_back(l["custom_id"].is_null() ? "<null>" : l["custom_id"].get<std::string>());
+  return ids;
+}
+
+std::string run_args(const std::string& config, const std::string& input,
+                     const std::string& extra = "") {
+  return "run --config " + quoted(config) + " --input " + quoted(input) + " " + extra;
+}
+
+/// The good fixture run once per test process, concurrently (default 64).
+const std::vector<json>& good_run_lines() {
+  static const std::vector<json> lines = [] {
+    const cli_result r =
+      run_cli(run_args(data_file("good_config.json"), data_file("requests.jsonl"), "--seed 1"));
+    REQUIRE(r.status == 0);
+    REQUIRE(r.err.empty());
+    return json_lines(r.out);
+  }();
+  return lines;
+}
+
+const json& good_line(const std::string& custom_id) {
+  for (const auto& l : good_run_lines())
+    if (l["custom_id"] == custom_id)
+      return l;
+  FAIL("no output line for custom_id " << custom_id);
+  throw std::logic_error("unreachable");
+}
+
+/// The attempt trace as "deployment:outcome" strings, for exact comparison.
+std::vector<std::string> trace(const json& line) {
+  std::vector<std::string> out;
+  for (const auto& a : line["switchyard"]["attempts"])
+    out.push_back(a["deployment_id"].get<std::string>() + "@"
+                  + a["model_group"].get<std::string>() + ":"
+                  + a["outcome"].get<std::string>());
+  return out;
+}
+
+void require_served(const json& line, const std::string& deployment,
+                    const std::string& group, const std::string& model,
+                    const std::string& content, int depth) {
+  REQUIRE(line["error"].is_null());
+  REQUIRE(line["response"]["status_code"] == 200);
+  const json& body = line["response"]["body"];
+  CHECK(body["object"] == "chat.completion");
+  CHECK(body["model"] == model);
+  CHECK(body["choices"].size() == 1);
+  CHECK(body["choices"][0]["message"]["content"] == content);
+  CHECK(line["switchyard"]["deployment_id"] == deployment);
+  CHECK(line["switchyard"]["model_group"] == group);
+  CHECK(line["switchyard"]["fallback_depth"] == depth);
+}
+
+void require_failed(const json& line, const std::string& type, int code, int depth) {
+  REQUIRE(line["response"].is_null());
+  CHECK(line["error"]["type"] == type);
+  CHECK(line["error"]["code"] == code);
+  CHECK(line["switchyard"]["deployment_id"].is_null());
+  CHECK(line["switchyard"]["model_group"].is_null());
+  CHECK(line["switchyard"]["fallback_depth"] == depth);
+}
+
+/// A malformed line's answer: BadRequestError 400, empty trace.
+void require_bad_line(const json& line, const json& custom_id, const std::string& message) {
+  require_failed(line, "BadRequestError", 400, 0);
+  CHECK(line["custom_id"] == custom_id);
+  CHECK(line["error"]["message"] == message);
+  CHECK(line["switchyard"]["attempts"].empty());
+}
+
+std::string batch_line(const std::string& custom_id, const std::string& model) {
+  return json{{"custom_id", custom_id},
+              {"method", "POST"},
+              {"url", "/v1/chat/completions"},
+              {"body", {{"model", model},
+                        {"messages", json::array({{{"role", "user"}, {"content", custom_id}}})}}}}
+           .dump();
+}
+
+std::string write_batch(const std::string& name, std::size_t n,
+                        const std::vector<std::string>& models) {
+  std::string text;
+  for (std::size_t i = 0; i < n; ++i)
+    text += batch_line("req-" + std::to_string(i), models[i % models.size()]) + "\n";
+  const std::string path = temp_file(name);
+  write_text(path, text);
+  return path;
+}
+
+/// A run's output with the fields that differ between identical runs
+/// removed: completion ids, creation times, latencies.
+std::string without_volatile_fields(const std::string& out) {
+  std::string kept;
+  for (json line : json_lines(out)) {
+    if (line["response"].is_object()) {
+      line["response"]["body"].erase("id");
+      line["response"]["body"].erase("created");
+    }
+    for (auto& a : line["switchyard"]["attempts"])
+      a.erase("latency_ms");
+    kept += line.dump() + "\n";
+  }
+  return kept;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("run: every non-blank input line gets one output line, in input order") {
+  const std::vector<std::string> expected{
+    "success",         "failover",     "fallback",      "exhausted",   "unknown-model",
+    "ctx-no-fallback", "ctx-fallback", "no-fallbacks",  "mock-rate-limit", "<null>",
+    "<null>",          "bad-messages", "bad-method",    "bad-url",     "<null>",
+    "<null>",          "last"};
+  CHECK(custom_ids(good_run_lines()) == expected);
+}
+
+TEST_CASE("run: a successful request gets a chat.completion body and a one-attempt trace") {
+  const json& line = good_line("success");
+  require_served(line, "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  CHECK(trace(line) == std::vector<std::string>{"solo-1@solo:ok"});
+  const json& body = line["response"]["body"];
+  CHECK(body["choices"][0]["index"] == 0);
+  CHECK(body["choices"][0]["message"]["role"] == "assistant");
+  CHECK(body["choices"][0]["finish_reason"] == "stop");
+  CHECK(body["created"].is_number_integer());
+  CHECK(body["id"].get<std::string>().rfind("chatcmpl-", 0) == 0);
+  // The core's estimator: 3 priming + 3 for the message + "user" (1) +
+  // "Hello there, router!" (20 bytes -> 5) = 12; "solo reply" (10) -> 3.
+  CHECK(body["usage"] == json{{"prompt_tokens", 12}, {"completion_tokens", 3}, {"total_tokens", 15}});
+  CHECK(line["switchyard"]["attempts"][0]["latency_ms"].is_number());
+}
+
+TEST_CASE("run: token usage counts the text of content parts") {
+  const json& body = good_line("last")["response"]["body"];
+  // 3 priming + 3 for the message + "user" (1) + "twelve chars" (12 -> 3).
+  CHECK(body["usage"]["prompt_tokens"] == 10);
+}
+
+TEST_CASE("run: completion ids are unique within a run") {
+  std::set<std::string> ids;
+  std::size_t served = 0;
+  for (const auto& l : good_run_lines())
+    if (l["response"].is_object()) {
+      ids.insert(l["response"]["body"]["id"].get<std::string>());
+      ++served;
+    }
+  CHECK(served == 5);
+  CHECK(ids.size() == served);
+}
+
+TEST_CASE("run: weighted failover moves a failed call to the other deployment in the same request") {
+  const json& line = good_line("failover");
+  require_served(line, "fo-b", "failover", "azure/fo-b", "reply from fo-b", 1);
+  CHECK(trace(line) == std::vector<std::string>{"fo-a@failover:InternalServerError",
+                                                "fo-b@failover:ok"});
+}
+
+TEST_CASE("run: cross-group fallback is served by the fallback group") {
+  const json& line = good_line("fallback");
+  require_served(line, "fb-dst-1", "fallback-dst", "azure/fb-dst", "reply from fallback", 1);
+  CHECK(trace(line) == std::vector<std::string>{"fb-src-1@fallback-src:ServiceUnavailableError",
+                                                "fb-dst-1@fallback-dst:ok"});
+}
+
+TEST_CASE("run: an exhausted request returns the original error kind with the whole trace") {
+  const json& line = good_line("exhausted");
+  require_failed(line, "RateLimitError", 429, 1);
+  CHECK(trace(line) == std::vector<std::string>{"ex-1@exhausted:RateLimitError",
+                                                "ex-fb-1@exhausted-fb:InternalServerError"});
+}
+
+TEST_CASE("run: an unknown model is a BadRequestError 400 naming the model") {
+  const json& line = good_line("unknown-model");
+  require_failed(line, "BadRequestError", 400, 0);
+  CHECK(contains(line["error"]["message"].get<std::string>(), "'gpt-9-turbo'"));
+  CHECK(line["switchyard"]["attempts"].empty());
+}
+
+TEST_CASE("run: mock_testing_context_fallbacks without context_window_fallbacks fails") {
+  const json& line = good_line("ctx-no-fallback");
+  require_failed(line, "ContextWindowExceededError", 400, 0);
+  CHECK(trace(line)
+        == std::vector<std::string>{"ctx-small-1@ctx-small:ContextWindowExceededError"});
+}
+
+TEST_CASE("run: mock_testing_context_fallbacks with context_window_fallbacks is served by the fallback") {
+  const json& line = good_line("ctx-fallback");
+  require_served(line, "ctx-large-1", "ctx-large", "azure/ctx-large", "ctx-large reply", 1);
+  CHECK(trace(line) == std::vector<std::string>{"ctx-with-fb-1@ctx-with-fb:ContextWindowExceededError",
+                                                "ctx-large-1@ctx-large:ok"});
+}
+
+TEST_CASE("run: disable_fallbacks stops at the first group's error") {
+  const json& line = good_line("no-fallbacks");
+  require_failed(line, "ServiceUnavailableError", 503, 0);
+  CHECK(trace(line)
+        == std::vector<std::string>{"fb-src-1@fallback-src:ServiceUnavailableError"});
+}
+
+TEST_CASE("run: a request-level mock_response litellm.RateLimitError fails with 429") {
+  const json& line = good_line("mock-rate-limit");
+  require_failed(line, "RateLimitError", 429, 0);
+  CHECK(trace(line) == std::vector<std::string>{"solo-1@solo:RateLimitError"});
+}
+
+TEST_CASE("run: malformed lines each get an error line naming the line and the problem") {
+  const auto& lines = good_run_lines();
+  // Physical line numbers: line 5 of requests.jsonl is blank.
+  const std::string not_json = lines[9]["error"]["message"];
+  require_failed(lines[9], "BadRequestError", 400, 0);
+  CHECK(lines[9]["custom_id"].is_null());
+  CHECK(not_json.rfind("line 11: not valid JSON: ", 0) == 0);
+  require_bad_line(lines[10], nullptr, "line 12: custom_id: is required");
+  require_bad_line(lines[11], "bad-messages", "line 13: body.messages: expected a non-empty array");
+  require_bad_line(lines[12], "bad-method", "line 14: method: expected \"POST\"");
+  require_bad_line(lines[13], "bad-url", "line 15: url: expected \"/v1/chat/completions\"");
+  require_bad_line(lines[14], nullptr, "line 16: expected a JSON object");
+  require_bad_line(lines[15], nullptr, "line 17: custom_id: expected a string");
+  // The lines around them were routed normally.
+  require_served(lines[16], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+}
+
+TEST_CASE("run: output follows input order with --concurrency 8 and mixed latencies") {
+  // Every other request takes 15 ms, the rest answer at once: completion
+  // order differs from input order, the output must not.
+  const std::string input = write_batch("order.jsonl", 200, {"slow", "solo", "solo", "solo"});
+  const cli_result r =
+    run_cli(run_args(data_file("good_config.json"), input, "--concurrency 8"));
+  REQUIRE(r.status == 0);
+  const auto lines = json_lines(r.out);
+  REQUIRE(lines.size() == 200);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    CHECK(lines[i]["custom_id"] == "req-" + std::to_string(i));
+    CHECK(lines[i]["switchyard"]["model_group"] == (i % 4 == 0 ? "slow" : "solo"));
+  }
+}
+
+TEST_CASE("run: --output writes the lines to the file and nothing to stdout") {
+  const std::string output = temp_file("out.jsonl");
+  const cli_result r = run_cli(run_args(data_file("good_config.json"), data_file("requests.jsonl"),
+                                        "--output " + quoted(output)));
+  REQUIRE(r.status == 0);
+  CHECK(r.out.empty());
+  CHECK(r.err.empty());
+  CHECK(custom_ids(json_lines(read_text(output))) == custom_ids(good_run_lines()));
+}
+
+TEST_CASE("run: --concurrency 1 with the same --seed gives identical runs") {
+  const std::string input = write_batch("coin.jsonl", 60, {"coin"});
+  const std::string args = run_args(data_file("random_config.json"), input, "--concurrency 1 ");
+  const cli_result first = run_cli(args + "--seed 42");
+  const cli_result second = run_cli(args + "--seed 42");
+  const cli_result other = run_cli(args + "--seed 43");
+  REQUIRE(first.status == 0);
+  REQUIRE(second.status == 0);
+  REQUIRE(other.status == 0);
+  REQUIRE(json_lines(first.out).size() == 60);
+  CHECK(without_volatile_fields(first.out) == without_volatile_fields(second.out));
+  // 60 weighted coin flips with 30% failures: another seed gives other traces.
+  CHECK(without_volatile_fields(first.out) != without_volatile_fields(other.out));
+}
+
+TEST_CASE("run: bad usage exits 2 with a message and the usage") {
+  const std::string config = quoted(data_file("good_config.json"));
+  const std::string input = quoted(data_file("requests.jsonl"));
+  const std::vector<std::pair<std::string, std::string>> cases{
+    {"run --input " + input, "--config FILE is required"},
+    {"run --config " + config, "--input FILE is required"},
+    {"run --config " + config + " --input " + input + " --frobnicate 3", "unknown option '--frobnicate'"},
+    {"run --config " + config + " --input " + input + " --concurrency many",
+     "--concurrency: expected a whole number >= 1, got 'many'"},
+    {"run --config " + config + " --input " + input + " --concurrency 0",
+     "--concurrency: expected a whole number >= 1, got '0'"},
+    {"run --config " + config + " --input " + input + " --seed -1",
+     "--seed: expected a whole number"},
+    {"run --config", "--config needs a value"},
+    {"explode", "unknown command 'explode'"},
+  };
+  for (const auto& [args, message] : cases) {
+    INFO(args);
+    const cli_result r = run_cli(args);
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK(contains(r.err, message));
+    CHECK(contains(r.err, "usage: switchyard"));
+  }
+}
+
+TEST_CASE("run: an invalid config exits 1 listing its problems") {
+  const cli_result r = run_cli(run_args(data_file("broken_config.json"), data_file("requests.jsonl")));
+  CHECK(r.status == 1);
+  CHECK(r.out.empty());
+  CHECK(contains(r.err, "model_list[0].litellm_params.weight: expected a number >= 0\n"));
+}
+
+TEST_CASE("run: an unreadable input file exits 1 with a clear error") {
+  const cli_result r =
+    run_cli(run_args(data_file("good_config.json"), data_file("no-such-input.jsonl")));
+  CHECK(r.status == 1);
+  CHECK(r.out.empty());
+  CHECK(contains(r.err, "cannot read input file " + data_file("no-such-input.jsonl")
+                          + ": No such file or directory"));
+}
+
+TEST_CASE("check: a good config prints its summary and exits 0") {
+  const cli_result r = run_cli("check --config " + quoted(data_file("good_config.json")));
+  REQUIRE(r.status == 0);
+  CHECK(r.err.empty());
+  const auto lines = text_lines(r.out);
+  REQUIRE(lines.size() >= 2);
+  CHECK(lines[0] == "config OK: " + data_file("good_config.json"));
+  CHECK(lines[1] == "10 model groups, 11 deployments");
+  CHECK(contains(r.out, "  enable_weighted_failover: true\n"));
+  CHECK(contains(r.out, "  num_retries:              0\n"));
+  CHECK(contains(r.out, "model group failover: 2 deployments\n"
+                        "  fo-a  weight=1 order=- rpm=- tpm=- mock\n"
+                        "  fo-b  weight=0 order=- rpm=- tpm=- mock\n"));
+  CHECK(contains(r.out, "fallbacks:\n  fallback-src -> fallback-dst\n  exhausted -> exhausted-fb\n"));
+  CHECK(contains(r.out, "context_window_fallbacks:\n  ctx-with-fb -> ctx-large\n"));
+}
+
+TEST_CASE("check: a broken config prints every problem with its path and exits 1") {
+  const cli_result r = run_cli("check --config " + quoted(data_file("broken_config.json")));
+  CHECK(r.status == 1);
+  CHECK(r.out.empty());
+  for (const char* expected : {
+         "model_list[0].litellm_params.weight: expected a number >= 0\n",
+         "model_list[1].model_name: is required\n",
+         "model_list[2].litellm_params.mock_failure_rate: expected a number between 0 and 1\n",
+         "model_list[2].litellm_params.mock_failure: unknown error kind",
+         "router_settings.routing_strategy: unknown routing strategy 'fastest-please'",
+         "router_settings.num_retries: expected an integer >= 0\n",
+       }) {
+    INFO(expected);
+    CHECK(contains(r.err, expected));
+  }
+  CHECK(contains(r.err, "has 6 problems:\n"));
+}
+
+TEST_CASE("check: a missing environment variable is a problem naming the field") {
+  const cli_result r = run_cli("check --config " + quoted(data_file("secret_config.json")),
+                               "env -u SY_TEST_SECRET");
+  CHECK(r.status == 1);
+  CHECK(contains(r.err, "model_list[0].litellm_params.api_key: environment variable "
+                        "SY_TEST_SECRET is not set\n"));
+  CHECK(contains(r.err, "model_list[1].litellm_params.api_key: "));
+}
+
+TEST_CASE("secrets resolved from the environment never appear in check or run output") {
+  const std::string planted = "sk-planted-5e6f7a8b9c";
+  const std::string env = "SY_TEST_SECRET=" + planted + " SWITCHYARD_LOG_LEVEL=trace";
+  const cli_result check = run_cli("check --config " + quoted(data_file("secret_config.json")), env);
+  REQUIRE(check.status == 0);
+  CHECK(contains(check.out, "secretive-1"));
+  const cli_result run = run_cli(
+    run_args(data_file("secret_config.json"), data_file("secret_requests.jsonl"), "--seed 5"), env);
+  REQUIRE(run.status == 0);
+  REQUIRE(json_lines(run.out).size() == 3);
+  for (const cli_result* r : {&check, &run}) {
+    CHECK_FALSE(contains(r->out, planted));
+    CHECK_FALSE(contains(r->err, planted));
+  }
+}
+
+TEST_CASE("demo: routes the requests and prints a table consistent with itself") {
+  const cli_result r = run_cli("demo --requests 500 --concurrency 64 --seed 3");
+  REQUIRE(r.status == 0);
+  INFO(r.out);
+  std::map<std::string, std::vector<long>> rows; // id -> calls, served, failed
+  std::map<std::string, long> failed_calls_routed;  // id -> sum of "id -> ..." rows
+  std::string section;
+  for (const auto& line : text_lines(r.out)) {
+    if (!line.empty() && line[0] != ' ') {
+      section = line;
+      continue;
+    }
+    std::istringstream in(line);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;)
+      words.push_back(w);
+    if (section == "per deployment (from attempt traces)" && words.size() == 5
+        && words[0] != "deployment")
+      rows[words[0]] = {std::stol(words[2]), std::stol(words[3]), std::stol(words[4])};
+    if (section == "failed calls, by where the request went next" && words.size() >= 4)
+      failed_calls_routed[words[0]] += std::stol(words.back());
+  }
+  REQUIRE(rows.size() == 3);
+  long total_served = 0;
+  for (const auto& [id, v] : rows) {
+    CHECK(v[0] == v[1] + v[2]);
+    total_served += v[1];
+  }
+  // No call of gpt-4o-mini fails, so every request is served exactly once.
+  CHECK(total_served == 500);
+  CHECK(rows["westus3-mini"][2] == 0);
+  // eastus2 serves its first 200 calls, then every call fails.
+  CHECK(rows["eastus2"][1] == 200);
+  CHECK(rows["eastus2"][2] > 0);
+  // Every failed call went somewhere: the routes table accounts for each.
+  for (const auto& [id, v] : rows)
+    CHECK(failed_calls_routed[id] == v[2]);
+  CHECK(contains(r.out, "  eastus2          gpt-4o       weight 50   fails 100% of calls "
+                        "(InternalServerError) after its first 200 calls\n"));
+  CHECK(contains(r.out, "  requests     500  (concurrency 64, seed 3)\n"));
+  CHECK(contains(r.out, "  errors       0\n"));
+  CHECK(contains(r.out, "latency      p50 "));
+  CHECK(contains(r.out, "throughput   "));
+  const std::string summary = "eastus2 failed " + std::to_string(rows["eastus2"][2]) + " calls: ";
+  CHECK(contains(r.out, summary));
+  CHECK(contains(r.out, "failed over to northcentralus in the same request"));
+  CHECK(contains(r.out, "; 0 of 500 requests reached the caller as errors.\n"));
+}
+
+TEST_CASE("logging: quiet by default, SWITCHYARD_LOG_LEVEL=info shows the run's info lines") {
+  const std::string args = run_args(data_file("good_config.json"), data_file("requests.jsonl"));
+  const cli_result quiet = run_cli(args);
+  REQUIRE(quiet.status == 0);
+  CHECK(quiet.err.empty());
+  const cli_result chatty = run_cli(args, "SWITCHYARD_LOG_LEVEL=info");
+  REQUIRE(chatty.status == 0);
+  CHECK(contains(chatty.err, "[info] run: 10 model groups, 11 deployments;"));
+  CHECK(contains(chatty.err, "[info] run: wrote 17 result lines from 18 input lines"));
+  // Logs never mix into the results on stdout.
+  CHECK(json_lines(chatty.out).size() == 17);
+}
