@@ -287,8 +287,9 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
                {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
                 "timeout", "stream_timeout", "cooldown_time", "num_retries",
                 "input_cost_per_token", "output_cost_per_token", "mock_response",
-                "mock_latency_ms", "mock_failure_rate", "mock_failure",
-                "mock_failure_after_calls"});
+                "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
+                "mock_failure_rate",
+                "mock_failure", "mock_failure_after_calls"});
   dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
   if (auto key = check_.string_at(p, "api_key", path))
     dep.api_key = secret(std::move(*key));
@@ -309,6 +310,10 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
     dep.mock = parse_mock_response(nlohmann::json(*mock),
                                    key_path(path, "mock_response"), problems_);
   set_if(dep.mock_latency_ms, check_.number_at(p, "mock_latency_ms", path, at_least_zero));
+  set_if(dep.mock_latency_jitter_ms,
+         check_.number_at(p, "mock_latency_jitter_ms", path, at_least_zero));
+  set_if(dep.mock_first_token_ms,
+         check_.number_at(p, "mock_first_token_ms", path, at_least_zero));
   set_if(dep.mock_failure_rate, check_.number_at(p, "mock_failure_rate", path, zero_to_one));
   if (auto kind = check_.string_at(p, "mock_failure", path, non_empty))
     set_if(dep.mock_failure, check_.error_kind_at(*kind, key_path(path, "mock_failure")));

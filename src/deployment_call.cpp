@@ -1,5 +1,7 @@
 #include "switchyard/deployment_call.hpp"
 
+#include <algorithm>
+
 namespace switchyard {
 
 namespace {
@@ -39,16 +41,29 @@ mock_call plan_mock_call(const deployment_config& deployment,
                          bool force_context_window, std::uint64_t call_number,
                          random_source& rng) {
   mock_call call;
-  call.delay = seconds_d(deployment.mock_latency_ms / 1000.0);
+  // Draw only when set, so other deployments' sequences stay as they were.
+  const double jitter_ms = deployment.mock_latency_jitter_ms > 0
+                             ? deployment.mock_latency_jitter_ms * rng.next_unit()
+                             : 0.0;
+  call.delay = seconds_d((deployment.mock_latency_ms + jitter_ms) / 1000.0);
+  // A mock streams its reply in one chunk unless told when the first token
+  // comes; never later than the whole reply.
+  if (request.stream)
+    call.outcome.first_token_ms = std::min(
+      deployment.mock_first_token_ms.value_or(call.delay.count() * 1000.0),
+      call.delay.count() * 1000.0);
   if (force_context_window) {
+    call.outcome.first_token_ms.reset();
     call.outcome.error = router_error::make(
       error_kind::context_window_exceeded,
       "mock_testing_context_fallbacks: this request does not fit the context "
       "window of model group '" + deployment.model_name + "'");
     return call;
   }
+  const auto first_token = call.outcome.first_token_ms;
   if (request.mock.is_set()) {
     call.outcome = from_mock(request.mock);
+    call.outcome.first_token_ms = first_token;
     return call;
   }
   // Draw only when a rate is set, so a deployment without one leaves the
@@ -64,6 +79,7 @@ mock_call plan_mock_call(const deployment_config& deployment,
   }
   if (deployment.mock.is_set()) {
     call.outcome = from_mock(deployment.mock);
+    call.outcome.first_token_ms = first_token;
     return call;
   }
   call.outcome.error = router_error::make(

@@ -44,7 +44,10 @@ pick_result lowest_latency::pick(const pick_context& ctx, random_source& rng) {
 }
 
 void lowest_latency::on_finished(local_index i, const call_feedback& f, time_point) {
-  record_latency(i, f.latency_ms, f.timed_out);
+  // As LiteLLM's lowest-latency handler: successes record their latency,
+  // timeouts the penalty; other failures say nothing about speed.
+  if (f.ok || f.timed_out)
+    record_latency(i, f.latency_ms, f.timed_out);
 }
 
 } // namespace switchyard

@@ -44,6 +44,11 @@ struct deployment_config {
   mock_spec mock;
   /// Simulation extras (not LiteLLM).
   double mock_latency_ms = 0;
+  /// A uniform extra delay in [0, jitter) per call, from the seeded draw.
+  double mock_latency_jitter_ms = 0;
+  /// For streamed requests: when the first token arrives (ms after the
+  /// call starts); unset: with the whole reply.
+  std::optional<double> mock_first_token_ms;
   double mock_failure_rate = 0;
   error_kind mock_failure = error_kind::internal_server;
   /// Calls served normally before mock_failure_rate applies (an outage that

@@ -17,6 +17,8 @@ struct call_outcome {
   router_error error;
   double latency_ms = 0;
   bool timed_out = false;
+  /// Streamed requests: time to the first token, as the transport saw it.
+  std::optional<double> first_token_ms;
 };
 
 /// The timeout of one call (seconds), as LiteLLM's Router._get_timeout: a

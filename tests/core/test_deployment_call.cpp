@@ -279,3 +279,48 @@ TEST_CASE("call timeout: any stream_timeout beats every plain timeout, as LiteLL
   CHECK(timeout_of(s, own_stream, 5.0, true) == 3);
   CHECK(timeout_of(s, own_timeout, 5.0, true) == 20);
 }
+
+TEST_CASE("plan_mock_call: mock_latency_jitter_ms adds a scripted share of the jitter",
+          "[deployment_call]") {
+  auto config = switchyard::test::make_config(
+    {switchyard::test::deployment("g", "A").reply("hi")});
+  auto d = config.deployments[0];
+  d.mock_latency_ms = 10;
+  d.mock_latency_jitter_ms = 40;
+  switchyard::chat_request req;
+  switchyard::test::scripted_random rng{{0.25}};
+  auto call = switchyard::plan_mock_call(d, req, false, 0, rng);
+  CHECK(call.delay.count() == Approx(0.020)); // 10 ms + 0.25 * 40 ms
+  CHECK(rng.remaining() == 0);
+  CHECK(call.outcome.ok);
+}
+
+TEST_CASE("plan_mock_call: a streamed request reports its time to first token",
+          "[deployment_call]") {
+  auto config = switchyard::test::make_config(
+    {switchyard::test::deployment("g", "A").reply("hi")});
+  auto d = config.deployments[0];
+  d.mock_latency_ms = 50;
+  switchyard::chat_request req;
+  scripted_random no_draws;
+
+  // Not streamed: no first-token time.
+  CHECK_FALSE(switchyard::plan_mock_call(d, req, false, 0, no_draws).outcome.first_token_ms);
+
+  req.stream = true;
+  // Streamed, no mock_first_token_ms: the first token comes with the reply.
+  auto whole = switchyard::plan_mock_call(d, req, false, 0, no_draws);
+  REQUIRE(whole.outcome.first_token_ms);
+  CHECK(*whole.outcome.first_token_ms == Approx(50.0));
+
+  d.mock_first_token_ms = 5;
+  auto early = switchyard::plan_mock_call(d, req, false, 0, no_draws);
+  REQUIRE(early.outcome.first_token_ms);
+  CHECK(*early.outcome.first_token_ms == Approx(5.0));
+  CHECK(early.delay.count() == Approx(0.050));
+
+  // Never later than the whole reply.
+  d.mock_first_token_ms = 500;
+  CHECK(*switchyard::plan_mock_call(d, req, false, 0, no_draws).outcome.first_token_ms
+        == Approx(50.0));
+}

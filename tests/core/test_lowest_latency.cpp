@@ -177,12 +177,13 @@ TEST_CASE("lowest-latency: on_finished records the call's latency", "[lowest_lat
   CHECK(s.average_ms(0) == 50.0);
   CHECK(s.average_ms(1) == 30.0);
   CHECK(pick_at(s, 0.999) == 1);
-  // A failed call's latency counts like a success's.
+  // A failed call's latency is not recorded (LiteLLM's handler records
+  // successes and timeouts only): a fast failure must not attract traffic.
   call_feedback failed = finished_after(10);
   failed.ok = false;
   as_strategy.on_finished(2, failed, time_point{});
-  CHECK(s.average_ms(2) == 27.5);
-  CHECK(pick_at(s, 0.0) == 2);
+  CHECK(s.average_ms(2) == 45.0);
+  CHECK(pick_at(s, 0.0) == 1);
 }
 
 TEST_CASE("lowest-latency: a timed-out call records the penalty, whatever its latency",
@@ -222,4 +223,26 @@ TEST_CASE("lowest-latency: the registry passes lowest_latency_buffer", "[lowest_
   CHECK(s->pick({}, rng).chosen == local_index{0});
   CHECK(s->pick({}, rng).chosen == local_index{1});
   CHECK(s->pick({}, rng).chosen == local_index{1});
+}
+
+TEST_CASE("lowest latency: only successes and timeouts are recorded, as LiteLLM's handler",
+          "[lowest_latency]") {
+  switchyard::lowest_latency s(2, 0.0);
+  switchyard::call_feedback failed;
+  failed.ok = false;
+  failed.latency_ms = 1.0;
+  s.on_finished(0, failed, {});
+  CHECK(s.average_ms(0) == 0.0); // a fast failure does not make it look fast
+
+  switchyard::call_feedback ok;
+  ok.ok = true;
+  ok.latency_ms = 30.0;
+  s.on_finished(0, ok, {});
+  CHECK(s.average_ms(0) == Approx(30.0));
+
+  switchyard::call_feedback timeout;
+  timeout.timed_out = true;
+  timeout.latency_ms = 100.0;
+  s.on_finished(1, timeout, {});
+  CHECK(s.average_ms(1) == Approx(switchyard::lowest_latency::timeout_penalty_ms));
 }

@@ -122,16 +122,19 @@ public:
           now_ += to_clock(took);
           o.latency_ms = took.count() * 1000.0;
           last_feedback_ = call_feedback{};
-          last_feedback_.ok = o.ok;
           last_feedback_.timed_out = o.timed_out;
           last_feedback_.latency_ms = o.latency_ms;
-          if (o.ok) {
-            last_feedback_.tokens = flow.estimated_tokens()
-                                    + estimate_text_tokens(o.content);
-            g.health.record_success(a.deployment, now_);
-            g.picker.on_finished(a.deployment, last_feedback_, now_);
-          }
+          const auto tokens = flow.estimated_tokens() + estimate_text_tokens(o.content);
+          const auto local = a.deployment;
           a = flow.on_call(std::move(o));
+          // As the orchestrator: a success is reported once the flow has
+          // kept it a success (a filtered reply becomes a failure).
+          last_feedback_.ok = a.what != flow_action::kind::report_failure;
+          if (last_feedback_.ok) {
+            last_feedback_.tokens = tokens;
+            g.health.record_success(local, now_);
+            g.picker.on_finished(local, last_feedback_, now_);
+          }
           break;
         }
         case flow_action::kind::report_failure: {
