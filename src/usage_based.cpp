@@ -6,35 +6,38 @@
 
 namespace switchyard {
 
-usage_based::usage_based(const std::vector<const deployment_config*>& deployments)
+limited_lowest::limited_lowest(const std::vector<const deployment_config*>& deployments)
   : limits_(deployments), available_(deployments.size(), true) {
 }
 
-void usage_based::set_available(const std::vector<bool>& available) {
+void limited_lowest::set_available(const std::vector<bool>& available) {
   copy_available(available_, available);
 }
 
-pick_result usage_based::pick(const pick_context& ctx, random_source& rng) {
+pick_result limited_lowest::pick(const pick_context& ctx, random_source& rng) {
   return pick_lowest(
     available_.size(),
     [&](local_index i) {
       return available_[i] && !is_excluded(ctx.excluded, i)
              && limits_.within(i, ctx.estimated_tokens, ctx.now);
     },
-    [&](local_index i) { return limits_.usage().tokens(i, ctx.now); }, 1.0, rng,
-    scratch_);
+    [&](local_index i) { return key(i, ctx.now); }, 1.0, rng, scratch_);
 }
 
-void usage_based::on_picked(local_index i, const pick_context& ctx) {
+void limited_lowest::on_picked(local_index i, const pick_context& ctx) {
   limits_.on_picked(i, ctx.now);
 }
 
-void usage_based::on_finished(local_index i, const call_feedback& f, time_point now) {
+void limited_lowest::on_finished(local_index i, const call_feedback& f, time_point now) {
   limits_.on_finished(i, f.tokens, now);
 }
 
+double usage_based::key(local_index i, time_point now) const {
+  return static_cast<double>(limits().usage().tokens(i, now));
+}
+
 cost_based::cost_based(const std::vector<const deployment_config*>& deployments)
-  : limits_(deployments), available_(deployments.size(), true) {
+  : limited_lowest(deployments) {
   for (const auto* d : deployments) {
     if (d->input_cost_per_token || d->output_cost_per_token)
       cost_.push_back(d->input_cost_per_token.value_or(0)
@@ -44,26 +47,8 @@ cost_based::cost_based(const std::vector<const deployment_config*>& deployments)
   }
 }
 
-void cost_based::set_available(const std::vector<bool>& available) {
-  copy_available(available_, available);
-}
-
-pick_result cost_based::pick(const pick_context& ctx, random_source& rng) {
-  return pick_lowest(
-    available_.size(),
-    [&](local_index i) {
-      return available_[i] && !is_excluded(ctx.excluded, i)
-             && limits_.within(i, ctx.estimated_tokens, ctx.now);
-    },
-    [&](local_index i) { return cost_[i]; }, 1.0, rng, scratch_);
-}
-
-void cost_based::on_picked(local_index i, const pick_context& ctx) {
-  limits_.on_picked(i, ctx.now);
-}
-
-void cost_based::on_finished(local_index i, const call_feedback& f, time_point now) {
-  limits_.on_finished(i, f.tokens, now);
+double cost_based::key(local_index i, time_point) const {
+  return cost_[i];
 }
 
 } // namespace switchyard
