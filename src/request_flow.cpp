@@ -33,12 +33,15 @@ std::string unknown_group_message(const router_config& config,
 
 router_error no_deployments(const std::string& group,
                             std::optional<seconds_d> retry_in) {
-  auto secs = retry_in ? std::ceil(retry_in->count()) : 0.0;
-  auto e = router_error::make(
-    error_kind::no_deployments_available,
-    "No deployments available for selected model, Try again in "
-      + std::to_string(static_cast<long long>(secs)) + " seconds. Passed model="
-      + group);
+  // "Try again in N seconds" only when a cooldown says when: a group out
+  // of rpm/tpm for the minute has no such figure.
+  std::string message = "No deployments available for selected model";
+  if (retry_in)
+    message += ", Try again in "
+               + std::to_string(static_cast<long long>(std::ceil(retry_in->count())))
+               + " seconds";
+  auto e = router_error::make(error_kind::no_deployments_available,
+                              message + ". Passed model=" + group);
   if (retry_in)
     e.retry_after_s = retry_in->count();
   return e;
