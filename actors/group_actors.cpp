@@ -159,11 +159,23 @@ caf::behavior deployment_actor(caf::stateful_actor<deployment_state>* self,
   self->state.config = &config->deployments[index];
   self->state.rng = std::make_unique<seeded_random>(seed);
   return {
-    [=](call_atom, const request_ptr& request,
-        bool force_context_window) -> caf::result<call_outcome> {
+    // A call, answered by `timeout_s` at the latest: this actor enforces the
+    // deadline (a transport owns its calls' deadlines), so a call that
+    // answers in time costs no timer. A reply that would come later is
+    // replaced by a Timeout at the deadline and never delivered.
+    [=](call_atom, const request_ptr& request, bool force_context_window,
+        double timeout_s) -> caf::result<call_outcome> {
       auto& st = self->state;
       auto call = plan_mock_call(*st.config, *request, force_context_window,
                                  st.calls++, *st.rng);
+      if (call.delay.count() > timeout_s) {
+        call.delay = seconds_d(timeout_s);
+        call.outcome = call_outcome{};
+        call.outcome.timed_out = true;
+        call.outcome.error = router_error::make(
+          error_kind::timeout,
+          "deployment '" + st.config->id + "' did not answer within the timeout");
+      }
       if (call.delay.count() <= 0)
         return std::move(call.outcome);
       auto id = st.next_pending++;

@@ -106,26 +106,15 @@ void step(orchestrator_actor* self, flow_action a) {
     case flow_action::kind::call: {
       st.call_started = clock_type::now();
       auto local = a.deployment;
-      auto timeout = std::chrono::duration_cast<clock_type::duration>(a.delay);
-      self->request(group.deployments[local], timeout, call_atom::value,
-                    flow.shared_request(), a.force_context_window)
+      // The deployment answers by the deadline itself (a Timeout then), so
+      // no CAF request timer per call: those wake CAF's clock thread.
+      self->request(group.deployments[local], caf::infinite, call_atom::value,
+                    flow.shared_request(), a.force_context_window, a.delay.count())
         .then(
           [self, local, health = group.health](call_outcome& o) {
             finish_call(self, local, health, std::move(o));
           },
-          [self, local, health = group.health](caf::error& err) {
-            if (err != caf::sec::request_timeout)
-              return on_peer_error(self)(err);
-            // The deployment did not answer in time: a Timeout (408) that
-            // counts for cooldown; CAF drops its late reply.
-            call_outcome o;
-            o.timed_out = true;
-            o.error = router_error::make(
-              error_kind::timeout,
-              "deployment '" + self->state.flow->current_deployment().id
-                + "' did not answer within the timeout");
-            finish_call(self, local, health, std::move(o));
-          });
+          on_peer_error(self));
       return;
     }
     case flow_action::kind::report_failure: {
@@ -162,16 +151,25 @@ void step(orchestrator_actor* self, flow_action a) {
   }
 }
 
+/// Without `done`, the orchestrator waits for the delegated (route_atom).
 caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
-                           request_ptr request, completion done) {
+                           request_ptr request, std::optional<completion> done) {
   auto& st = self->state;
   st.flow.emplace(table->config, std::move(request));
   st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
   st.table = std::move(table);
-  st.done = std::move(done);
-  step(self, st.flow->start());
+  if (done) {
+    st.done = std::move(*done);
+    step(self, st.flow->start());
+  }
   return {
     [self](wake_atom) { step(self, self->state.flow->on_wait_done()); },
+    [self](route_atom) -> caf::result<route_result> {
+      auto promise = self->make_response_promise();
+      self->state.done = completion{promise};
+      step(self, self->state.flow->start());
+      return promise;
+    },
   };
 }
 
@@ -179,7 +177,14 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
 
 void spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
                         request_ptr request, completion done) {
-  system.spawn(orchestrator, std::move(table), std::move(request), std::move(done));
+  system.spawn(orchestrator, std::move(table), std::move(request),
+               std::optional<completion>{std::move(done)});
+}
+
+caf::actor spawn_delegated_orchestrator(caf::actor_system& system,
+                                        routing_table_ptr table, request_ptr request) {
+  return system.spawn(orchestrator, std::move(table), std::move(request),
+                      std::optional<completion>{});
 }
 
 } // namespace switchyard

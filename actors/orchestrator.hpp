@@ -18,4 +18,13 @@ using completion = std::variant<caf::response_promise, completion_handler>;
 void spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
                         request_ptr request, completion done);
 
+/// Spawns an orchestrator for a request its caller delegates to it
+/// (`self->delegate(orchestrator, route_atom::value)`): it starts on that
+/// message and answers the original requester with a response promise of
+/// its own. A CAF 0.17 promise must be delivered by the actor that made it
+/// (delivering reads that actor's execution unit, which its own worker
+/// writes meanwhile: a data race), so promises are never handed over.
+caf::actor spawn_delegated_orchestrator(caf::actor_system& system,
+                                        routing_table_ptr table, request_ptr request);
+
 } // namespace switchyard

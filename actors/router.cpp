@@ -1,5 +1,6 @@
 #include "switchyard/router.hpp"
 
+#include "orchestrator.hpp"
 #include "router_actor.hpp"
 
 #include <caf/all.hpp>
@@ -39,29 +40,22 @@ struct router::impl {
   caf::actor_system* system = nullptr;
   std::shared_ptr<const router_config> config;
   routing_table_ptr table;
-  /// Router actors: [0] is router::handle(); async_complete spreads its
-  /// requests over all of them so no single mailbox serialises the spawns.
-  std::vector<caf::actor> router_actors;
-  std::atomic<std::size_t> next_router{0};
+  /// The router actor behind router::handle().
+  caf::actor router_actor;
 
   void start(caf::actor_system& sys, router_config cfg, const router_options& options) {
     system = &sys;
     config = std::make_shared<const router_config>(std::move(cfg));
     table = start_routing(sys, config, pick_seed(options), options.max_in_flight);
-    std::size_t n = options.threads > 0 ? options.threads
-                                        : std::thread::hardware_concurrency();
-    n = std::clamp<std::size_t>(n, 1, 8);
-    for (std::size_t i = 0; i < n; ++i)
-      router_actors.push_back(spawn_router_actor(sys, table));
+    router_actor = spawn_router_actor(sys, table);
   }
 
   ~impl() {
     if (!table)
       return;
-    for (auto& a : router_actors)
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(router_actor, caf::exit_reason::user_shutdown);
     stop_routing(*table);
-    router_actors.clear();
+    router_actor = nullptr;
     table.reset();
     if (owned_system)
       owned_system->await_all_actors_done();
@@ -88,15 +82,19 @@ router::router(caf::actor_system& system, router_config config,
 router::~router() = default;
 
 void router::async_complete(chat_request request, completion_handler done) {
-  // Not spawned on the caller's thread: CAF 0.17's spawn leaves a
-  // thread-local reference to the system's logger on the spawning thread,
-  // and ~actor_system then waits for every such thread to end. A router
-  // actor spawns the orchestrator on one of the system's own workers.
-  auto& actors = impl_->router_actors;
-  auto i = impl_->next_router.fetch_add(1, std::memory_order_relaxed) % actors.size();
-  caf::anon_send(actors[i], route_atom::value,
-                 request_ptr(std::make_shared<const chat_request>(std::move(request))),
-                 std::move(done));
+  auto& table = *impl_->table;
+  if (!table.admit())
+    return done(overloaded(table));
+  // Spawned right here, no hop through a router actor. CAF 0.17's spawn
+  // leaves a thread-local reference to the system's logger on the spawning
+  // thread, and ~actor_system waits for every such reference: a thread that
+  // had none gets none back.
+  const bool foreign_thread = caf::logger::current_logger() == nullptr;
+  spawn_orchestrator(*impl_->system, impl_->table,
+                     std::make_shared<const chat_request>(std::move(request)),
+                     completion{std::move(done)});
+  if (foreign_thread)
+    caf::logger::set_current_actor_system(nullptr);
 }
 
 route_result router::complete(chat_request request) {
@@ -108,7 +106,7 @@ route_result router::complete(chat_request request) {
 }
 
 caf::actor router::handle() const {
-  return impl_->router_actors.front();
+  return impl_->router_actor;
 }
 
 const router_config& router::config() const noexcept {

@@ -9,6 +9,8 @@ namespace switchyard {
 
 namespace {
 
+} // namespace
+
 route_result overloaded(const routing_table& table) {
   route_result r;
   r.error = router_error::make(
@@ -19,15 +21,17 @@ route_result overloaded(const routing_table& table) {
   return r;
 }
 
+namespace {
+
 caf::behavior router_actor(caf::event_based_actor* self, routing_table_ptr table) {
   return {
     [self, table](route_atom, request_ptr request) -> caf::result<route_result> {
       if (!table->admit())
         return overloaded(*table);
-      auto promise = self->make_response_promise();
-      spawn_orchestrator(self->system(), table, std::move(request),
-                         completion{promise});
-      return promise;
+      // The orchestrator answers the requester itself, with its own promise.
+      self->delegate(spawn_delegated_orchestrator(self->system(), table, std::move(request)),
+                     route_atom::value);
+      return caf::delegated<route_result>{};
     },
     [self, table](route_atom, request_ptr request, completion_handler done) {
       if (!table->admit())

@@ -12,6 +12,9 @@ namespace switchyard {
 /// callback. It holds no per-request state.
 caf::actor spawn_router_actor(caf::actor_system& system, routing_table_ptr table);
 
+/// The answer to a request refused by admission control (max_in_flight).
+route_result overloaded(const routing_table& table);
+
 /// Spawns every group's actors and the fallback actor: the routing table.
 routing_table_ptr start_routing(caf::actor_system& system,
                                 std::shared_ptr<const router_config> config,

@@ -173,6 +173,7 @@ std::vector<run_figures> measure_interleaved(std::size_t in_flight, double secon
     o.hops_per_request = o.requests ? hops[s] / static_cast<double>(o.requests) : 0;
     o.latency = summarize(pooled[s]);
     o.background_cpu = background[s].share();
+    o.cpu_us_per_request = background[s].self_us_per(o.requests);
   }
   return out;
 }
@@ -201,7 +202,13 @@ run_figures open_loop(double rate, std::uint64_t requests,
   auto f = run.figures(t0);
   f.issue_lag = summarize(lag);
   f.background_cpu = background.share();
+  f.cpu_us_per_request = background.self_us_per(requests);
   return f;
+}
+
+run_figures measure_open(double rate, double seconds, const load_run::issue_fn& issue) {
+  open_loop(rate, static_cast<std::uint64_t>(std::max(1000.0, rate * 0.3)), issue);
+  return open_loop(rate, static_cast<std::uint64_t>(std::max(5000.0, rate * seconds)), issue);
 }
 
 cpu_snapshot cpu_snapshot::now() {
@@ -242,8 +249,14 @@ cpu_snapshot cpu_snapshot::now() {
 void background_meter::add(const cpu_snapshot& from, const cpu_snapshot& to) {
   total += to.total - from.total;
   const auto busy = to.busy - from.busy;
-  const auto self = to.self - from.self;
-  others += busy > self ? busy - self : 0;
+  const auto mine = to.self - from.self;
+  others += busy > mine ? busy - mine : 0;
+  self += mine;
+}
+
+double background_meter::self_us_per(std::uint64_t requests) const {
+  static const double us_per_tick = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return requests ? static_cast<double>(self) * us_per_tick / static_cast<double>(requests) : 0;
 }
 
 std::int64_t resident_bytes() {

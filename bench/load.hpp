@@ -49,6 +49,9 @@ struct run_figures {
   /// Share of the machine's CPU time (all cores) that other processes used
   /// while this was measured: the noise level, 0 on a quiet machine.
   double background_cpu = 0;
+  /// CPU time this process spent per request (all its threads: workers,
+  /// CAF's clock thread, the sender), in microseconds; 10 ms tick resolution.
+  double cpu_us_per_request = 0;
 };
 
 /// CPU time counters, to tell how busy the rest of the machine was.
@@ -63,8 +66,11 @@ struct cpu_snapshot {
 struct background_meter {
   std::uint64_t total = 0;
   std::uint64_t others = 0;
+  std::uint64_t self = 0;
   void add(const cpu_snapshot& from, const cpu_snapshot& to);
   double share() const { return total ? static_cast<double>(others) / total : 0; }
+  /// This process's CPU time per request, in microseconds.
+  double self_us_per(std::uint64_t requests) const;
 };
 
 /// The shared state of one run. Thread-safe: `done` may run on any thread,
@@ -133,6 +139,9 @@ std::vector<run_figures> measure_interleaved(std::size_t in_flight, double secon
 /// time, so a late send or a queue is never hidden (no coordinated omission).
 run_figures open_loop(double rate, std::uint64_t requests,
                       const load_run::issue_fn& issue);
+
+/// open_loop after a warm-up of ~0.3 s at the same rate, for ~`seconds`.
+run_figures measure_open(double rate, double seconds, const load_run::issue_fn& issue);
 
 /// Resident set size of this process in bytes (/proc/self/statm).
 std::int64_t resident_bytes();

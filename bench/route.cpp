@@ -74,9 +74,7 @@ run_figures route_bench::closed(std::size_t in_flight, double seconds, int trial
 }
 
 run_figures route_bench::open(double rate, double seconds) {
-  auto fn = issue();
-  open_loop(rate, static_cast<std::uint64_t>(std::max(1000.0, rate * 0.3)), fn);
-  return open_loop(rate, static_cast<std::uint64_t>(std::max(5000.0, rate * seconds)), fn);
+  return measure_open(rate, seconds, issue());
 }
 
 memory_figures measure_memory(std::size_t threads, std::uint64_t requests,
