@@ -291,6 +291,7 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
                 "mock_failure_rate",
                 "mock_failure", "mock_failure_after_calls"});
   dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
+  dep.model_from_env = from_env_.count(key_path(path, "model")) != 0;
   if (auto key = check_.string_at(p, "api_key", path))
     dep.api_key = secret(std::move(*key));
   set_if(dep.api_base, check_.string_at(p, "api_base", path));
@@ -605,13 +606,28 @@ env_lookup process_env() {
   };
 }
 
+namespace {
+
+// Before anything copies or walks the document recursively.
+template <class Json>
+void check_depth(const Json& doc) {
+  if (nests_deeper_than(doc, max_config_depth))
+    throw config_error({config_problem{
+      "(root)", "nested too deeply (more than " + std::to_string(max_config_depth)
+                  + " levels)"}});
+}
+
+} // namespace
+
 router_config load_config(const nlohmann::ordered_json& doc, const env_lookup& env) {
+  check_depth(doc);
   return loader(env).load(doc);
 }
 
 // nlohmann::json has sorted every object, so generated ids follow the sorted
 // key order here; load_config_text and load_config_file keep file order.
 router_config load_config(const nlohmann::json& doc, const env_lookup& env) {
+  check_depth(doc);
   return loader(env).load(nlohmann::ordered_json(doc));
 }
 
@@ -638,6 +654,7 @@ router_config load_config_text(const std::string& text, const env_lookup& env) {
     // its message echoes the number.
     throw config_error({config_problem{"(root)", "a number is too large"}});
   }
+  check_depth(doc);
   return load_config(doc, env);
 }
 

@@ -84,8 +84,8 @@ mock_call plan_mock_call(const deployment_config& deployment,
   }
   call.outcome.error = router_error::make(
     error_kind::api_connection,
-    "deployment '" + deployment.id + "' (" + deployment.model
-      + ") has no mock_response, and this build of Switchyard has no network "
+    "deployment '" + deployment.id
+      + "' has no mock_response, and this build of Switchyard has no network "
         "transport for it");
   return call;
 }

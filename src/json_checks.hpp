@@ -30,6 +30,30 @@ inline std::string index_path(const std::string& parent, std::size_t index) {
   return parent + "[" + std::to_string(index) + "]";
 }
 
+/// Whether `value` nests arrays and objects deeper than `max` levels.
+/// Iterative, so it is safe on any input, where copying, converting or
+/// walking a deep tree recursively would overflow the stack.
+template <class Json>
+bool nests_deeper_than(const Json& value, std::size_t max) {
+  std::vector<std::pair<const Json*, std::size_t>> stack{{&value, 1}};
+  while (!stack.empty()) {
+    auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (!node->is_structured())
+      continue;
+    if (depth > max)
+      return true;
+    for (const auto& child : *node)
+      stack.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
+
+/// Deepest nesting a configuration may have (YAML's limit too).
+inline constexpr std::size_t max_config_depth = 256;
+/// Deepest nesting a request body may have.
+inline constexpr std::size_t max_request_depth = 128;
+
 /// Bounds of a number, with the message that states them.
 struct number_rule {
   double min;

@@ -74,6 +74,13 @@ void read_request(const json& body, const std::string& prefix,
 } // namespace
 
 parsed_request parse_chat_request(const json& body, const std::string& path_prefix) {
+  // Before `messages` is copied (a recursive copy of a deep tree would
+  // overflow the stack).
+  if (nests_deeper_than(body, max_request_depth))
+    return {std::nullopt,
+            router_error::make(error_kind::bad_request,
+                               path_prefix + ": nested too deeply (more than "
+                                 + std::to_string(max_request_depth) + " levels)")};
   std::vector<config_problem> problems;
   json_checks check(problems);
   chat_request req;

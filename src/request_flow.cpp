@@ -155,7 +155,7 @@ flow_action request_flow::on_call(call_outcome outcome) {
     result_.finish_reason = std::move(outcome.finish_reason);
     result_.deployment_id = d.id;
     result_.model_group = d.model_name;
-    result_.model = d.model;
+    result_.model = d.model_from_env ? d.model_name : d.model;
     result_.fallback_depth = depth_;
     result_.completion_tokens = estimate_text_tokens(result_.content);
     return make_action(flow_action::kind::finish);
@@ -280,6 +280,8 @@ flow_action request_flow::finish_error(router_error e) {
 }
 
 route_result request_flow::take_result() {
+  // Also when aborting mid-request (the router stopped): count the hops taken.
+  result_.fallback_depth = depth_;
   return std::move(result_);
 }
 

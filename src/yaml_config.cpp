@@ -2,12 +2,14 @@
 
 #include "switchyard/config.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -267,6 +269,12 @@ void converter::merge_into(const YAML::Node& source, int depth,
 }
 
 ojson converter::convert_map(const YAML::Node& node, int depth) {
+  // Merges reach here without passing convert(): a mapping that merges
+  // itself (`a: &a {<<: *a}`) would recurse for ever.
+  if (depth > max_depth) {
+    fail(node, "nested too deeply (more than " + std::to_string(max_depth) + " levels)");
+    return ojson::object();
+  }
   std::vector<std::pair<std::string, ojson>> merged;
   std::vector<std::pair<std::string, ojson>> own;
   for (const auto& item : node) {
@@ -291,22 +299,52 @@ ojson converter::convert_map(const YAML::Node& node, int depth) {
 
 } // namespace
 
+// Counts documents through yaml-cpp's event interface, keeping the mark of
+// the second one.
+class document_counter final : public YAML::EventHandler {
+public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++count == 2)
+      second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  int count = 0;
+  YAML::Mark second;
+};
+
 nlohmann::ordered_json yaml_to_json(const std::string& text) {
-  std::vector<YAML::Node> documents;
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(text);
+    // At most two documents are looked at: yaml-cpp's LoadAll never ends on
+    // some inputs (a lone "," yields empty documents for ever).
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    document_counter counter;
+    while (counter.count < 2 && parser.HandleNextDocument(counter)) {
+    }
+    if (counter.count > 1)
+      throw config_error({{where(counter.second), "expected one YAML document, found a second one"}});
+    if (counter.count == 0)
+      return nullptr;
+    document = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     // e.msg is yaml-cpp's fixed description ("end of map not found"); the
     // offending text is not in it.
     throw config_error({{where(e.mark), e.msg}});
   }
-  if (documents.empty())
-    return nullptr;
-  if (documents.size() > 1)
-    throw config_error({{where(documents[1].Mark()),
-                         "expected one YAML document, found " + std::to_string(documents.size())}});
   converter c;
-  ojson doc = c.convert(documents[0], 0);
+  ojson doc = c.convert(document, 0);
   if (!c.problems().empty())
     throw config_error(std::move(c.problems()));
   return doc;

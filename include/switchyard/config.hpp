@@ -27,6 +27,9 @@ struct deployment_config {
   std::string model_name;
   /// `litellm_params.model`, e.g. "azure/eastus2".
   std::string model;
+  /// `model` came from `os.environ/`: a secret like any such value, so
+  /// results name the model group instead.
+  bool model_from_env = false;
   std::string api_base;
   secret api_key;
   std::optional<double> weight;

@@ -68,7 +68,8 @@ struct route_result {
   /// Success: the serving deployment and its group.
   std::string deployment_id;
   std::string model_group;
-  /// The underlying `litellm_params.model` of the serving deployment.
+  /// The underlying `litellm_params.model` of the serving deployment (its
+  /// model group when that value came from `os.environ/`).
   std::string model;
   /// Success: the reply's finish_reason ("stop", "content_filter", ...).
   std::string finish_reason;

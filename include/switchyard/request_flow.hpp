@@ -61,7 +61,8 @@ public:
   const pick_request& current_pick() const noexcept { return pick_; }
   /// The request's estimated prompt tokens.
   std::uint32_t estimated_tokens() const noexcept { return pick_.estimated_tokens; }
-  /// Valid after a `finish` action; moves the result out.
+  /// Moves the result out: after a `finish` action, or to abort the request
+  /// (the trace and hop count so far).
   route_result take_result();
   const router_config& config() const noexcept { return *config_; }
   /// The deployment of the latest call.

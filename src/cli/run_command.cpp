@@ -83,6 +83,10 @@ batch_line parse_batch_line(const std::string& text, std::size_t line_no) {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
     return malformed(std::nullopt, line_no, "not valid JSON: " + parse_error_text(e));
+  } catch (const json::exception&) {
+    // out_of_range: a number too large for a double ("1e999"). nlohmann's
+    // message echoes the number, so it is not repeated.
+    return malformed(std::nullopt, line_no, "not valid JSON: a number is too large");
   }
   if (!doc.is_object())
     return malformed(std::nullopt, line_no, "expected a JSON object");

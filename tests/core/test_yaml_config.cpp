@@ -459,8 +459,8 @@ TEST_CASE("yaml: syntax errors name the line and column, never the text") {
   SECTION("two documents") {
     const auto problems = yaml_problems(std::string(minimal_yaml) + "---\n" + minimal_yaml);
     REQUIRE(problems.size() == 1);
-    CHECK(problems[0].path == "line 5, column 1");
-    CHECK(problems[0].message == "expected one YAML document, found 2");
+    CHECK(problems[0].path == "line 4, column 1"); // the second document's "---"
+    CHECK(problems[0].message == "expected one YAML document, found a second one");
   }
   SECTION("a mapping as a key, and an unknown tag: both reported") {
     const auto problems =
