@@ -262,9 +262,9 @@ void converter::merge_into(const YAML::Node& source, int depth,
     return;
   }
   for (auto s = sources.rbegin(); s != sources.rend(); ++s) {
-    const ojson merged = convert_map(*s, depth + 1);
-    for (const auto& item : merged.items())
-      pairs.emplace_back(item.key(), item.value());
+    ojson merged = convert_map(*s, depth + 1);
+    for (auto& item : merged.items())
+      pairs.emplace_back(item.key(), std::move(item.value()));
   }
 }
 
@@ -273,6 +273,15 @@ ojson converter::convert_map(const YAML::Node& node, int depth) {
   // itself (`a: &a {<<: *a}`) would recurse for ever.
   if (depth > max_depth) {
     fail(node, "nested too deeply (more than " + std::to_string(max_depth) + " levels)");
+    return ojson::object();
+  }
+  // Merged mappings are expanded values too: a mapping merging itself twice
+  // per level (`d: &d {x: [{<<: *d}, {<<: *d}]}`) doubles at every level.
+  if (too_large_)
+    return ojson::object();
+  if (++nodes_ > max_nodes) {
+    fail(node, "too many values once aliases are expanded");
+    too_large_ = true;
     return ojson::object();
   }
   std::vector<std::pair<std::string, ojson>> merged;

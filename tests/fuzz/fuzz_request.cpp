@@ -124,6 +124,9 @@ batch_line parse_line(const std::string& text) {
   } catch (const json::parse_error& e) {
     return malformed(std::nullopt, std::string("not valid JSON: ") + e.what());
   } catch (const json::exception&) {
+    // out_of_range: a number too large for a double ("1e999").
+    return malformed(std::nullopt, "not valid JSON: a number is too large");
+  } catch (const json::exception&) {
     return malformed(std::nullopt, "not valid JSON: a number is too large");
   }
   if (!doc.is_object())

@@ -9,7 +9,7 @@
 // An input that makes the target allocate without bound (a YAML parser
 // loop, say) must fail its test, not exhaust the machine: memory is capped
 // at 2 GB (RLIMIT_AS, or ASan's hard_rss_limit_mb in a sanitizer build,
-// where RLIMIT_AS would break ASan's shadow memory) and CPU at 20 s.
+// where RLIMIT_AS would break ASan's shadow memory) and CPU at 10 s.
 
 #include <sys/resource.h>
 
@@ -51,7 +51,7 @@ void limit_resources() {
 #if !defined(SWITCHYARD_REPLAY_ASAN)
   cap(RLIMIT_AS, rlim_t(2) << 30);
 #endif
-  cap(RLIMIT_CPU, 20);
+  cap(RLIMIT_CPU, 10);
 }
 
 } // namespace
