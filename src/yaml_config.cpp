@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <sstream>
+#include <unordered_set>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -147,8 +148,12 @@ public:
   std::vector<config_problem>& problems() { return problems_; }
 
 private:
+  // At most one problem per position, as json_checks reports: an alias
+  // expanded many times would otherwise repeat its problem every time.
   void fail(const YAML::Node& node, std::string message) {
-    problems_.push_back({where(node.Mark()), std::move(message)});
+    std::string at = where(node.Mark());
+    if (reported_.insert(at).second)
+      problems_.push_back({std::move(at), std::move(message)});
   }
   bool known_tag(const YAML::Node& node, std::string_view kind) {
     const std::string& tag = node.Tag();
@@ -166,6 +171,7 @@ private:
   std::optional<std::string> key_of(const YAML::Node& key);
 
   std::vector<config_problem> problems_;
+  std::unordered_set<std::string> reported_;
   std::size_t nodes_ = 0;
   bool too_large_ = false;
 };

@@ -5,7 +5,7 @@
 //
 // Beyond "no crash, no hang, no leak, no undefined behaviour", it checks:
 // - the only exception is config_error, and every problem has a path and a
-//   message;
+//   message and is reported once;
 // - a value resolved from os.environ/ never shows in a problem, in what(),
 //   or in any log line (every level, captured);
 // - a loaded config is consistent: non-empty unique ids, every deployment in
@@ -68,7 +68,10 @@ bool mentions_secret(const std::string& text) {
 }
 
 void check_error(const switchyard::config_error& e, bool secret_check) {
+  std::set<std::pair<std::string, std::string>> seen;
   for (const auto& p : e.problems()) {
+    if (!seen.emplace(p.path, p.message).second)
+      finding("a problem reported twice", p.path + ": " + p.message);
     if (p.path.empty() || p.message.empty())
       finding("a problem without a path or a message", p.path + ": " + p.message);
     if (secret_check && (mentions_secret(p.path) || mentions_secret(p.message)))
