@@ -2,6 +2,7 @@
 #include "ordered_config.hpp"
 #include "yaml_config.hpp"
 
+#include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
 #include <spdlog/spdlog.h>
@@ -95,6 +96,11 @@ private:
   void resolve_env(ojson& value, const std::string& path);
   void resolve_known(ojson& section, const std::string& path, const key_list& known);
   void note_unknown(const ojson& obj, const std::string& path, const key_list& known);
+  void reject_from_env(const std::string& path, const std::string& what) {
+    if (from_env_.count(path))
+      check_.fail(path, "cannot come from os.environ/: " + what
+                          + " is printed in results, traces and logs");
+  }
   // Echoing a value is only allowed when it did not come from the environment.
   std::string quoted_unless_secret(const std::string& value,
                                    const std::string& path) const {
@@ -114,7 +120,7 @@ private:
   void load_router_settings(const ojson& s, const std::string& path,
                             const router_config& cfg, router_settings& out);
   per_kind_counts per_kind_at(const ojson& policy, const std::string& path,
-                              std::string_view suffix);
+                              std::string_view suffix, std::int64_t max = INT_MAX);
   void load_group_retry_policy(const ojson& groups, const std::string& path,
                                const router_config& cfg, router_settings& out);
   void load_group_alias(const ojson& aliases, const std::string& path,
@@ -241,6 +247,10 @@ loader::load_deployment(const ojson& d, const std::string& path,
   }
   note_unknown(d, path, {"model_name", "litellm_params", "model_info", "rpm", "tpm"});
   deployment_config dep;
+  // Names and ids are printed in results, traces, logs and `check`, and a
+  // value from the environment never is: so they cannot come from there
+  // (LiteLLM resolves os.environ/ in litellm_params only).
+  reject_from_env(key_path(path, "model_name"), "a model group name");
   dep.model_name = check_.string_at(d, "model_name", path, required | non_empty)
                      .value_or("");
   // Top-level rpm/tpm mean the same as in litellm_params, which wins.
@@ -258,6 +268,7 @@ loader::load_deployment(const ojson& d, const std::string& path,
                   "output_cost_per_token"});
     if (const ojson* id = json_checks::find(*info, "id")) {
       id_path = key_path(info_path, "id");
+      reject_from_env(id_path, "a deployment id");
       // LiteLLM ids are strings; a numeric id keeps its JSON spelling.
       if (id->is_number())
         dep.id = id->dump();
@@ -302,7 +313,7 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
   set_if(dep.timeout_s, check_.number_at(p, "timeout", path, above_zero));
   set_if(dep.stream_timeout_s, check_.number_at(p, "stream_timeout", path, above_zero));
   set_if(dep.cooldown_time_s, check_.number_at(p, "cooldown_time", path, at_least_zero));
-  set_if(dep.num_retries, check_.integer_at(p, "num_retries", path, 0));
+  set_if(dep.num_retries, check_.integer_at(p, "num_retries", path, 0, max_num_retries));
   set_if(dep.input_cost_per_token,
          check_.number_at(p, "input_cost_per_token", path, at_least_zero));
   set_if(dep.output_cost_per_token,
@@ -327,12 +338,12 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
 void loader::load_shared_settings(const ojson& s, const std::string& path,
                                   std::string_view timeout_key,
                                   const router_config& cfg, router_settings& out) {
-  set_if(out.num_retries, check_.integer_at(s, "num_retries", path, 0));
+  set_if(out.num_retries, check_.integer_at(s, "num_retries", path, 0, max_num_retries));
   set_if(out.timeout_s, check_.number_at(s, timeout_key, path, above_zero));
   set_if(out.allowed_fails, check_.integer_at(s, "allowed_fails", path, 0));
   set_if(out.cooldown_time_s, check_.number_at(s, "cooldown_time", path, at_least_zero));
   if (const ojson* policy = json_checks::find(s, "retry_policy"))
-    out.retry_policy = per_kind_at(*policy, key_path(path, "retry_policy"), "Retries");
+    out.retry_policy = per_kind_at(*policy, key_path(path, "retry_policy"), "Retries", max_num_retries);
   set_if(out.fallbacks, fallbacks_at(s, "fallbacks", path, cfg));
   set_if(out.context_window_fallbacks, fallbacks_at(s, "context_window_fallbacks", path, cfg));
   set_if(out.content_policy_fallbacks, fallbacks_at(s, "content_policy_fallbacks", path, cfg));
@@ -381,7 +392,7 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
 }
 
 per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path,
-                                    std::string_view suffix) {
+                                    std::string_view suffix, std::int64_t max) {
   per_kind_counts out;
   if (!policy.is_object()) {
     check_.fail(path, "expected an object");
@@ -402,7 +413,7 @@ per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path
       check_.fail(key_path(path, key), "unknown key; expected one of: " + valid);
       continue;
     }
-    set_if(out.*(field->member), check_.integer_at(policy, key, path, 0));
+    set_if(out.*(field->member), check_.integer_at(policy, key, path, 0, max));
   }
   return out;
 }
@@ -416,7 +427,7 @@ void loader::load_group_retry_policy(const ojson& groups, const std::string& pat
     // The name is in the path already: the message need not repeat it.
     if (!cfg.find_group(item.key()))
       check_.fail(group_path, "unknown model group");
-    auto policy = per_kind_at(item.value(), group_path, "Retries");
+    auto policy = per_kind_at(item.value(), group_path, "Retries", max_num_retries);
     if (cfg.find_group(item.key()))
       out.model_group_retry_policy[item.key()] = policy;
   }

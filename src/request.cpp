@@ -2,6 +2,8 @@
 
 #include "json_checks.hpp"
 
+#include <cmath>
+
 namespace switchyard {
 
 namespace {
@@ -38,6 +40,29 @@ void check_message(const json& m, const std::string& path, json_checks& check) {
   }
 }
 
+bool check_messages(const json& messages, const std::string& path, json_checks& check) {
+  if (!messages.is_array() || messages.empty()) {
+    check.fail(path, "expected a non-empty array");
+    return false;
+  }
+  const std::size_t before = check.problems().size();
+  for (std::size_t i = 0; i < messages.size(); ++i)
+    check_message(messages[i], index_path(path, i), check);
+  return check.problems().size() == before;
+}
+
+// The first problem in field order: the caller fixes one thing at a time.
+router_error first_problem(const std::vector<config_problem>& problems) {
+  const auto& first = problems.front();
+  return router_error::make(error_kind::bad_request, first.path + ": " + first.message);
+}
+
+router_error too_deep(const std::string& path) {
+  return router_error::make(error_kind::bad_request,
+                            path + ": nested too deeply (more than "
+                              + std::to_string(max_request_depth) + " levels)");
+}
+
 void read_request(const json& body, const std::string& prefix,
                   json_checks& check, chat_request& req) {
   if (!body.is_object()) {
@@ -50,11 +75,7 @@ void read_request(const json& body, const std::string& prefix,
   const json* messages = json_checks::find(body, "messages");
   if (!messages) {
     check.fail(messages_path, "is required");
-  } else if (!messages->is_array() || messages->empty()) {
-    check.fail(messages_path, "expected a non-empty array");
-  } else {
-    for (std::size_t i = 0; i < messages->size(); ++i)
-      check_message((*messages)[i], index_path(messages_path, i), check);
+  } else if (check_messages(*messages, messages_path, check)) {
     req.messages = *messages;
   }
 
@@ -63,7 +84,7 @@ void read_request(const json& body, const std::string& prefix,
                                    check.problems());
   req.mock_testing_context_fallbacks =
     check.bool_at(body, "mock_testing_context_fallbacks", prefix).value_or(false);
-  if (auto n = check.integer_at(body, "num_retries", prefix, 0))
+  if (auto n = check.integer_at(body, "num_retries", prefix, 0, max_num_retries))
     req.num_retries = static_cast<int>(*n);
   req.disable_fallbacks = check.bool_at(body, "disable_fallbacks", prefix).value_or(false);
   req.timeout_s = check.number_at(body, "timeout", prefix, above_zero);
@@ -77,20 +98,40 @@ parsed_request parse_chat_request(const json& body, const std::string& path_pref
   // Before `messages` is copied (a recursive copy of a deep tree would
   // overflow the stack).
   if (nests_deeper_than(body, max_request_depth))
-    return {std::nullopt,
-            router_error::make(error_kind::bad_request,
-                               path_prefix + ": nested too deeply (more than "
-                                 + std::to_string(max_request_depth) + " levels)")};
+    return {std::nullopt, too_deep(path_prefix)};
   std::vector<config_problem> problems;
   json_checks check(problems);
   chat_request req;
   read_request(body, path_prefix, check, req);
   if (problems.empty())
     return {std::move(req), {}};
-  // The first problem in body order: the caller fixes one thing at a time.
-  const auto& first = problems.front();
-  return {std::nullopt,
-          router_error::make(error_kind::bad_request, first.path + ": " + first.message)};
+  return {std::nullopt, first_problem(problems)};
+}
+
+std::optional<router_error> validate_chat_request(const chat_request& request,
+                                                  const std::string& path_prefix) {
+  std::vector<config_problem> problems;
+  json_checks check(problems);
+  if (request.model.empty())
+    check.fail(key_path(path_prefix, "model"), "expected a non-empty string");
+  // The body around `messages` is one level; the same limit as a parsed body.
+  const std::string messages_path = key_path(path_prefix, "messages");
+  if (nests_deeper_than(request.messages, max_request_depth - 1))
+    return too_deep(messages_path);
+  check_messages(request.messages, messages_path, check);
+  if (request.num_retries && *request.num_retries < 0)
+    check.fail(key_path(path_prefix, "num_retries"), "expected an integer >= 0");
+  if (request.num_retries && *request.num_retries > max_num_retries)
+    check.fail(key_path(path_prefix, "num_retries"),
+               "expected an integer <= " + std::to_string(max_num_retries));
+  if (request.timeout_s && !(std::isfinite(*request.timeout_s) && *request.timeout_s > 0))
+    check.fail(key_path(path_prefix, "timeout"), above_zero.expected);
+  if (request.cooldown_time_s
+      && !(std::isfinite(*request.cooldown_time_s) && *request.cooldown_time_s >= 0))
+    check.fail(key_path(path_prefix, "cooldown_time"), at_least_zero.expected);
+  if (problems.empty())
+    return std::nullopt;
+  return first_problem(problems);
 }
 
 } // namespace switchyard

@@ -55,6 +55,9 @@ request_flow::request_flow(std::shared_ptr<const router_config> config,
 }
 
 flow_action request_flow::start() {
+  // A request built in code has not been through parse_chat_request.
+  if (auto invalid = validate_chat_request(*request_))
+    return finish_error(std::move(*invalid));
   pick_.estimated_tokens = estimate_prompt_tokens(request_->messages);
   result_.prompt_tokens = pick_.estimated_tokens;
   auto g = config_->find_group(request_->model);

@@ -12,6 +12,13 @@
 
 namespace switchyard {
 
+/// The most retries any num_retries (router, deployment, request) or
+/// retry_policy entry may ask for. LiteLLM has no limit; without one a
+/// single request could hold an orchestrator for hours and grow its trace
+/// without bound (a million retries against failures that never cool took
+/// 22 s and 660 MB).
+inline constexpr int max_num_retries = 100;
+
 /// A chat completion request as the router sees it. Built by the caller,
 /// then shared read-only (shared_ptr<const>) by every actor that handles it:
 /// no actor ever writes into it (the failover exclusions live in the
@@ -50,6 +57,16 @@ struct parsed_request {
 };
 parsed_request parse_chat_request(const nlohmann::json& body,
                                   const std::string& path_prefix = "body");
+
+/// Checks a request built in code as parse_chat_request checks a parsed
+/// one: a non-empty model; a non-empty messages array of well-formed
+/// messages, nested at most as deep as a request body may be; num_retries
+/// in [0, max_num_retries]; a finite timeout > 0; a finite cooldown_time
+/// >= 0. The router runs it on every request and answers a failing one
+/// with this BadRequestError, whose message names the field under
+/// `path_prefix`.
+std::optional<router_error> validate_chat_request(const chat_request& request,
+                                                  const std::string& path_prefix = "request");
 
 /// One deployment call made for a request.
 struct attempt {

@@ -78,6 +78,20 @@ std::optional<router_config> load_config_reporting(const std::string& file);
 /// `custom_id` of a batch line: nullopt when the line had none usable.
 using custom_id = std::optional<std::string>;
 
+/// One `run` input line (an OpenAI Batch line), parsed: a request to
+/// route, or the error that answers it.
+struct batch_line {
+  custom_id id;
+  std::optional<chat_request> request;
+  router_error error;
+};
+
+/// Parses line `line_no` of `run` input: the JSON envelope (custom_id,
+/// method POST, url /v1/chat/completions, body) in the order a reader meets
+/// its fields, then parse_chat_request on the body. Every problem becomes
+/// a BadRequestError "line N: <path>: <what>"; never throws.
+batch_line parse_batch_line(const std::string& text, std::size_t line_no);
+
 /// One line of `run` output (without the newline) for a routed request.
 /// `sequence` (unique within the run) makes the chat.completion id unique;
 /// `usage` is the router's estimate (switchyard/token_estimate.hpp).

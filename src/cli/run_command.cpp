@@ -50,65 +50,6 @@ run_options parse_run_options(const args& a) {
   return o;
 }
 
-/// One input line, parsed: a request to route, or the error that answers it.
-struct batch_line {
-  custom_id id;
-  std::optional<chat_request> request;
-  router_error error;
-};
-
-batch_line malformed(custom_id id, std::size_t line_no, const std::string& what) {
-  return {std::move(id), std::nullopt,
-          router_error::make(error_kind::bad_request,
-                             "line " + std::to_string(line_no) + ": " + what)};
-}
-
-// nlohmann prefixes "[json.exception.parse_error.101] "; the rest says where.
-std::string parse_error_text(const json::parse_error& e) {
-  std::string what = e.what();
-  const auto end = what.find("] ");
-  return end == std::string::npos ? what : what.substr(end + 2);
-}
-
-bool is_string_field(const json& obj, const char* key, const char* expected) {
-  auto i = obj.find(key);
-  return i != obj.end() && i->is_string() && i->get_ref<const std::string&>() == expected;
-}
-
-// The envelope in file order of its fields, so the first problem reported is
-// the first one a reader meets.
-batch_line parse_batch_line(const std::string& text, std::size_t line_no) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return malformed(std::nullopt, line_no, "not valid JSON: " + parse_error_text(e));
-  } catch (const json::exception&) {
-    // out_of_range: a number too large for a double ("1e999"). nlohmann's
-    // message echoes the number, so it is not repeated.
-    return malformed(std::nullopt, line_no, "not valid JSON: a number is too large");
-  }
-  if (!doc.is_object())
-    return malformed(std::nullopt, line_no, "expected a JSON object");
-  auto id = doc.find("custom_id");
-  if (id == doc.end() || id->is_null())
-    return malformed(std::nullopt, line_no, "custom_id: is required");
-  if (!id->is_string())
-    return malformed(std::nullopt, line_no, "custom_id: expected a string");
-  custom_id cid = id->get<std::string>();
-  if (!is_string_field(doc, "method", "POST"))
-    return malformed(cid, line_no, "method: expected \"POST\"");
-  if (!is_string_field(doc, "url", "/v1/chat/completions"))
-    return malformed(cid, line_no, "url: expected \"/v1/chat/completions\"");
-  auto body = doc.find("body");
-  if (body == doc.end())
-    return malformed(cid, line_no, "body: is required");
-  parsed_request parsed = parse_chat_request(*body, "body");
-  if (!parsed.request)
-    return malformed(cid, line_no, parsed.error.message);
-  return {std::move(cid), std::move(parsed.request), {}};
-}
-
 bool is_blank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
 }

@@ -210,3 +210,31 @@ TEST_CASE("an unknown model is a BadRequestError naming it, answered at once") {
     CHECK(result->attempts.empty());
   }
 }
+
+TEST_CASE("a request built in code is validated: an invalid field is a BadRequestError naming it") {
+  switchyard::router router(config_from(two_groups), seeded());
+  auto empty = hi("test-model");
+  empty.messages = nlohmann::json::array();
+
+  SECTION("through complete()") {
+    auto result = router.complete(empty);
+    CHECK_FALSE(result.ok);
+    CHECK(result.error.kind == error_kind::bad_request);
+    CHECK(result.error.message == "request.messages: expected a non-empty array");
+    CHECK(result.attempts.empty());
+  }
+
+  SECTION("through the handle") {
+    caf::actor handle = router.handle();
+    caf::error err;
+    auto too_many = hi("test-model");
+    too_many.num_retries = switchyard::max_num_retries + 1;
+    auto result = route_via_handle(handle.home_system(), handle, shared(too_many), &err, 1000ms);
+    INFO("error: " << handle.home_system().render(err));
+    REQUIRE(result.has_value());
+    CHECK_FALSE(result->ok);
+    CHECK(result->error.kind == error_kind::bad_request);
+    CHECK(result->error.message.rfind("request.num_retries: ", 0) == 0);
+    CHECK(result->attempts.empty());
+  }
+}

@@ -184,10 +184,10 @@ TEST_CASE("bad input: an unknown mock error kind lists the kinds without echoing
   CHECK(parsed.error.message.find(planted) == std::string::npos);
 }
 
-TEST_CASE("bad input: hand-built requests the parser would refuse still get exactly one answer") {
+TEST_CASE("bad input: hand-built requests the parser would refuse get exactly one answer, the parser's error") {
   // The embedding API takes a chat_request as the caller built it; the
-  // router does not re-validate it, but it must answer it once and never
-  // crash on it.
+  // router validates it as parse_chat_request would, and answers it once
+  // with the first problem's path.
   auto router = make_router();
   std::vector<switchyard::chat_request> requests(4);
   requests[0].model = "";
@@ -214,8 +214,19 @@ TEST_CASE("bad input: hand-built requests the parser would refuse still get exac
     INFO("request " << i);
     CHECK(answers[i] == 1);
   }
-  CHECK(results[0].error.kind == error_kind::bad_request);
-  CHECK(results[0].error.message.find("model ''") != std::string::npos);
+  const char* const expected[] = {
+    "request.model: expected a non-empty string",
+    "request.messages: expected a non-empty array",
+    "request.messages: expected a non-empty array",
+    "request.messages[0].role: expected a string",
+  };
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    INFO("request " << i);
+    CHECK_FALSE(results[i].ok);
+    CHECK(results[i].error.kind == error_kind::bad_request);
+    CHECK(results[i].error.message == expected[i]);
+    CHECK(results[i].attempts.empty());
+  }
 }
 
 // Deeply nested JSON is valid JSON: nlohmann parses it iteratively, and it

@@ -324,6 +324,24 @@ TEST_CASE("run: malformed lines each get an error line naming the line and the p
   require_served(lines[16], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
 }
 
+TEST_CASE("run: a number too large for a double or too many retries is an error line, not the end of the run") {
+  json huge_retries = json::parse(batch_line("many-retries", "solo"));
+  huge_retries["body"]["num_retries"] = 1000000;
+  const std::string input = temp_file("overflow.jsonl");
+  write_text(input, batch_line("before", "solo") + "\n"
+                      + R"({"custom_id": "big", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "solo", "timeout": 1e999}})"
+                      + "\n" + huge_retries.dump() + "\n" + batch_line("after", "solo") + "\n");
+  const cli_result r = run_cli(run_args(data_file("good_config.json"), input));
+  REQUIRE(r.status == 0);
+  const auto lines = json_lines(r.out);
+  REQUIRE(lines.size() == 4);
+  require_served(lines[0], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_bad_line(lines[1], nullptr, "line 2: not valid JSON: a number is too large");
+  require_bad_line(lines[2], "many-retries",
+                   "line 3: body.num_retries: expected an integer <= 100");
+  require_served(lines[3], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+}
+
 TEST_CASE("run: output follows input order with --concurrency 8 and mixed latencies") {
   // Every other request takes 15 ms, the rest answer at once: completion
   // order differs from input order, the output must not.

@@ -1,4 +1,5 @@
 #include "switchyard/config.hpp"
+#include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
 #include <catch2/catch.hpp>
@@ -303,6 +304,43 @@ TEST_CASE("config: a missing environment variable names the field, never a value
   // Reported once: not again as "expected a number".
   CHECK(problems[1].path == "model_list[0].litellm_params.weight");
   CHECK(problems[1].message == "environment variable MISSING_WEIGHT is not set");
+}
+
+TEST_CASE("config: a model group name or a deployment id cannot come from os.environ/") {
+  const auto problems = problems_of(R"({"model_list": [
+      {"model_name": "os.environ/GROUP", "litellm_params": {"model": "m"}},
+      {"model_name": "g", "litellm_params": {"model": "m2"}, "model_info": {"id": "os.environ/ID"}}]})",
+                                    fake_env({{"GROUP", "planted-group"}, {"ID", "planted-id"}}));
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].path == "model_list[0].model_name");
+  CHECK(problems[0].message
+        == "cannot come from os.environ/: a model group name is printed in results, traces and logs");
+  CHECK(problems[1].path == "model_list[1].model_info.id");
+  CHECK(problems[1].message
+        == "cannot come from os.environ/: a deployment id is printed in results, traces and logs");
+  for (const auto& p : problems)
+    CHECK(p.message.find("planted") == std::string::npos);
+}
+
+TEST_CASE("config: num_retries and retry_policy entries are capped at max_num_retries") {
+  const std::string cap = std::to_string(max_num_retries);
+  const std::string over = std::to_string(max_num_retries + 1);
+  const auto problems = problems_of(one_deployment(R"({"model": "m", "num_retries": )" + over + "}",
+      R"({"num_retries": )" + over + R"(, "retry_policy": {"TimeoutErrorRetries": )" + over
+        + R"(}, "model_group_retry_policy": {"g": {"RateLimitErrorRetries": 1000000}},
+          "allowed_fails_policy": {"TimeoutErrorAllowedFails": 1000000}})"));
+  REQUIRE(problems.size() == 4);
+  CHECK(problems[0].path == "model_list[0].litellm_params.num_retries");
+  CHECK(problems[0].message == "expected an integer <= " + cap);
+  CHECK(problems[1].path == "router_settings.num_retries");
+  CHECK(problems[2].path == "router_settings.retry_policy.TimeoutErrorRetries");
+  CHECK(problems[3].path == "router_settings.model_group_retry_policy.g.RateLimitErrorRetries");
+  // At the cap it loads (and allowed fails are not retries: no cap there).
+  const auto cfg = load_config_text(one_deployment(R"({"model": "m", "num_retries": )" + cap + "}",
+      R"({"num_retries": )" + cap + R"(, "retry_policy": {"TimeoutErrorRetries": )" + cap + "}}"),
+                                    fake_env());
+  CHECK(cfg.settings.num_retries == max_num_retries);
+  CHECK(cfg.deployments.at(0).num_retries == max_num_retries);
 }
 
 TEST_CASE("config: generated ids match LiteLLM's (hashes computed with Python)") {

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 using namespace switchyard;
 using nlohmann::json;
 
@@ -138,6 +141,71 @@ TEST_CASE("request: each invalid field is reported with its path") {
   CHECK(error_of(body({{"stream", 1}})) == "body.stream: expected true or false");
   CHECK(error_of(body({{"cooldown_time", -0.5}})) == "body.cooldown_time: expected a number >= 0");
   CHECK(error_of(body({{"cooldown_time", false}})) == "body.cooldown_time: expected a number >= 0");
+}
+
+TEST_CASE("request: num_retries is capped at max_num_retries") {
+  const json base = {{"model", "g"}, {"messages", user_says("hi")}};
+  json at_cap = base;
+  at_cap["num_retries"] = max_num_retries;
+  const auto parsed = parse_chat_request(at_cap);
+  REQUIRE(parsed.request);
+  CHECK(parsed.request->num_retries == max_num_retries);
+  json over = base;
+  over["num_retries"] = 1000000;
+  CHECK(error_of(over) == "body.num_retries: expected an integer <= " + std::to_string(max_num_retries));
+}
+
+TEST_CASE("request: a request built in code is validated as a parsed one is") {
+  chat_request ok;
+  ok.model = "g";
+  ok.messages = user_says("hi");
+  CHECK_FALSE(validate_chat_request(ok));
+
+  const auto error_for = [&](auto change) {
+    chat_request r = ok;
+    change(r);
+    const auto e = validate_chat_request(r);
+    if (!e) {
+      FAIL("expected an error");
+      return std::string();
+    }
+    CHECK(e->kind == error_kind::bad_request);
+    CHECK(e->status == 400);
+    return e->message;
+  };
+  CHECK(error_for([](chat_request& r) { r.model.clear(); })
+        == "request.model: expected a non-empty string");
+  CHECK(error_for([](chat_request& r) { r.messages = json::array(); })
+        == "request.messages: expected a non-empty array");
+  CHECK(error_for([](chat_request& r) { r.messages = json::object(); })
+        == "request.messages: expected a non-empty array");
+  CHECK(error_for([](chat_request& r) { r.messages = json::array({{{"role", "user"}}}); })
+        == "request.messages[0].content: is required");
+  CHECK(error_for([](chat_request& r) { r.num_retries = -1; })
+        == "request.num_retries: expected an integer >= 0");
+  CHECK(error_for([](chat_request& r) { r.num_retries = max_num_retries + 1; })
+        == "request.num_retries: expected an integer <= " + std::to_string(max_num_retries));
+  CHECK(error_for([](chat_request& r) { r.timeout_s = 0.0; })
+        == "request.timeout: expected a number > 0");
+  CHECK(error_for([](chat_request& r) { r.timeout_s = std::nan(""); })
+        == "request.timeout: expected a number > 0");
+  CHECK(error_for([](chat_request& r) { r.cooldown_time_s = -1.0; })
+        == "request.cooldown_time: expected a number >= 0");
+  CHECK(error_for([](chat_request& r) {
+          r.cooldown_time_s = std::numeric_limits<double>::infinity();
+        }) == "request.cooldown_time: expected a number >= 0");
+  // Nested deeper than a request body may be: refused before it is walked.
+  CHECK(error_for([](chat_request& r) {
+          json deep = "x";
+          for (int i = 0; i < 10000; ++i)
+            deep = json::array({std::move(deep)});
+          r.messages = json::array({{{"role", "user"}, {"content", std::move(deep)}}});
+        }).find("request.messages: nested too deeply") == 0);
+  // The first problem in field order.
+  CHECK(error_for([](chat_request& r) {
+          r.model.clear();
+          r.num_retries = -1;
+        }) == "request.model: expected a non-empty string");
 }
 
 TEST_CASE("request: stream false, an integer timeout and a fractional cooldown_time") {

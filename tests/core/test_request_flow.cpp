@@ -252,6 +252,20 @@ TEST_CASE("flow: an unknown model group is a BadRequestError naming it", "[reque
   CHECK(r.fallback_depth == 0);
 }
 
+TEST_CASE("flow: a request built in code with an invalid field is answered with its error",
+          "[request_flow]") {
+  auto request = request_for("test-model");
+  request.num_retries = 1000000;
+  flow_driver d(abc_config(settings_with(2, true)), std::move(request));
+  CHECK(d.start() == "finish");
+  auto r = d.result();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.kind == error_kind::bad_request);
+  CHECK(r.error.message
+        == "request.num_retries: expected an integer <= " + std::to_string(max_num_retries));
+  CHECK(r.attempts.empty());
+}
+
 TEST_CASE("flow: retries re-pick at once while the group has a healthy deployment",
           "[request_flow]") {
   flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("g2"));

@@ -1,24 +1,18 @@
 // Fuzz target: one `switchyard run` input line, handled as run handles it.
 //
-// run's line parser (parse_batch_line) is private to src/cli/run_command.cpp,
-// so it is mirrored here step by step: JSON parse, the envelope
-// (custom_id, method, url, body), then parse_chat_request on the body. A
-// request that parses is then routed by the pure core (request_flow, driven
+// The line goes through run's own parser (cli::parse_batch_line: JSON, the
+// envelope, then parse_chat_request on the body). A request that parses is
+// then routed by the pure core (request_flow, driven
 // by tests/support/flow_driver.hpp over a fixed configuration with failing,
 // slow and fallback groups) and its output line is written with the same
 // function run uses (batch_result_line / batch_error_line).
 //
 // Beyond "no crash, no hang, no leak, no undefined behaviour", it checks:
-// - every rejection is a BadRequestError (400) whose message starts with a
-//   path (`body...`, `line N: ...` as run writes it);
+// - every rejection is a BadRequestError (400) that says where
+//   (`line 1: body.messages[0].role: ...`, as run writes it);
 // - every output line is one line of valid JSON with the expected shape;
 // - the fixed config's api keys (resolved from the environment) never show
 //   in an output line.
-//
-// One deliberate limit: a request's num_retries is capped at 3 before
-// routing. A large num_retries is valid input and means that much work
-// (retries against deployments that never cool down are immediate), so
-// routing it would only measure the harness; see docs/reliability.md.
 
 #include "cli_common.hpp"
 #include "support/flow_driver.hpp"
@@ -99,60 +93,17 @@ const std::shared_ptr<const switchyard::router_config>& config() {
   return c;
 }
 
-/// What run_command.cpp's parse_batch_line returns.
-struct batch_line {
-  switchyard::cli::custom_id id;
-  std::optional<switchyard::chat_request> request;
-  switchyard::router_error error;
-};
-
-batch_line malformed(switchyard::cli::custom_id id, const std::string& what) {
-  return {std::move(id), std::nullopt,
-          switchyard::router_error::make(error_kind::bad_request, "line 1: " + what)};
-}
-
-bool is_string_field(const json& obj, const char* key, const char* expected) {
-  auto i = obj.find(key);
-  return i != obj.end() && i->is_string() && i->get_ref<const std::string&>() == expected;
-}
-
-// parse_batch_line, step by step (keep in step with run_command.cpp).
-batch_line parse_line(const std::string& text) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return malformed(std::nullopt, std::string("not valid JSON: ") + e.what());
-  } catch (const json::exception&) {
-    // out_of_range: a number too large for a double ("1e999").
-    return malformed(std::nullopt, "not valid JSON: a number is too large");
-  } catch (const json::exception&) {
-    return malformed(std::nullopt, "not valid JSON: a number is too large");
-  }
-  if (!doc.is_object())
-    return malformed(std::nullopt, "expected a JSON object");
-  auto id = doc.find("custom_id");
-  if (id == doc.end() || id->is_null())
-    return malformed(std::nullopt, "custom_id: is required");
-  if (!id->is_string())
-    return malformed(std::nullopt, "custom_id: expected a string");
-  switchyard::cli::custom_id cid = id->get<std::string>();
-  if (!is_string_field(doc, "method", "POST"))
-    return malformed(cid, "method: expected \"POST\"");
-  if (!is_string_field(doc, "url", "/v1/chat/completions"))
-    return malformed(cid, "url: expected \"/v1/chat/completions\"");
-  auto body = doc.find("body");
-  if (body == doc.end())
-    return malformed(cid, "body: is required");
-  auto parsed = switchyard::parse_chat_request(*body, "body");
-  if (!parsed.request) {
-    const auto& e = parsed.error;
-    if (e.kind != error_kind::bad_request || e.status != 400
-        || e.message.rfind("body", 0) != 0 || e.message.find(": ") == std::string::npos)
-      finding("a rejected body is not a BadRequestError naming its path", e.message);
-    return malformed(cid, parsed.error.message);
-  }
-  return {std::move(cid), std::move(parsed.request), {}};
+// Every line run rejects is a BadRequestError naming where: "line 1: ",
+// then the envelope's problem or, in the body, its path
+// ("body.messages[0].role: ...").
+void check_rejection(const switchyard::router_error& e) {
+  const std::string_view prefix = "line 1: ";
+  const bool says_where =
+    e.message.rfind(prefix, 0) == 0 && e.message.size() > prefix.size()
+    && (e.message.compare(prefix.size(), 4, "body") != 0
+        || e.message.find(": ", prefix.size()) != std::string::npos);
+  if (e.kind != error_kind::bad_request || e.status != 400 || !says_where)
+    finding("a rejected line is not a BadRequestError saying where", e.message);
 }
 
 void check_output_line(const std::string& line, bool secret_check) {
@@ -183,16 +134,14 @@ void check_result(const switchyard::route_result& r) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   const bool secret_check = text.find(marker) == std::string::npos;
-  batch_line line = parse_line(text);
+  switchyard::cli::batch_line line = switchyard::cli::parse_batch_line(text, 1);
   if (!line.request) {
+    check_rejection(line.error);
     check_output_line(switchyard::cli::batch_error_line(line.id, line.error), secret_check);
     return 0;
   }
-  auto& request = *line.request;
-  if (request.num_retries && *request.num_retries > 3)
-    request.num_retries = 3;
   switchyard::test::flow_driver driver(config(), size);
-  const auto result = driver.run(std::move(request));
+  const auto result = driver.run(std::move(*line.request));
   check_result(result);
   check_output_line(switchyard::cli::batch_result_line(line.id, result, 1), secret_check);
   return 0;
