@@ -145,6 +145,12 @@ struct figures {
   }
 };
 
+std::string fmt_num(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
 json target(const std::string& name, double value, const std::string& comparison,
             double limit, const std::string& unit, double noise,
             const std::string& detail = {}) {
@@ -172,11 +178,21 @@ json compute_targets(const figures& f) {
   }
   for (int w : {1, 2}) {
     auto ws = std::to_string(w);
-    if (auto p = f.get("latency_at_load.p99/" + ws))
+    if (auto p = f.get("latency_at_load.p99/" + ws)) {
+      std::string detail = w == 1 ? "the open-loop sender spins on the other core"
+                                  : "the open-loop sender shares the 2 cores with the 2 workers";
+      // The floor: bare CAF's p99 with the same pattern and offered rate.
+      for (const char* pct : {"50", "25", "5"}) {
+        const auto key = std::string("@") + pct + "/" + ws;
+        auto r = f.get("latency.p99" + key);
+        auto b = f.get("baseline.p99" + key);
+        if (r && b)
+          detail += std::string("; at ") + pct + "% load p99 " + fmt_num("%.0f", *r)
+                    + " us, bare CAF " + fmt_num("%.0f", *b) + " us";
+      }
       out.push_back(target("latency_at_load p99, " + ws + " worker(s)", *p, "<=", 50,
-                           "us", f.noise_of({"latency_at_load.p99/" + ws}),
-                           w == 1 ? "the open-loop sender spins on the other core"
-                                  : "the open-loop sender shares the 2 cores with the 2 workers"));
+                           "us", f.noise_of({"latency_at_load.p99/" + ws}), detail));
+    }
   }
   if (auto p = f.get("pick/8"))
     out.push_back(target("pick, 8 deployments", *p, "<=", 50, "ns", 0));
@@ -215,12 +231,6 @@ json compute_targets(const figures& f) {
   return out;
 }
 
-std::string fmt_num(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
 void print_table(const json& doc) {
   const auto& m = doc["machine"];
   std::printf("Switchyard benchmark\n");
@@ -244,6 +254,8 @@ void print_table(const json& doc) {
     std::string notes;
     if (r.contains("hops_per_request"))
       notes += "hops/request " + fmt_num("%.3f", r["hops_per_request"].get<double>()) + "  ";
+    if (r.contains("load_fraction"))
+      notes += fmt_num("%.0f", 100 * r["load_fraction"].get<double>()) + "% of saturation, ";
     if (r.contains("offered_req_per_s"))
       notes += "offered " + fmt_num("%.0f", r["offered_req_per_s"].get<double>())
                + " req/s, send lag p99 " + fmt_num("%.2f", r["send_lag_p99_us"].get<double>())
@@ -423,26 +435,40 @@ int main(int argc, char** argv) {
         for (auto [w, bench] : healthy) {
           const auto ws = std::to_string(w);
           const double saturation = f.v["route_healthy/" + ws];
-          const double rate = saturation / 2;
-          progress("latency_at_load, " + ws + " worker(s), " + fmt_num("%.0f", rate) + " req/s");
-          auto o = bench->open(rate, seconds);
-          auto r = load_result("latency_at_load", w, std::nullopt, o);
-          r["offered_req_per_s"] = std::round(rate);
-          r["saturation_req_per_s"] = std::round(saturation);
-          r["send_lag_p99_us"] = round_to(o.issue_lag.p99_us, 2);
-          r["send_lag_max_us"] = round_to(o.issue_lag.max_us, 2);
-          results.push_back(r);
-          f.v["latency_at_load.p99/" + ws] = o.latency.p99_us;
-          f.noise["latency_at_load.p99/" + ws] = o.background_cpu;
-          // For reference: bare CAF's pattern at the same offered rate.
-          if (auto b = baseline_at.find(w); b != baseline_at.end()) {
-            progress("baseline_at_load, " + ws + " worker(s), " + fmt_num("%.0f", rate) + " req/s");
-            auto bo = sb::measure_open(rate, seconds, b->second->issue());
-            auto br = load_result("baseline_at_load", w, std::nullopt, bo);
-            br["offered_req_per_s"] = std::round(rate);
-            br["send_lag_p99_us"] = round_to(bo.issue_lag.p99_us, 2);
-            br["send_lag_max_us"] = round_to(bo.issue_lag.max_us, 2);
-            results.push_back(br);
+          // The target is at half the saturation; 25 % and 5 % show the
+          // floor, router and bare CAF alike (bare CAF only with baseline).
+          for (const double fraction : {0.5, 0.25, 0.05}) {
+            const bool target_point = fraction == 0.5;
+            const double rate = saturation * fraction;
+            const double secs = target_point ? seconds : seconds / 2;
+            const auto pct = fmt_num("%.0f", fraction * 100);
+            const auto open_result = [&](const std::string& name, const sb::run_figures& o) {
+              auto r = load_result(name, w, std::nullopt, o);
+              r["load_fraction"] = fraction;
+              r["offered_req_per_s"] = std::round(rate);
+              r["saturation_req_per_s"] = std::round(saturation);
+              r["send_lag_p99_us"] = round_to(o.issue_lag.p99_us, 2);
+              r["send_lag_max_us"] = round_to(o.issue_lag.max_us, 2);
+              return r;
+            };
+            progress("latency at " + pct + "% load, " + ws + " worker(s), "
+                     + fmt_num("%.0f", rate) + " req/s");
+            auto o = bench->open(rate, secs);
+            results.push_back(open_result(target_point ? "latency_at_load" : "latency_at_fraction", o));
+            const auto key = "@" + pct + "/" + ws;
+            f.v["latency.p99" + key] = o.latency.p99_us;
+            if (target_point) {
+              f.v["latency_at_load.p99/" + ws] = o.latency.p99_us;
+              f.noise["latency_at_load.p99/" + ws] = o.background_cpu;
+            }
+            // For reference: bare CAF's pattern at the same offered rate.
+            if (auto b = baseline_at.find(w); b != baseline_at.end()) {
+              progress("bare CAF at " + pct + "% load, " + ws + " worker(s)");
+              auto bo = sb::measure_open(rate, secs, b->second->issue());
+              results.push_back(
+                open_result(target_point ? "baseline_at_load" : "baseline_at_fraction", bo));
+              f.v["baseline.p99" + key] = bo.latency.p99_us;
+            }
           }
         }
       if (!opt.wants("route_healthy"))

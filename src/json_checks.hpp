@@ -30,22 +30,19 @@ inline std::string index_path(const std::string& parent, std::size_t index) {
   return parent + "[" + std::to_string(index) + "]";
 }
 
-/// Whether `value` nests arrays and objects deeper than `max` levels.
-/// Iterative, so it is safe on any input, where copying, converting or
-/// walking a deep tree recursively would overflow the stack.
+/// Whether `value` nests arrays and objects deeper than `max` levels. Safe
+/// on any input, where copying, converting or walking a deep tree without a
+/// bound would overflow the stack: it recurses at most `max` + 1 frames
+/// (`max` is one of the small limits below), and allocates nothing.
 template <class Json>
 bool nests_deeper_than(const Json& value, std::size_t max) {
-  std::vector<std::pair<const Json*, std::size_t>> stack{{&value, 1}};
-  while (!stack.empty()) {
-    auto [node, depth] = stack.back();
-    stack.pop_back();
-    if (!node->is_structured())
-      continue;
-    if (depth > max)
+  if (!value.is_structured())
+    return false;
+  if (max == 0)
+    return true;
+  for (const auto& child : value)
+    if (nests_deeper_than(child, max - 1))
       return true;
-    for (const auto& child : *node)
-      stack.emplace_back(&child, depth + 1);
-  }
   return false;
 }
 
