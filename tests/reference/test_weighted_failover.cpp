@@ -22,6 +22,7 @@
 #include "support/flow_driver.hpp"
 #include "support/router_test.hpp"
 #include "support/scripted_random.hpp"
+#include "support/test_config.hpp"
 
 #include "switchyard/config.hpp"
 #include "switchyard/cooldown.hpp"
@@ -88,11 +89,9 @@ switchyard::router_options seeded(std::uint64_t seed = 20240611) {
 // The group's strategy from the registry, as the picker actor builds it.
 std::unique_ptr<switchyard::routing_strategy>
 make_strategy(const switchyard::router_config& config, std::uint32_t group) {
-  std::vector<const switchyard::deployment_config*> members;
-  for (auto d : config.groups.at(group).deployments)
-    members.push_back(&config.deployments[d]);
   auto s = switchyard::strategy_registry::builtin().make(
-    config.settings.routing_strategy, members, config.settings);
+    config.settings.routing_strategy, switchyard::test::group_deployments(config, group),
+    config.settings);
   REQUIRE(s != nullptr);
   return s;
 }
