@@ -1,6 +1,8 @@
 // Admission control: past max_in_flight a request is answered at once with
 // OverloadedError, and the router admits again once answers go out.
 
+#include "support/router_test.hpp"
+
 #include "switchyard/config.hpp"
 #include "switchyard/router.hpp"
 
@@ -25,10 +27,7 @@ constexpr const char* slow_config = R"({
 })";
 
 switchyard::chat_request hello() {
-  switchyard::chat_request r;
-  r.model = "slow";
-  r.messages = nlohmann::json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
+  return switchyard::test::hi("slow");
 }
 
 // Collects answers from callbacks, in arrival order.
@@ -63,8 +62,7 @@ TEST_CASE("past max_in_flight requests are answered at once with OverloadedError
   switchyard::router_options options;
   options.seed = 7;
   options.max_in_flight = 10;
-  switchyard::router router{switchyard::load_config(nlohmann::json::parse(slow_config)),
-                            options};
+  switchyard::router router{switchyard::test::config_from(slow_config), options};
   collector answers;
   for (int i = 0; i < 50; ++i)
     router.async_complete(hello(), answers.handler());
@@ -96,7 +94,7 @@ TEST_CASE("past max_in_flight requests are answered at once with OverloadedError
 }
 
 TEST_CASE("without max_in_flight nothing is refused") {
-  switchyard::router router{switchyard::load_config(nlohmann::json::parse(slow_config)),
+  switchyard::router router{switchyard::test::config_from(slow_config),
                             switchyard::router_options{7}};
   collector answers;
   for (int i = 0; i < 200; ++i)

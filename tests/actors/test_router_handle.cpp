@@ -2,6 +2,8 @@
 // system, and unknown models. Asserts on what callers receive.
 
 #include "switchyard/actor_protocol.hpp"
+#include "support/router_test.hpp"
+
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/router.hpp"
@@ -23,26 +25,15 @@ using switchyard::error_kind;
 
 namespace {
 
-switchyard::router_config config_from(const std::string& text) {
-  return switchyard::load_config(json::parse(text));
-}
-
-switchyard::chat_request hi(const std::string& model) {
-  switchyard::chat_request r;
-  r.model = model;
-  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
-}
+using switchyard::test::config_from;
+using switchyard::test::hi;
 
 switchyard::request_ptr shared(switchyard::chat_request r) {
   return std::make_shared<const switchyard::chat_request>(std::move(r));
 }
 
 switchyard::router_options seeded(std::size_t threads = 2) {
-  switchyard::router_options o;
-  o.seed = 99;
-  o.threads = threads;
-  return o;
+  return switchyard::test::seeded_options(99, threads);
 }
 
 // One healthy group, and a slow one (5 s per call) that is everyone's

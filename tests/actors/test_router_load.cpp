@@ -1,6 +1,8 @@
 // The router under concurrent callers, with simulated latency, and stopped
 // with requests in flight: every request gets exactly one answer.
 
+#include "support/router_test.hpp"
+
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/router.hpp"
@@ -27,22 +29,11 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-switchyard::router_config config_from(const std::string& text) {
-  return switchyard::load_config(json::parse(text));
-}
-
-switchyard::chat_request hi(const std::string& model) {
-  switchyard::chat_request r;
-  r.model = model;
-  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
-}
+using switchyard::test::config_from;
+using switchyard::test::hi;
 
 switchyard::router_options seeded(std::size_t threads = 2) {
-  switchyard::router_options o;
-  o.seed = 7;
-  o.threads = threads;
-  return o;
+  return switchyard::test::seeded_options(7, threads);
 }
 
 /// Collects the answers of `n` numbered requests from any thread.

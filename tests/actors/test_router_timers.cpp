@@ -1,6 +1,8 @@
 // Cooldowns and retry delays through the actors, with real (short) times.
 // No sleep is used as synchronisation: waits poll with a deadline.
 
+#include "support/router_test.hpp"
+
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/router.hpp"
@@ -23,29 +25,12 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-switchyard::router_config config_from(const std::string& text) {
-  return switchyard::load_config(json::parse(text));
-}
-
-switchyard::chat_request hi(const std::string& model) {
-  switchyard::chat_request r;
-  r.model = model;
-  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
-}
+using switchyard::test::config_from;
+using switchyard::test::hi;
+using switchyard::test::touches;
 
 switchyard::router_options seeded(std::size_t threads = 2) {
-  switchyard::router_options o;
-  o.seed = 3;
-  o.threads = threads;
-  return o;
-}
-
-bool touches(const switchyard::route_result& r, const std::string& id) {
-  for (const auto& a : r.attempts)
-    if (a.deployment_id == id)
-      return true;
-  return false;
+  return switchyard::test::seeded_options(3, threads);
 }
 
 // "bad" (RateLimitError) is picked first almost always (weight 1000 to 1);

@@ -2,6 +2,8 @@
 // deployment that does not answer in time fails with Timeout (408), and the
 // request goes on (retry or failover) without waiting for the late reply.
 
+#include "support/router_test.hpp"
+
 #include "switchyard/config.hpp"
 #include "switchyard/router.hpp"
 
@@ -12,16 +14,10 @@
 
 namespace {
 
-switchyard::router make_router(const char* json) {
-  return switchyard::router{switchyard::load_config(nlohmann::json::parse(json)),
-                            switchyard::router_options{11}};
-}
+using switchyard::test::hi;
 
-switchyard::chat_request ask(const std::string& model) {
-  switchyard::chat_request r;
-  r.model = model;
-  r.messages = nlohmann::json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
+switchyard::router make_router(const char* json) {
+  return switchyard::router{switchyard::test::config_from(json), switchyard::router_options{11}};
 }
 
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
@@ -38,7 +34,7 @@ TEST_CASE("a deployment slower than its timeout fails with Timeout") {
       "model_info": {"id": "slow"}}],
     "router_settings": {"num_retries": 0}})");
   auto start = std::chrono::steady_clock::now();
-  auto r = router.complete(ask("g"));
+  auto r = router.complete(hi("g"));
   CHECK(elapsed_ms(start) < 1500); // answered at the timeout, not the reply
   CHECK_FALSE(r.ok);
   CHECK(r.error.kind == switchyard::error_kind::timeout);
@@ -55,7 +51,7 @@ TEST_CASE("the request's timeout wins over the deployment's") {
       "mock_response": "in time", "mock_latency_ms": 100, "timeout": 0.01},
       "model_info": {"id": "d"}}],
     "router_settings": {"num_retries": 0, "timeout": 0.01}})");
-  auto req = ask("g");
+  auto req = hi("g");
   req.timeout_s = 5;
   auto r = router.complete(req);
   CHECK(r.ok);
@@ -71,7 +67,7 @@ TEST_CASE("a timed-out deployment is failed over inside the same request") {
       {"model_name": "g", "litellm_params": {"model": "m", "weight": 1,
         "mock_response": "fast"}, "model_info": {"id": "fast"}}],
     "router_settings": {"num_retries": 0, "enable_weighted_failover": true}})");
-  auto r = router.complete(ask("g"));
+  auto r = router.complete(hi("g"));
   REQUIRE(r.ok);
   CHECK(r.deployment_id == "fast");
   REQUIRE(r.attempts.size() == 2);

@@ -2,14 +2,11 @@
 // Each test starts the real binary, captures stdout, stderr and the exit
 // status, and asserts on the parsed JSON lines or the printed text.
 
+#include "support/cli_runner.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -19,79 +16,12 @@
 namespace {
 
 using json = nlohmann::json;
+using namespace switchyard::test;
 
-const std::string cli_bin = SWITCHYARD_BIN;
 const std::string data_dir = SWITCHYARD_TEST_DATA;
 
 std::string data_file(const std::string& name) {
   return data_dir + "/" + name;
-}
-
-// One scratch directory per test process, removed at exit.
-struct scratch_dir {
-  std::string path;
-  scratch_dir() {
-    char tmpl[] = "/tmp/switchyard-cli-tests-XXXXXX";
-    const char* made = mkdtemp(tmpl);
-    path = made ? made : "/tmp";
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    if (path != "/tmp")
-      std::filesystem::remove_all(path, ec);
-  }
-};
-
-std::string temp_file(const std::string& name) {
-  static scratch_dir dir;
-  return dir.path + "/" + name;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-std::string quoted(const std::string& path) {
-  return "'" + path + "'";
-}
-
-struct cli_result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs `switchyard <arguments>` with `env` assignments ("A=1 B=2") in front.
-cli_result run_cli(const std::string& arguments, const std::string& env = "") {
-  const std::string out = temp_file("stdout.txt");
-  const std::string err = temp_file("stderr.txt");
-  // `timeout`: a hung run fails its test (status 124) instead of the suite.
-  const std::string command = env + " timeout 120 " + quoted(cli_bin) + " " + arguments + " >"
-                              + quoted(out) + " 2>" + quoted(err) + " </dev/null";
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err)};
-}
-
-std::vector<std::string> text_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
-
-std::vector<json> json_lines(const std::string& text) {
-  std::vector<json> out;
-  for (const auto& line : text_lines(text))
-    out.push_back(json::parse(line));
-  return out;
 }
 
 std::vector<std::string> custom_ids(const std::vector<json>& lines) {
@@ -126,16 +56,6 @@ const json& good_line(const std::string& custom_id) {
   throw std::logic_error("unreachable");
 }
 
-/// The attempt trace as "deployment:outcome" strings, for exact comparison.
-std::vector<std::string> trace(const json& line) {
-  std::vector<std::string> out;
-  for (const auto& a : line["switchyard"]["attempts"])
-    out.push_back(a["deployment_id"].get<std::string>() + "@"
-                  + a["model_group"].get<std::string>() + ":"
-                  + a["outcome"].get<std::string>());
-  return out;
-}
-
 void require_served(const json& line, const std::string& deployment,
                     const std::string& group, const std::string& model,
                     const std::string& content, int depth) {
@@ -151,60 +71,25 @@ void require_served(const json& line, const std::string& deployment,
   CHECK(line["switchyard"]["fallback_depth"] == depth);
 }
 
-void require_failed(const json& line, const std::string& type, int code, int depth) {
-  REQUIRE(line["response"].is_null());
-  CHECK(line["error"]["type"] == type);
-  CHECK(line["error"]["code"] == code);
-  CHECK(line["switchyard"]["deployment_id"].is_null());
-  CHECK(line["switchyard"]["model_group"].is_null());
-  CHECK(line["switchyard"]["fallback_depth"] == depth);
-}
-
 /// A malformed line's answer: BadRequestError 400, empty trace.
 void require_bad_line(const json& line, const json& custom_id, const std::string& message) {
-  require_failed(line, "BadRequestError", 400, 0);
+  check_failed(line, "BadRequestError", 400, 0);
   CHECK(line["custom_id"] == custom_id);
   CHECK(line["error"]["message"] == message);
   CHECK(line["switchyard"]["attempts"].empty());
 }
 
+/// A request whose message content is its custom_id.
 std::string batch_line(const std::string& custom_id, const std::string& model) {
-  return json{{"custom_id", custom_id},
-              {"method", "POST"},
-              {"url", "/v1/chat/completions"},
-              {"body", {{"model", model},
-                        {"messages", json::array({{{"role", "user"}, {"content", custom_id}}})}}}}
-           .dump();
+  return request_line(custom_id, chat_body(model, custom_id));
 }
 
+/// `n` requests cycling through `models`, custom ids "req-0", "req-1", ...
 std::string write_batch(const std::string& name, std::size_t n,
                         const std::vector<std::string>& models) {
-  std::string text;
-  for (std::size_t i = 0; i < n; ++i)
-    text += batch_line("req-" + std::to_string(i), models[i % models.size()]) + "\n";
-  const std::string path = temp_file(name);
-  write_text(path, text);
-  return path;
-}
-
-/// A run's output with the fields that differ between identical runs
-/// removed: completion ids, creation times, latencies.
-std::string without_volatile_fields(const std::string& out) {
-  std::string kept;
-  for (json line : json_lines(out)) {
-    if (line["response"].is_object()) {
-      line["response"]["body"].erase("id");
-      line["response"]["body"].erase("created");
-    }
-    for (auto& a : line["switchyard"]["attempts"])
-      a.erase("latency_ms");
-    kept += line.dump() + "\n";
-  }
-  return kept;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
+  return write_lines(name, n, [&](std::size_t i) {
+    return batch_line("req-" + std::to_string(i), models[i % models.size()]);
+  });
 }
 
 } // namespace
@@ -268,21 +153,21 @@ TEST_CASE("run: cross-group fallback is served by the fallback group") {
 
 TEST_CASE("run: an exhausted request returns the original error kind with the whole trace") {
   const json& line = good_line("exhausted");
-  require_failed(line, "RateLimitError", 429, 1);
+  check_failed(line, "RateLimitError", 429, 1);
   CHECK(trace(line) == std::vector<std::string>{"ex-1@exhausted:RateLimitError",
                                                 "ex-fb-1@exhausted-fb:InternalServerError"});
 }
 
 TEST_CASE("run: an unknown model is a BadRequestError 400 naming the model") {
   const json& line = good_line("unknown-model");
-  require_failed(line, "BadRequestError", 400, 0);
+  check_failed(line, "BadRequestError", 400, 0);
   CHECK(contains(line["error"]["message"].get<std::string>(), "'gpt-9-turbo'"));
   CHECK(line["switchyard"]["attempts"].empty());
 }
 
 TEST_CASE("run: mock_testing_context_fallbacks without context_window_fallbacks fails") {
   const json& line = good_line("ctx-no-fallback");
-  require_failed(line, "ContextWindowExceededError", 400, 0);
+  check_failed(line, "ContextWindowExceededError", 400, 0);
   CHECK(trace(line)
         == std::vector<std::string>{"ctx-small-1@ctx-small:ContextWindowExceededError"});
 }
@@ -296,14 +181,14 @@ TEST_CASE("run: mock_testing_context_fallbacks with context_window_fallbacks is 
 
 TEST_CASE("run: disable_fallbacks stops at the first group's error") {
   const json& line = good_line("no-fallbacks");
-  require_failed(line, "ServiceUnavailableError", 503, 0);
+  check_failed(line, "ServiceUnavailableError", 503, 0);
   CHECK(trace(line)
         == std::vector<std::string>{"fb-src-1@fallback-src:ServiceUnavailableError"});
 }
 
 TEST_CASE("run: a request-level mock_response litellm.RateLimitError fails with 429") {
   const json& line = good_line("mock-rate-limit");
-  require_failed(line, "RateLimitError", 429, 0);
+  check_failed(line, "RateLimitError", 429, 0);
   CHECK(trace(line) == std::vector<std::string>{"solo-1@solo:RateLimitError"});
 }
 
@@ -311,7 +196,7 @@ TEST_CASE("run: malformed lines each get an error line naming the line and the p
   const auto& lines = good_run_lines();
   // Physical line numbers: line 5 of requests.jsonl is blank.
   const std::string not_json = lines[9]["error"]["message"];
-  require_failed(lines[9], "BadRequestError", 400, 0);
+  check_failed(lines[9], "BadRequestError", 400, 0);
   CHECK(lines[9]["custom_id"].is_null());
   CHECK(not_json.rfind("line 11: not valid JSON: ", 0) == 0);
   require_bad_line(lines[10], nullptr, "line 12: custom_id: is required");

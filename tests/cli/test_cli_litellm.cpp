@@ -7,17 +7,13 @@
 // the strategy scenarios that depend on load or chance use counts with a
 // tolerance instead.
 
+#include "support/cli_runner.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,75 +22,12 @@ namespace {
 
 using json = nlohmann::json;
 using strings = std::vector<std::string>;
+using namespace switchyard::test;
 
-const std::string cli_bin = SWITCHYARD_BIN;
 const std::string litellm_dir = std::string(SWITCHYARD_TEST_DATA) + "/litellm";
 
 std::string fixture(const std::string& name) {
   return litellm_dir + "/" + name;
-}
-
-// One scratch directory per test process, removed at exit.
-struct scratch_dir {
-  std::string path;
-  scratch_dir() {
-    char tmpl[] = "/tmp/switchyard-litellm-e2e-XXXXXX";
-    const char* made = mkdtemp(tmpl);
-    path = made ? made : "/tmp";
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    if (path != "/tmp")
-      std::filesystem::remove_all(path, ec);
-  }
-};
-
-std::string temp_file(const std::string& name) {
-  static scratch_dir dir;
-  return dir.path + "/" + name;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-std::string quoted(const std::string& path) {
-  return "'" + path + "'";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-std::vector<std::string> text_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
-
-struct cli_result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs `switchyard <arguments>` with `env` assignments ("A=1 B=2") in front.
-cli_result run_cli(const std::string& arguments, const std::string& env = "") {
-  const std::string out = temp_file("stdout.txt");
-  const std::string err = temp_file("stderr.txt");
-  const std::string command = env + " timeout 120 " + quoted(cli_bin) + " " + arguments + " >"
-                              + quoted(out) + " 2>" + quoted(err) + " </dev/null";
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err)};
 }
 
 /// A `run`'s result lines, by position and by custom_id.
@@ -133,16 +66,6 @@ cli_result check_config(const std::string& config, const std::string& env = "") 
   return run_cli("check --config " + quoted(config), env);
 }
 
-/// The attempt trace as "deployment@group:outcome" strings.
-strings trace(const json& line) {
-  strings out;
-  for (const auto& a : line["switchyard"]["attempts"])
-    out.push_back(a["deployment_id"].get<std::string>() + "@"
-                  + a["model_group"].get<std::string>() + ":"
-                  + a["outcome"].get<std::string>());
-  return out;
-}
-
 /// `n` copies of "deployment@group:outcome".
 strings repeated(const std::string& attempt, std::size_t n) {
   return strings(n, attempt);
@@ -167,38 +90,20 @@ void check_served(const json& line, const std::string& deployment, const std::st
   CHECK(line["switchyard"]["fallback_depth"] == depth);
 }
 
-void check_failed(const json& line, const std::string& type, int code, int depth) {
-  INFO(line.dump());
-  REQUIRE(line["response"].is_null());
-  CHECK(line["error"]["type"] == type);
-  CHECK(line["error"]["code"] == code);
-  CHECK(line["switchyard"]["deployment_id"].is_null());
-  CHECK(line["switchyard"]["model_group"].is_null());
-  CHECK(line["switchyard"]["fallback_depth"] == depth);
-}
-
 std::string message_of(const json& line) {
   return line["error"]["message"].get<std::string>();
 }
 
 std::string batch_line(const std::string& custom_id, const std::string& model,
                        const std::string& content = "hi") {
-  return json{{"custom_id", custom_id},
-              {"method", "POST"},
-              {"url", "/v1/chat/completions"},
-              {"body", {{"model", model},
-                        {"messages", json::array({{{"role", "user"}, {"content", content}}})}}}}
-    .dump();
+  return request_line(custom_id, chat_body(model, content));
 }
 
 /// `n` requests cycling through `models`, custom ids "r-0", "r-1", ...
 std::string write_batch(const std::string& name, std::size_t n, const strings& models) {
-  std::string text;
-  for (std::size_t i = 0; i < n; ++i)
-    text += batch_line("r-" + std::to_string(i), models[i % models.size()]) + "\n";
-  const std::string path = temp_file(name);
-  write_text(path, text);
-  return path;
+  return write_lines(name, n, [&](std::size_t i) {
+    return batch_line("r-" + std::to_string(i), models[i % models.size()]);
+  });
 }
 
 /// How many requests each deployment served (errors under "<error>").
@@ -222,21 +127,6 @@ std::string variant(const std::string& name, const std::string& from, const std:
   const std::string path = temp_file(new_name);
   write_text(path, text);
   return path;
-}
-
-/// A run's output without the fields that differ between identical runs.
-std::string without_volatile_fields(const std::vector<json>& lines) {
-  std::string kept;
-  for (json line : lines) {
-    if (line["response"].is_object()) {
-      line["response"]["body"].erase("id");
-      line["response"]["body"].erase("created");
-    }
-    for (auto& a : line["switchyard"]["attempts"])
-      a.erase("latency_ms");
-    kept += line.dump() + "\n";
-  }
-  return kept;
 }
 
 /// rpm/tpm windows start on whole minutes of the monotonic clock (the

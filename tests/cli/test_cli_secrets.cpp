@@ -9,70 +9,31 @@
 // plants distinctive values in the environment, runs the real binary with
 // SWITCHYARD_LOG_LEVEL=trace, and greps everything it wrote.
 
+#include "support/cli_runner.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
 
 using json = nlohmann::json;
+using switchyard::test::cli_result;
+using switchyard::test::contains;
+using switchyard::test::json_lines;
+using switchyard::test::quoted;
+using switchyard::test::temp_file;
+using switchyard::test::write_text;
 
-const std::string cli_bin = SWITCHYARD_BIN;
-
-// --- a minimal process runner (as in test_cli.cpp) ------------------------
-
-struct scratch_dir {
-  std::string path;
-  scratch_dir() {
-    char tmpl[] = "/tmp/switchyard-cli-secrets-XXXXXX";
-    const char* made = mkdtemp(tmpl);
-    path = made ? made : "/tmp";
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    if (path != "/tmp")
-      std::filesystem::remove_all(path, ec);
-  }
-};
-
-std::string temp_file(const std::string& name) {
-  static scratch_dir dir;
-  return dir.path + "/" + name;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
+/// Writes `text` to `name` in the scratch directory; returns its path.
 std::string write_file(const std::string& name, const std::string& text) {
   const std::string path = temp_file(name);
-  std::ofstream(path) << text;
+  write_text(path, text);
   return path;
 }
-
-std::string quoted(const std::string& s) {
-  return "'" + s + "'";
-}
-
-struct cli_result {
-  int status = -1;
-  std::string out;
-  std::string err;
-  std::string output_file; ///< --output contents, when one was given
-};
 
 /// The planted values, by environment variable. All distinctive, so a hit
 /// can only be a leak.
@@ -107,20 +68,9 @@ std::string planted_env() {
 }
 
 /// Runs `switchyard <arguments>` with the planted environment.
+/// (`output`: passed as --output and read back into output_file.)
 cli_result run_cli(const std::string& arguments, const std::string& output = "") {
-  const std::string out = temp_file("stdout.txt");
-  const std::string err = temp_file("stderr.txt");
-  std::filesystem::remove(output.empty() ? temp_file("none") : output);
-  const std::string command = planted_env() + " timeout 120 " + quoted(cli_bin) + " "
-                              + arguments + (output.empty() ? "" : " --output " + quoted(output))
-                              + " >" + quoted(out) + " 2>" + quoted(err) + " </dev/null";
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err),
-          output.empty() ? "" : read_text(output)};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
+  return switchyard::test::run_cli(arguments, planted_env(), output);
 }
 
 /// Every planted value (and the literal key) is absent from all the run
@@ -135,14 +85,6 @@ void require_no_secret(const cli_result& r) {
     CHECK_FALSE(contains(r.err, s));
     CHECK_FALSE(contains(r.output_file, s));
   }
-}
-
-std::vector<json> json_lines(const std::string& text) {
-  std::vector<json> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    out.push_back(json::parse(line));
-  return out;
 }
 
 // --- configurations ---------------------------------------------------------
@@ -227,13 +169,11 @@ general_settings:
 }
 
 std::string batch_line(const std::string& id, const json& body) {
-  return json{{"custom_id", id}, {"method", "POST"}, {"url", "/v1/chat/completions"},
-              {"body", body}}
-    .dump();
+  return switchyard::test::request_line(id, body);
 }
 
 json body_for(const std::string& model) {
-  return {{"model", model}, {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}};
+  return switchyard::test::chat_body(model, "hi");
 }
 
 // Successes, failures, failover, fallback, timeout, a deployment without

@@ -1,3 +1,5 @@
+#include "support/test_config.hpp"
+
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
@@ -16,15 +18,7 @@ using nlohmann::ordered_json;
 
 namespace {
 
-// An environment holding exactly these variables.
-env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto i = vars.find(name);
-    if (i == vars.end())
-      return std::nullopt;
-    return i->second;
-  };
-}
+using switchyard::test::fake_env;
 
 // The problems load_config_text reports (fails the test if it loads).
 std::vector<config_problem> problems_of(const std::string& text,

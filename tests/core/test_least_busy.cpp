@@ -1,11 +1,11 @@
 #include "switchyard/least_busy.hpp"
 
 #include "support/scripted_random.hpp"
+#include "support/strategy_picks.hpp"
 #include "support/test_config.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <string>
 
 using namespace switchyard;
@@ -15,15 +15,9 @@ namespace {
 
 const exclusion_list none_excluded;
 
-/// The pick for one scripted draw `u`: it must pick and draw exactly once.
-local_index pick_at(least_busy& s, double u, const exclusion_list& excluded = {}) {
-  scripted_random rng{u};
-  auto r = s.pick(excluded, rng);
-  INFO("u = " << u);
-  REQUIRE(r.ok());
-  CHECK(rng.consumed() == 1);
-  return *r.chosen;
-}
+using switchyard::test::check_even_shares;
+using switchyard::test::pick_at;
+using switchyard::test::tally_picks;
 
 /// Starts `n` calls on deployment `i`.
 void start_calls(least_busy& s, local_index i, int n) {
@@ -166,18 +160,6 @@ TEST_CASE("least-busy: ties spread evenly, the busy one is never picked (statist
   start_calls(s, 3, 1); // 0, 1 and 2 idle
   seeded_random rng(4242);
   const int n = 60000;
-  std::array<int, 4> counts{};
-  int none = 0;
-  for (int k = 0; k < n; ++k) {
-    auto r = s.pick({}, rng);
-    if (r.ok() && *r.chosen < counts.size())
-      ++counts[*r.chosen];
-    else
-      ++none;
-  }
-  CHECK(none == 0);
-  CHECK(counts[3] == 0);
-  // Standard deviation of each share is ~0.2%; 1.5 points is > 7 sigma.
-  for (int i = 0; i < 3; ++i)
-    CHECK(static_cast<double>(counts[i]) / n == Approx(1.0 / 3).margin(0.015));
+  const auto tally = tally_picks<4>(n, [&] { return s.pick({}, rng); });
+  check_even_shares(tally, n, 3);
 }

@@ -1,10 +1,10 @@
 #include "switchyard/lowest_latency.hpp"
 
 #include "support/scripted_random.hpp"
+#include "support/strategy_picks.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <vector>
 
 using namespace switchyard;
@@ -25,14 +25,9 @@ lowest_latency with_averages(const std::vector<double>& averages, double buffer)
   return s;
 }
 
-local_index pick_at(lowest_latency& s, double u, const exclusion_list& excluded = {}) {
-  scripted_random rng{u};
-  auto r = s.pick(excluded, rng);
-  INFO("u = " << u);
-  REQUIRE(r.ok());
-  CHECK(rng.consumed() == 1);
-  return *r.chosen;
-}
+using switchyard::test::check_even_shares;
+using switchyard::test::pick_at;
+using switchyard::test::tally_picks;
 
 } // namespace
 
@@ -137,20 +132,8 @@ TEST_CASE("lowest-latency: picks spread evenly within the buffer (statistical)",
   auto s = with_averages({10, 15, 20, 100}, 1.0);
   seeded_random rng(7);
   const int n = 60000;
-  std::array<int, 4> counts{};
-  int none = 0;
-  for (int k = 0; k < n; ++k) {
-    auto r = s.pick({}, rng);
-    if (r.ok() && *r.chosen < counts.size())
-      ++counts[*r.chosen];
-    else
-      ++none;
-  }
-  CHECK(none == 0);
-  CHECK(counts[3] == 0);
-  // Standard deviation of each share is ~0.2%; 1.5 points is > 7 sigma.
-  for (int i = 0; i < 3; ++i)
-    CHECK(static_cast<double>(counts[i]) / n == Approx(1.0 / 3).margin(0.015));
+  const auto tally = tally_picks<4>(n, [&] { return s.pick({}, rng); });
+  check_even_shares(tally, n, 3);
 }
 
 // --- feedback through the strategy interface -------------------------------------

@@ -1,6 +1,7 @@
 #include "switchyard/simple_shuffle.hpp"
 
 #include "support/scripted_random.hpp"
+#include "support/strategy_picks.hpp"
 #include "support/test_config.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,16 +29,8 @@ simple_shuffle shuffle(column weight, column rpm = {}, column tpm = {}) {
   return simple_shuffle({std::move(weight), std::move(rpm), std::move(tpm)});
 }
 
-/// The pick for the single scripted draw `u`: it must pick something and
-/// draw exactly once.
-local_index pick_at(simple_shuffle& s, double u, const exclusion_list& excluded = {}) {
-  scripted_random rng{u};
-  auto r = s.pick(excluded, rng);
-  INFO("u = " << u);
-  REQUIRE(r.ok());
-  CHECK(rng.consumed() == 1);
-  return *r.chosen;
-}
+using switchyard::test::pick_at;
+using switchyard::test::tally_picks;
 
 /// The draw that lands in the middle of remaining-space offset `target`.
 double draw_for(double target, double total) { return target / total; }
@@ -338,13 +331,8 @@ TEST_CASE("simple-shuffle: picks follow 80/20 weights (statistical)", "[simple_s
   auto s = shuffle({80.0, 20.0});
   seeded_random rng(20240601);
   const int n = 100000;
-  int first = 0;
-  int none = 0;
-  for (int i = 0; i < n; ++i) {
-    auto r = s.pick({}, rng);
-    none += r.ok() ? 0 : 1;
-    first += r.chosen == local_index{0} ? 1 : 0;
-  }
+  const auto [counts, none] = tally_picks<2>(n, [&] { return s.pick({}, rng); });
+  const int first = counts[0];
   CHECK(none == 0);
   // Standard deviation of the share is ~0.13%; 1.5 points is > 10 sigma.
   CHECK(static_cast<double>(first) / n == Approx(0.8).margin(0.015));

@@ -1,19 +1,21 @@
 #include "switchyard/usage_based.hpp"
 
 #include "support/scripted_random.hpp"
+#include "support/strategy_picks.hpp"
 #include "support/test_config.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <chrono>
 #include <string>
 
 using namespace switchyard;
+using switchyard::test::check_even_shares;
 using switchyard::test::deployment;
 using switchyard::test::group_deployments;
 using switchyard::test::make_config;
 using switchyard::test::scripted_random;
+using switchyard::test::tally_picks;
 
 namespace {
 
@@ -183,20 +185,9 @@ TEST_CASE("usage-based: ties spread evenly, a full deployment is never picked (s
   finish(s, 3, 10, at(0)); // D is full; A, B, C have used none
   seeded_random rng(99);
   const int n = 60000;
-  std::array<int, 4> counts{};
-  int none = 0;
-  for (int k = 0; k < n; ++k) {
-    auto r = s.pick(pick_context{none_excluded, 1, at(1)}, rng);
-    if (r.ok() && *r.chosen < counts.size())
-      ++counts[*r.chosen];
-    else
-      ++none;
-  }
-  CHECK(none == 0);
-  CHECK(counts[3] == 0);
-  // Standard deviation of each share is ~0.2%; 1.5 points is > 7 sigma.
-  for (int i = 0; i < 3; ++i)
-    CHECK(static_cast<double>(counts[i]) / n == Approx(1.0 / 3).margin(0.015));
+  const auto tally =
+    tally_picks<4>(n, [&] { return s.pick(pick_context{none_excluded, 1, at(1)}, rng); });
+  check_even_shares(tally, n, 3);
 }
 
 // --- cost-based-routing ------------------------------------------------------------
@@ -294,19 +285,6 @@ TEST_CASE("cost-based: ties among the cheapest spread evenly (statistical)",
   cost_based s(group_deployments(config, 0));
   seeded_random rng(31337);
   const int n = 60000;
-  std::array<int, 4> counts{};
-  int none = 0;
-  for (int k = 0; k < n; ++k) {
-    auto r = s.pick(none_excluded, rng);
-    if (r.ok() && *r.chosen < counts.size())
-      ++counts[*r.chosen];
-    else
-      ++none;
-  }
-  CHECK(none == 0);
-  CHECK(counts[2] == 0);
-  CHECK(counts[3] == 0);
-  // Standard deviation of each share is ~0.2%; 1.5 points is > 7 sigma.
-  CHECK(static_cast<double>(counts[0]) / n == Approx(0.5).margin(0.015));
-  CHECK(static_cast<double>(counts[1]) / n == Approx(0.5).margin(0.015));
+  const auto tally = tally_picks<4>(n, [&] { return s.pick(none_excluded, rng); });
+  check_even_shares(tally, n, 2);
 }

@@ -1,6 +1,8 @@
 // LiteLLM proxy config.yaml files: load_config_file reads YAML into the same
 // router_config, and reports the same problems at the same paths, as JSON.
 
+#include "support/test_config.hpp"
+
 #include "switchyard/config.hpp"
 
 #include <catch2/catch.hpp>
@@ -18,14 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto i = vars.find(name);
-    if (i == vars.end())
-      return std::nullopt;
-    return i->second;
-  };
-}
+using switchyard::test::fake_env;
 
 // The variables the fixtures name in the sections Switchyard reads (not
 // REDIS_PASSWORD, REDIS_HOST, LITELLM_MASTER_KEY, DATABASE_URL: those sit in

@@ -20,6 +20,9 @@
 // `{"error": "InternalServerError", "message": "A down"}`.
 
 #include "support/flow_driver.hpp"
+#include "support/router_test.hpp"
+#include "support/scripted_random.hpp"
+#include "support/test_config.hpp"
 
 #include "switchyard/config.hpp"
 #include "switchyard/cooldown.hpp"
@@ -51,9 +54,10 @@ namespace {
 
 // --- helpers ---------------------------------------------------------------
 
-switchyard::router_config config_from(const std::string& text) {
-  return switchyard::load_config(json::parse(text));
-}
+using switchyard::test::attempt_ids;
+using switchyard::test::config_from;
+using switchyard::test::hi;
+using switchyard::test::scripted_random;
 
 std::shared_ptr<const switchyard::router_config> shared_config(const std::string& text) {
   return std::make_shared<const switchyard::router_config>(config_from(text));
@@ -78,44 +82,16 @@ std::vector<std::string> loaded_ids(const json& model_list) {
   return ids;
 }
 
-switchyard::chat_request hi(const std::string& model) {
-  switchyard::chat_request r;
-  r.model = model;
-  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
-}
-
 switchyard::router_options seeded(std::uint64_t seed = 20240611) {
-  switchyard::router_options o;
-  o.seed = seed;
-  o.threads = 2;
-  return o;
+  return switchyard::test::seeded_options(seed);
 }
-
-// Random values given in advance, for exact picks.
-class scripted_random final : public switchyard::random_source {
-public:
-  explicit scripted_random(std::vector<double> values) : values_(std::move(values)) {
-  }
-  double next_unit() override {
-    if (next_ >= values_.size())
-      throw std::logic_error("scripted_random: script exhausted");
-    return values_[next_++];
-  }
-
-private:
-  std::vector<double> values_;
-  std::size_t next_ = 0;
-};
 
 // The group's strategy from the registry, as the picker actor builds it.
 std::unique_ptr<switchyard::routing_strategy>
 make_strategy(const switchyard::router_config& config, std::uint32_t group) {
-  std::vector<const switchyard::deployment_config*> members;
-  for (auto d : config.groups.at(group).deployments)
-    members.push_back(&config.deployments[d]);
   auto s = switchyard::strategy_registry::builtin().make(
-    config.settings.routing_strategy, members, config.settings);
+    config.settings.routing_strategy, switchyard::test::group_deployments(config, group),
+    config.settings);
   REQUIRE(s != nullptr);
   return s;
 }
@@ -140,13 +116,6 @@ std::vector<std::string> excluded_ids(const switchyard::request_flow& flow,
   std::vector<std::string> ids;
   for (auto i : flow.excluded())
     ids.push_back(config.deployments[config.groups.at(group).deployments.at(i)].id);
-  return ids;
-}
-
-std::vector<std::string> attempt_ids(const switchyard::route_result& r) {
-  std::vector<std::string> ids;
-  for (const auto& a : r.attempts)
-    ids.push_back(a.deployment_id);
   return ids;
 }
 

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -133,6 +134,17 @@ inline local_index local_of(const router_config& c, std::string_view id) {
       return d.index_in_group;
   FAIL("no deployment '" << std::string(id) << "' in the test config");
   return 0;
+}
+
+/// An environment (for `os.environ/` values) holding exactly these
+/// variables.
+inline env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto i = vars.find(name);
+    if (i == vars.end())
+      return std::nullopt;
+    return i->second;
+  };
 }
 
 /// The deployments of a group, as strategy factories take them.
