@@ -166,10 +166,9 @@ TEST_CASE("litellm e2e: simple-shuffle follows weights, then rpm, and never pick
 }
 
 TEST_CASE("litellm e2e: least-busy sends more requests to the deployment that is idle") {
-  // lb-fast answers at once, lb-slow after 300 ms: with 16 requests in flight
+  // lb-fast answers at once, lb-slow after 60 ms: with 16 requests in flight
   // lb-slow is nearly always the busier one. A random pick would give each
-  // about 100 of the 200. (At 60 ms, a machine loaded enough to slow the
-  // "instant" answers to tens of ms once gave lb-slow 67 of them.)
+  // about 100 of the 200.
   const std::string input = write_batch("busy.jsonl", 200, {"busy"});
   const run_output run = run_config(fixture("least_busy.yaml"), input, "--concurrency 16 --seed 3");
   REQUIRE(run.lines.size() == 200);
