@@ -57,6 +57,12 @@ struct number_rule {
   bool min_exclusive;
   double max;
   const char* expected;
+
+  /// Finite and within the bounds (Infinity and NaN, YAML's .inf / .nan,
+  /// are never a usable setting).
+  bool admits(double x) const {
+    return std::isfinite(x) && (min_exclusive ? x > min : x >= min) && x <= max;
+  }
 };
 
 inline constexpr number_rule at_least_zero{
@@ -140,9 +146,7 @@ public:
     if (!v)
       return std::nullopt;
     const double x = v->is_number() ? v->template get<double>() : 0;
-    // Infinity and NaN (YAML's .inf / .nan) are never a usable setting.
-    if (!v->is_number() || !std::isfinite(x)
-        || (rule.min_exclusive ? x <= rule.min : x < rule.min) || x > rule.max) {
+    if (!v->is_number() || !rule.admits(x)) {
       fail(key_path(parent, key), rule.expected);
       return std::nullopt;
     }
@@ -161,17 +165,33 @@ public:
     const bool too_big =
       v->is_number_unsigned()
       && v->template get<std::uint64_t>() > static_cast<std::uint64_t>(max);
-    const std::int64_t x =
-      v->is_number_integer() && !too_big ? v->template get<std::int64_t>() : 0;
-    if (too_big || (v->is_number_integer() && x > max)) {
+    if (too_big) {
       fail(key_path(parent, key), "expected an integer <= " + std::to_string(max));
       return std::nullopt;
     }
-    if (!v->is_number_integer() || x < min) {
+    if (!v->is_number_integer()) {
       fail(key_path(parent, key), "expected an integer >= " + std::to_string(min));
       return std::nullopt;
     }
+    const auto x = v->template get<std::int64_t>();
+    if (!integer_in(x, key_path(parent, key), min, max))
+      return std::nullopt;
     return x;
+  }
+
+  /// Whether `x` lies in [min, max]; if not, reports the bound it breaks
+  /// at `path` (as integer_at does).
+  bool integer_in(std::int64_t x, const std::string& path, std::int64_t min,
+                  std::int64_t max) {
+    if (x > max) {
+      fail(path, "expected an integer <= " + std::to_string(max));
+      return false;
+    }
+    if (x < min) {
+      fail(path, "expected an integer >= " + std::to_string(min));
+      return false;
+    }
+    return true;
   }
 
   template <class Json>

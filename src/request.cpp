@@ -2,8 +2,6 @@
 
 #include "json_checks.hpp"
 
-#include <cmath>
-
 namespace switchyard {
 
 namespace {
@@ -119,15 +117,13 @@ std::optional<router_error> validate_chat_request(const chat_request& request,
   if (nests_deeper_than(request.messages, max_request_depth - 1))
     return too_deep(messages_path);
   check_messages(request.messages, messages_path, check);
-  if (request.num_retries && *request.num_retries < 0)
-    check.fail(key_path(path_prefix, "num_retries"), "expected an integer >= 0");
-  if (request.num_retries && *request.num_retries > max_num_retries)
-    check.fail(key_path(path_prefix, "num_retries"),
-               "expected an integer <= " + std::to_string(max_num_retries));
-  if (request.timeout_s && !(std::isfinite(*request.timeout_s) && *request.timeout_s > 0))
+  // The same rules read_request applies to the body's values.
+  if (request.num_retries)
+    check.integer_in(*request.num_retries, key_path(path_prefix, "num_retries"), 0,
+                     max_num_retries);
+  if (request.timeout_s && !above_zero.admits(*request.timeout_s))
     check.fail(key_path(path_prefix, "timeout"), above_zero.expected);
-  if (request.cooldown_time_s
-      && !(std::isfinite(*request.cooldown_time_s) && *request.cooldown_time_s >= 0))
+  if (request.cooldown_time_s && !at_least_zero.admits(*request.cooldown_time_s))
     check.fail(key_path(path_prefix, "cooldown_time"), at_least_zero.expected);
   if (problems.empty())
     return std::nullopt;
