@@ -81,10 +81,12 @@ router::router(caf::actor_system& system, router_config config,
 
 router::~router() = default;
 
-void router::async_complete(chat_request request, completion_handler done) {
+request_handle router::async_complete(chat_request request, completion_handler done) {
   auto& table = *impl_->table;
-  if (!table.admit())
-    return done(overloaded(table));
+  if (!table.admit()) {
+    done(overloaded(table));
+    return {};
+  }
   // Spawned right here, no hop through a router actor. CAF 0.17's spawn
   // leaves a thread-local reference to the system's logger on the spawning
   // thread, and ~actor_system waits for every such reference: a thread that
@@ -95,6 +97,7 @@ void router::async_complete(chat_request request, completion_handler done) {
                      completion{std::move(done)});
   if (foreign_thread)
     caf::logger::set_current_actor_system(nullptr);
+  return {};
 }
 
 route_result router::complete(chat_request request) {

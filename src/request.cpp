@@ -2,6 +2,8 @@
 
 #include "json_checks.hpp"
 
+#include <algorithm>
+
 namespace switchyard {
 
 namespace {
@@ -88,9 +90,33 @@ void read_request(const json& body, const std::string& prefix,
   req.timeout_s = check.number_at(body, "timeout", prefix, above_zero);
   req.stream = check.bool_at(body, "stream", prefix).value_or(false);
   req.cooldown_time_s = check.number_at(body, "cooldown_time", prefix, at_least_zero);
+  req.body = json::object();
+  for (const auto& item : body.items())
+    if (item.key() != "model" && item.key() != "messages")
+      req.body.emplace(item.key(), item.value());
 }
 
 } // namespace
+
+const std::vector<std::string_view>& router_request_keys() {
+  // LiteLLM's router and proxy keys that a caller may put in a body, and
+  // the per-call transport settings a caller must not redirect.
+  static const std::vector<std::string_view> keys = {
+    "mock_response", "mock_testing_context_fallbacks", "mock_timeout",
+    "num_retries", "max_retries", "disable_fallbacks", "fallbacks",
+    "context_window_fallbacks", "content_policy_fallbacks", "max_fallbacks",
+    "timeout", "stream_timeout", "total_timeout", "request_timeout",
+    "cooldown_time", "hedge_after_ms", "metadata", "litellm_metadata",
+    "api_key", "api_base", "base_url", "api_version", "custom_llm_provider",
+    "caching", "cache", "no-log", "tags", "model_info", "proxy_server_request",
+    "litellm_call_id", "litellm_logging_obj"};
+  return keys;
+}
+
+bool is_router_request_key(std::string_view key) noexcept {
+  const auto& keys = router_request_keys();
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
 
 parsed_request parse_chat_request(const json& body, const std::string& path_prefix) {
   // Before `messages` is copied (a recursive copy of a deep tree would

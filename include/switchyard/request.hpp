@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace switchyard {
@@ -43,7 +44,19 @@ struct chat_request {
   /// `cooldown_time` (seconds): over every other cooldown length for
   /// failures of this request.
   std::optional<double> cooldown_time_s;
+  /// Every other key of the caller's body, as the caller sent it (`tools`,
+  /// `temperature`, keys nobody here has heard of...): an object, or null
+  /// for a request built in code with no extras. `model` and `messages`
+  /// live in the fields above, not here. What goes upstream is this, minus
+  /// router_request_keys (TRANSPORT.md section 2).
+  nlohmann::json body;
 };
+
+/// The keys of a request body that are the router's, never sent upstream
+/// (TRANSPORT.md section 2; listed in docs/configuration.md).
+const std::vector<std::string_view>& router_request_keys();
+/// True when `key` is one of router_request_keys().
+bool is_router_request_key(std::string_view key) noexcept;
 
 using request_ptr = std::shared_ptr<const chat_request>;
 
@@ -93,10 +106,17 @@ struct route_result {
   /// Hops after the first one (weighted-failover and fallback hops alike:
   /// both count against max_fallbacks, as in LiteLLM).
   int fallback_depth = 0;
-  /// Estimated usage (switchyard/token_estimate.hpp): the prompt's tokens
-  /// and, on success, the reply's.
+  /// Usage: as the provider reported it, else estimated
+  /// (switchyard/token_estimate.hpp) and `usage_estimated` is set.
   std::uint32_t prompt_tokens = 0;
   std::uint32_t completion_tokens = 0;
+  bool usage_estimated = true;
+  /// Success: the provider's complete answer as an OpenAI `chat.completion`
+  /// (every choice with its message, tool_calls and finish_reason; usage;
+  /// the provider's id, created and system_fingerprint), with `model` set
+  /// to the deployment's model without its provider prefix. For a streamed
+  /// request, the answer assembled from its chunks.
+  nlohmann::json response;
   /// Failure: the original error (the first hop's), section 8.
   router_error error;
   std::vector<attempt> attempts;

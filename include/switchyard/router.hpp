@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 namespace caf {
 class actor;
 class actor_system;
@@ -18,6 +20,37 @@ namespace switchyard {
 /// Called once per request with its answer, on one of the actor system's
 /// worker threads: keep it short and never block in it.
 using completion_handler = std::function<void(route_result)>;
+
+/// Called for each OpenAI `chat.completion.chunk` of a streamed request
+/// once the router has committed it to a deployment (the first-chunk
+/// gate, TRANSPORT.md section 5), in order, on a worker thread, and never
+/// concurrently with itself or with the request's completion_handler,
+/// which comes last.
+using chunk_handler = std::function<void(const nlohmann::json& chunk)>;
+
+class router_observer;
+class transport;
+
+/// Cancels one request: its upstream call is cancelled and its
+/// completion_handler gets a CancelledError (unless it already had its
+/// answer). Cheap to copy; safe from any thread, more than once, and after
+/// the request finished. A default-constructed handle does nothing.
+class request_handle {
+public:
+  struct canceller {
+    virtual ~canceller() = default;
+    virtual void cancel() noexcept = 0;
+  };
+  request_handle() = default;
+  explicit request_handle(std::shared_ptr<canceller> c) : c_(std::move(c)) {}
+  void cancel() const noexcept {
+    if (c_)
+      c_->cancel();
+  }
+
+private:
+  std::shared_ptr<canceller> c_;
+};
 
 struct router_options {
   /// Seed for every random draw (picks, mock failures, jitter). nullopt: a
@@ -30,6 +63,13 @@ struct router_options {
   /// at once with OverloadedError (429), so memory stays bounded under
   /// overload; admission resumes as soon as answers go out.
   std::size_t max_in_flight = 0;
+  /// Receives typed events (requests, attempts, cooldowns, refusals); may
+  /// be null. Must outlive the router.
+  std::shared_ptr<router_observer> observer;
+  /// The transport for deployments that are not mocks; null: the built-in
+  /// HTTP transport (libcurl, its own I/O thread), started only when the
+  /// config has a real deployment.
+  std::shared_ptr<transport> http;
 };
 
 /// The embedding API: a router built from a validated config.
@@ -50,8 +90,14 @@ public:
   router(const router&) = delete;
   router& operator=(const router&) = delete;
 
-  /// Routes a request; `done` gets its one answer. Never blocks.
-  void async_complete(chat_request request, completion_handler done);
+  /// Routes a request; `done` gets its one answer. Never blocks. For a
+  /// request with `stream: true` the answer holds the assembled reply.
+  request_handle async_complete(chat_request request, completion_handler done);
+  /// Routes a streamed request (`stream` is set on it): chunks go to
+  /// `on_chunk` as they arrive once committed, then `done` gets the one
+  /// answer (an error after the commit ends the stream with it).
+  request_handle async_stream(chat_request request, chunk_handler on_chunk,
+                              completion_handler done);
   /// Routes a request and waits for its answer.
   route_result complete(chat_request request);
 

@@ -1,0 +1,68 @@
+#pragma once
+
+#include "switchyard/config.hpp"
+#include "switchyard/cooldown.hpp"
+#include "switchyard/deployment_call.hpp"
+#include "switchyard/request.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+
+namespace switchyard {
+
+/// Receives the events of one deployment call. Called on the transport's
+/// own thread, or inline inside transport::start for an answer known at
+/// once: an implementation only forwards (to an actor's mailbox, a queue)
+/// and never blocks. Events of one call arrive in order and never
+/// concurrently.
+class call_sink {
+public:
+  virtual ~call_sink() = default;
+  /// Streamed calls: one OpenAI `chat.completion.chunk` object, in the
+  /// order the provider sent it (already translated for Anthropic).
+  virtual void on_chunk(nlohmann::json chunk) = 0;
+  /// The call's end, exactly once and last: success (the whole
+  /// chat.completion for a non-streamed call; usage and finish_reason for
+  /// a stream) or the mapped failure. Not called after cancel() returned.
+  virtual void on_done(call_outcome outcome) = 0;
+};
+
+/// Cancels one call: its connection is released, its timers dropped, and
+/// its sink hears nothing more once cancel() has returned. Safe to call
+/// from any thread, more than once, and after the call finished.
+class call_handle {
+public:
+  virtual ~call_handle() = default;
+  virtual void cancel() noexcept = 0;
+};
+
+using call_handle_ptr = std::unique_ptr<call_handle>;
+
+/// One call of a request on a deployment.
+struct call_spec {
+  /// Owned by the router's config, which outlives every call.
+  const deployment_config* deployment = nullptr;
+  request_ptr request;
+  /// A non-streamed call's whole deadline; for a stream, the bound on the
+  /// first chunk and on each gap between chunks (TRANSPORT.md section 5).
+  seconds_d timeout{600};
+  /// Which call of this deployment this is, from 0, as the transport's
+  /// owner counts them (mock_failure_after_calls).
+  std::uint64_t call_number = 0;
+};
+
+/// "Perform one call of a request on a deployment": the boundary between
+/// the router and whatever talks to providers (the mock, HTTP). CAF-free;
+/// start() never blocks and may be called from any thread at once.
+class transport {
+public:
+  virtual ~transport() = default;
+  /// Starts the call. The sink gets the outcome by the deadline at the
+  /// latest (a Timeout then). The returned handle cancels it.
+  virtual call_handle_ptr start(const call_spec& spec,
+                                std::shared_ptr<call_sink> sink) = 0;
+};
+
+} // namespace switchyard
