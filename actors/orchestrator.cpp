@@ -61,9 +61,9 @@ void finish_call(orchestrator_actor* self, local_index local,
                                                            - st.call_started)
                    .count();
   o.latency_ms = f.latency_ms;
-  // Latency routing ranks streamed requests by time to first token.
-  if (st.flow->request().stream && o.first_token_ms)
-    f.latency_ms = *o.first_token_ms;
+  // Latency routing keeps whole-call latency and time to first token apart.
+  if (st.flow->request().stream)
+    f.first_token_ms = o.first_token_ms;
   const std::uint64_t tokens = st.flow->estimated_tokens() + estimate_text_tokens(o.content);
   auto next = st.flow->on_call(std::move(o));
   // A reply the flow turned into a failure (a content filter) is reported

@@ -1,6 +1,8 @@
 #include "support/test_config.hpp"
 
 #include "switchyard/config.hpp"
+#include "switchyard/group_picker.hpp"
+#include "switchyard/random_source.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
@@ -503,7 +505,8 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     {"/model_list/0/model_info", "x", "model_list[0].model_info", "expected an object"},
     {"/model_list/0/model_info", {{"id", true}}, "model_list[0].model_info.id", "expected a non-empty string or a number"},
     {"/model_list/0/model_info", {{"id", ""}}, "model_list[0].model_info.id", "expected a non-empty string or a number"},
-    {"/model_list/0/model_info", {{"max_input_tokens", 0}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 1"},
+    {"/model_list/0/model_info", {{"max_input_tokens", -1}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 0"},
+    {"/model_list/0/model_info", {{"max_input_tokens", 1.5}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 0"},
     {"/model_list/0/model_info", {{"output_cost_per_token", -2}}, "model_list[0].model_info.output_cost_per_token", "expected a number >= 0"},
     {"/router_settings", json::array(), "router_settings", "expected an object"},
     {"/router_settings/routing_strategy", 5, "router_settings.routing_strategy", "expected a non-empty string"},
@@ -1026,4 +1029,27 @@ TEST_CASE("config: os.environ/ is resolved only where Switchyard reads the value
     CHECK(problems[0].path == "litellm_settings.request_timeout");
     CHECK(problems[0].message == "expected a number > 0");
   }
+}
+
+TEST_CASE("config: model_info.max_input_tokens 0 is accepted: no prompt fits") {
+  const auto cfg = load_config_text(R"({
+    "model_list": [{"model_name": "g", "litellm_params": {"model": "m"},
+                    "model_info": {"id": "closed", "max_input_tokens": 0}},
+                   {"model_name": "g", "litellm_params": {"model": "m2"},
+                    "model_info": {"id": "open", "max_input_tokens": 1}}],
+    "router_settings": {"enable_pre_call_checks": true}})",
+                                    fake_env());
+  CHECK(cfg.deployments.at(0).max_input_tokens == 0);
+  // The picker's pre-call check leaves only the deployment with room.
+  group_picker picker(cfg, 0);
+  pick_request one_token;
+  one_token.estimated_tokens = 1;
+  seeded_random rng(1);
+  for (int k = 0; k < 20; ++k)
+    CHECK(picker.pick(one_token, {}, rng).chosen == local_index{1});
+  pick_request two_tokens;
+  two_tokens.estimated_tokens = 2;
+  const auto none = picker.pick(two_tokens, {}, rng);
+  CHECK_FALSE(none.chosen);
+  CHECK(none.context_window);
 }
