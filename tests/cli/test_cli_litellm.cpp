@@ -299,7 +299,8 @@ TEST_CASE("litellm e2e: enable_pre_call_checks skips deployments whose context w
   // A short prompt fits either deployment of tiny-ctx.
   CHECK(run["tiny-short"]["error"].is_null());
   // Nothing in tiny-ctx fits: ContextWindowExceededError without a call.
-  // tiny-ctx has generic fallbacks only, which never serve this error.
+  // context_window_fallbacks is set (non-empty) and has no entry for
+  // tiny-ctx, so the error is raised; its generic fallbacks do not apply.
   const json& too_long = run["tiny-long"];
   check_failed(too_long, "ContextWindowExceededError", 400, 0);
   CHECK(trace(too_long).empty());
