@@ -83,7 +83,6 @@ flow_action request_flow::start() {
   if (!g)
     return finish_error(router_error::make(
       error_kind::bad_request, unknown_group_message(*config_, request_->model)));
-  origin_group_ = *g;
   entered_groups_.push_back(*g);
   return start_hop(*g);
 }

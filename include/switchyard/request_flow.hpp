@@ -116,7 +116,6 @@ private:
 
   std::shared_ptr<const router_config> config_;
   request_ptr request_;
-  std::uint32_t origin_group_ = 0;
   std::uint32_t group_ = 0;
   std::size_t hop_ = 0;          ///< hops started, the first is 0
   int depth_ = 0;                ///< hops after the first (vs max_fallbacks)
