@@ -278,7 +278,7 @@ loader::load_deployment(const ojson& d, const std::string& path,
         check_.fail(id_path, "expected a non-empty string or a number");
     }
     set_if(dep.max_input_tokens,
-           check_.integer_at(*info, "max_input_tokens", info_path, 1, INT64_MAX));
+           check_.integer_at(*info, "max_input_tokens", info_path, 0, INT64_MAX));
     // Costs may sit in either place; litellm_params wins.
     const auto input_cost = check_.number_at(*info, "input_cost_per_token", info_path, at_least_zero);
     const auto output_cost = check_.number_at(*info, "output_cost_per_token", info_path, at_least_zero);
@@ -399,6 +399,7 @@ per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path
     check_.fail(path, "expected an object");
     return out;
   }
+  out.present = true;
   for (const auto& item : policy.items()) {
     const std::string& key = item.key();
     const auto field = std::find_if(

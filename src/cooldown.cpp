@@ -81,10 +81,13 @@ deployment_health::record_failure(local_index i, const router_error& e,
   if (!length)
     return std::nullopt;
   // allowed_fails_policy (per kind) over allowed_fails; either one replaces
-  // the default rules.
-  auto allowed = settings_.allowed_fails_policy.for_kind(e.kind);
-  if (!allowed)
-    allowed = settings_.allowed_fails;
+  // the default rules. With a policy, a kind it leaves out gets
+  // allowed_fails or LiteLLM's default 3 (should_cooldown_based_on_
+  // allowed_fails_policy), never the default rules.
+  std::optional<int> allowed = settings_.allowed_fails;
+  if (const auto& policy = settings_.allowed_fails_policy; policy.is_set())
+    allowed = policy.for_kind(e.kind).value_or(
+      settings_.allowed_fails.value_or(default_allowed_fails));
   bool cool;
   if (allowed)
     cool = w.failures > static_cast<std::uint32_t>(*allowed);

@@ -81,7 +81,14 @@ struct per_kind_counts {
   std::optional<int> rate_limit;
   std::optional<int> content_policy_violation;
   std::optional<int> internal_server;
+  /// The policy was given (`{}` too), even with no count set.
+  bool present = false;
 
+  /// A policy is in force: given, or some count set in code.
+  bool is_set() const noexcept {
+    return present || bad_request || authentication || timeout || rate_limit
+           || content_policy_violation || internal_server;
+  }
   /// The count that applies to an error of kind `k` (LiteLLM's isinstance
   /// order: a ContentPolicyViolation or ContextWindowExceeded error is a
   /// BadRequestError unless its own entry is set), or nullopt.
@@ -98,6 +105,8 @@ struct router_settings {
   /// `total_timeout` (seconds): bounds a whole request (retries, waits,
   /// failovers, fallbacks); unset: unbounded, as LiteLLM.
   std::optional<double> total_timeout_s;
+  /// Unset: the default cooldown rules, unless allowed_fails_policy is set
+  /// (then LiteLLM's default of 3 for the kinds the policy leaves out).
   std::optional<int> allowed_fails;
   /// `allowed_fails_policy`: per-kind thresholds, over allowed_fails.
   per_kind_counts allowed_fails_policy;

@@ -11,6 +11,10 @@ namespace switchyard {
 
 using seconds_d = std::chrono::duration<double>;
 
+/// LiteLLM's `allowed_fails` when a router sets none (litellm.allowed_fails):
+/// what a kind that an allowed_fails_policy leaves out is allowed.
+constexpr int default_allowed_fails = 3;
+
 /// Per-deployment outcome counts over the current one-minute window, and the
 /// cooldown rules of ROUTER_SEMANTICS.md section 5 applied to them.
 /// Owned by one group's health actor; time comes in as an argument.

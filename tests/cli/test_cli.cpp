@@ -105,7 +105,7 @@ TEST_CASE("run: every non-blank input line gets one output line, in input order"
 
 TEST_CASE("run: a successful request gets a chat.completion body and a one-attempt trace") {
   const json& line = good_line("success");
-  require_served(line, "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(line, "solo-1", "solo", "solo-model", "solo reply", 0);
   CHECK(trace(line) == std::vector<std::string>{"solo-1@solo:ok"});
   const json& body = line["response"]["body"];
   CHECK(body["choices"][0]["index"] == 0);
@@ -139,14 +139,14 @@ TEST_CASE("run: completion ids are unique within a run") {
 
 TEST_CASE("run: weighted failover moves a failed call to the other deployment in the same request") {
   const json& line = good_line("failover");
-  require_served(line, "fo-b", "failover", "azure/fo-b", "reply from fo-b", 1);
+  require_served(line, "fo-b", "failover", "fo-b", "reply from fo-b", 1);
   CHECK(trace(line) == std::vector<std::string>{"fo-a@failover:InternalServerError",
                                                 "fo-b@failover:ok"});
 }
 
 TEST_CASE("run: cross-group fallback is served by the fallback group") {
   const json& line = good_line("fallback");
-  require_served(line, "fb-dst-1", "fallback-dst", "azure/fb-dst", "reply from fallback", 1);
+  require_served(line, "fb-dst-1", "fallback-dst", "fb-dst", "reply from fallback", 1);
   CHECK(trace(line) == std::vector<std::string>{"fb-src-1@fallback-src:ServiceUnavailableError",
                                                 "fb-dst-1@fallback-dst:ok"});
 }
@@ -174,7 +174,7 @@ TEST_CASE("run: mock_testing_context_fallbacks without context_window_fallbacks 
 
 TEST_CASE("run: mock_testing_context_fallbacks with context_window_fallbacks is served by the fallback") {
   const json& line = good_line("ctx-fallback");
-  require_served(line, "ctx-large-1", "ctx-large", "azure/ctx-large", "ctx-large reply", 1);
+  require_served(line, "ctx-large-1", "ctx-large", "ctx-large", "ctx-large reply", 1);
   CHECK(trace(line) == std::vector<std::string>{"ctx-with-fb-1@ctx-with-fb:ContextWindowExceededError",
                                                 "ctx-large-1@ctx-large:ok"});
 }
@@ -206,7 +206,7 @@ TEST_CASE("run: malformed lines each get an error line naming the line and the p
   require_bad_line(lines[14], nullptr, "line 16: expected a JSON object");
   require_bad_line(lines[15], nullptr, "line 17: custom_id: expected a string");
   // The lines around them were routed normally.
-  require_served(lines[16], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(lines[16], "solo-1", "solo", "solo-model", "solo reply", 0);
 }
 
 TEST_CASE("run: a number too large for a double or too many retries is an error line, not the end of the run") {
@@ -220,11 +220,11 @@ TEST_CASE("run: a number too large for a double or too many retries is an error 
   REQUIRE(r.status == 0);
   const auto lines = json_lines(r.out);
   REQUIRE(lines.size() == 4);
-  require_served(lines[0], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(lines[0], "solo-1", "solo", "solo-model", "solo reply", 0);
   require_bad_line(lines[1], nullptr, "line 2: not valid JSON: a number is too large");
   require_bad_line(lines[2], "many-retries",
                    "line 3: body.num_retries: expected an integer <= 100");
-  require_served(lines[3], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(lines[3], "solo-1", "solo", "solo-model", "solo reply", 0);
 }
 
 TEST_CASE("run: output follows input order with --concurrency 8 and mixed latencies") {

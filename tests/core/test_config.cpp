@@ -1,6 +1,8 @@
 #include "support/test_config.hpp"
 
 #include "switchyard/config.hpp"
+#include "switchyard/group_picker.hpp"
+#include "switchyard/random_source.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
@@ -149,7 +151,7 @@ TEST_CASE("config: mock_failure takes a kind with or without the litellm. prefix
   CHECK(cfg.deployments.at(0).mock_failure == error_kind::service_unavailable);
 }
 
-TEST_CASE("config: costs may sit in model_info; litellm_params wins") {
+TEST_CASE("config: costs may sit in model_info, litellm_params wins") {
   const auto cfg = load_config_text(R"({"model_list": [
       {"model_name": "g", "litellm_params": {"model": "m", "input_cost_per_token": 1},
        "model_info": {"input_cost_per_token": 2, "output_cost_per_token": 3}}]})",
@@ -159,7 +161,7 @@ TEST_CASE("config: costs may sit in model_info; litellm_params wins") {
   CHECK(d.output_cost_per_token == 3.0);
 }
 
-TEST_CASE("config: rpm and tpm at the deployment's top level; litellm_params wins") {
+TEST_CASE("config: rpm and tpm at the deployment's top level, litellm_params wins") {
   const auto cfg = load_config_text(R"({"model_list": [
       {"model_name": "g", "rpm": 100, "tpm": 2000, "litellm_params": {"model": "a"}},
       {"model_name": "g", "rpm": 100, "tpm": 2000, "litellm_params": {"model": "b", "rpm": 7, "tpm": 8}}]})",
@@ -387,7 +389,7 @@ TEST_CASE("config: litellm_deployment_id on nlohmann::json hashes in its (sorted
         == "53be1c4cbf7d4b0a32a54f52941c5ddb228a83ee0a8cc586a13d30530e835f1a");
 }
 
-TEST_CASE("config: model_info.id is used as is; a numeric id becomes a string") {
+TEST_CASE("config: model_info.id is used as is, a numeric id becomes a string") {
   const auto cfg = load_config_text(R"({"model_list": [
       {"model_name": "g", "litellm_params": {"model": "a"}, "model_info": {"id": 7}},
       {"model_name": "g", "litellm_params": {"model": "b"}, "model_info": {"id": 2.5}},
@@ -503,7 +505,8 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     {"/model_list/0/model_info", "x", "model_list[0].model_info", "expected an object"},
     {"/model_list/0/model_info", {{"id", true}}, "model_list[0].model_info.id", "expected a non-empty string or a number"},
     {"/model_list/0/model_info", {{"id", ""}}, "model_list[0].model_info.id", "expected a non-empty string or a number"},
-    {"/model_list/0/model_info", {{"max_input_tokens", 0}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 1"},
+    {"/model_list/0/model_info", {{"max_input_tokens", -1}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 0"},
+    {"/model_list/0/model_info", {{"max_input_tokens", 1.5}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 0"},
     {"/model_list/0/model_info", {{"output_cost_per_token", -2}}, "model_list[0].model_info.output_cost_per_token", "expected a number >= 0"},
     {"/router_settings", json::array(), "router_settings", "expected an object"},
     {"/router_settings/routing_strategy", 5, "router_settings.routing_strategy", "expected a non-empty string"},
@@ -1026,4 +1029,27 @@ TEST_CASE("config: os.environ/ is resolved only where Switchyard reads the value
     CHECK(problems[0].path == "litellm_settings.request_timeout");
     CHECK(problems[0].message == "expected a number > 0");
   }
+}
+
+TEST_CASE("config: model_info.max_input_tokens 0 is accepted: no prompt fits") {
+  const auto cfg = load_config_text(R"({
+    "model_list": [{"model_name": "g", "litellm_params": {"model": "m"},
+                    "model_info": {"id": "closed", "max_input_tokens": 0}},
+                   {"model_name": "g", "litellm_params": {"model": "m2"},
+                    "model_info": {"id": "open", "max_input_tokens": 1}}],
+    "router_settings": {"enable_pre_call_checks": true}})",
+                                    fake_env());
+  CHECK(cfg.deployments.at(0).max_input_tokens == 0);
+  // The picker's pre-call check leaves only the deployment with room.
+  group_picker picker(cfg, 0);
+  pick_request one_token;
+  one_token.estimated_tokens = 1;
+  seeded_random rng(1);
+  for (int k = 0; k < 20; ++k)
+    CHECK(picker.pick(one_token, {}, rng).chosen == local_index{1});
+  pick_request two_tokens;
+  two_tokens.estimated_tokens = 2;
+  const auto none = picker.pick(two_tokens, {}, rng);
+  CHECK_FALSE(none.chosen);
+  CHECK(none.context_window);
 }

@@ -390,6 +390,29 @@ TEST_CASE("health: allowed_fails_policy per kind overrides allowed_fails", "[coo
   }
 }
 
+TEST_CASE("health: an empty allowed_fails_policy still replaces the default rules",
+          "[cooldown]") {
+  // `allowed_fails_policy: {}` is a policy (LiteLLM: not None): every kind
+  // gets allowed_fails, by default 3.
+  router_settings s;
+  s.allowed_fails_policy.present = true;
+  REQUIRE(s.allowed_fails_policy.is_set());
+  auto config = group_of_size(2, s);
+  deployment_health h(config, 0);
+  // A 404 cools at once under the default rules.
+  for (int i = 0; i < 3; ++i)
+    CHECK_FALSE(h.record_failure(0, error_of(error_kind::not_found), at(i)));
+  CHECK(seconds_of(h.record_failure(0, error_of(error_kind::not_found), at(3))) == 5.0);
+  SECTION("with allowed_fails set, that instead") {
+    auto one = s;
+    one.allowed_fails = 1;
+    auto c = group_of_size(2, one);
+    deployment_health g(c, 0);
+    CHECK_FALSE(g.record_failure(0, error_of(error_kind::not_found), at(0)));
+    CHECK(seconds_of(g.record_failure(0, error_of(error_kind::not_found), at(1))) == 5.0);
+  }
+}
+
 TEST_CASE("health: allowed_fails_policy without allowed_fails", "[cooldown]") {
   router_settings s;
   s.allowed_fails_policy.timeout = 1;
@@ -404,13 +427,16 @@ TEST_CASE("health: allowed_fails_policy without allowed_fails", "[cooldown]") {
     CHECK_FALSE(h.record_failure(1, error_of(error_kind::timeout), at(0)));
     CHECK(seconds_of(h.record_failure(1, error_of(error_kind::timeout), at(1))) == 5.0);
   }
-  SECTION("other kinds keep the default rules") {
-    // 429 in a group of two: the default rules cool at once.
-    CHECK(seconds_of(h.record_failure(0, error_of(error_kind::rate_limit), at(0))) == 5.0);
-    // 500: only once more than half of at least 5 requests failed.
-    for (int i = 0; i < 4; ++i)
+  SECTION("a kind the policy leaves out gets allowed_fails' default 3, not the default rules") {
+    // The default rules would cool a 429 in a group of two at once.
+    for (int i = 0; i < 3; ++i)
+      CHECK_FALSE(h.record_failure(0, error_of(error_kind::rate_limit), at(i)));
+    CHECK(seconds_of(h.record_failure(0, error_of(error_kind::rate_limit), at(3))) == 5.0);
+    // A 500: the fourth failure too (the default rules would wait for 5
+    // requests).
+    for (int i = 0; i < 3; ++i)
       CHECK_FALSE(h.record_failure(1, error_of(error_kind::internal_server), at(i)));
-    CHECK(seconds_of(h.record_failure(1, error_of(error_kind::internal_server), at(4))) == 5.0);
+    CHECK(seconds_of(h.record_failure(1, error_of(error_kind::internal_server), at(3))) == 5.0);
   }
   SECTION("the policy does not make a failure that never cools cool") {
     auto bad = s;

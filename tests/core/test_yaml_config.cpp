@@ -252,7 +252,7 @@ model_list:
     litellm_params:
       model: o
       mock_failure: NopeError
-    model_info: {id: 5, max_input_tokens: 0}
+    model_info: {id: 5, max_input_tokens: -1}
 litellm_settings:
   request_timeout: 0
   fallbacks: [{g: [x]}]
@@ -273,7 +273,7 @@ general_settings:
                                            "api_key": "os.environ/MISSING_KEY"}},
     {"model_name": "", "litellm_params": {"model": "n"}},
     {"model_name": "h", "litellm_params": {"model": "o", "mock_failure": "NopeError"},
-     "model_info": {"id": 5, "max_input_tokens": 0}}],
+     "model_info": {"id": 5, "max_input_tokens": -1}}],
   "litellm_settings": {"request_timeout": 0, "fallbacks": [{"g": ["x"]}]},
   "router_settings": {"routing_strategy": "round-robin", "enable_pre_call_checks": "yes",
                       "retry_policy": {"RateLimitErrorRetries": -1, "TimeoutRetries": 2},
@@ -312,7 +312,7 @@ general_settings:
   CHECK(got == paths);
 }
 
-TEST_CASE("yaml: plain scalars take YAML 1.2 core types; quoted ones stay strings") {
+TEST_CASE("yaml: plain scalars take YAML 1.2 core types, quoted ones stay strings") {
   SECTION("numbers") {
     CHECK(with_router_setting("num_retries: 3").settings.num_retries == 3);
     CHECK(with_router_setting("num_retries: +3").settings.num_retries == 3);
