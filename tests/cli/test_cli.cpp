@@ -36,11 +36,12 @@ std::string run_args(const std::string& config, const std::string& input,
   return "run --config " + quoted(config) + " --input " + quoted(input) + " " + extra;
 }
 
-/// The good fixture run once per test process, concurrently (default 64).
+/// The good fixture run once per test process, concurrently (default 64),
+/// with --ordered so that tests can find lines by position.
 const std::vector<json>& good_run_lines() {
   static const std::vector<json> lines = [] {
-    const cli_result r =
-      run_cli(run_args(data_file("good_config.json"), data_file("requests.jsonl"), "--seed 1"));
+    const cli_result r = run_cli(
+      run_args(data_file("good_config.json"), data_file("requests.jsonl"), "--ordered --seed 1"));
     REQUIRE(r.status == 0);
     REQUIRE(r.err.empty());
     return json_lines(r.out);
@@ -94,7 +95,7 @@ std::string write_batch(const std::string& name, std::size_t n,
 
 } // namespace
 
-TEST_CASE("run: every non-blank input line gets one output line, in input order") {
+TEST_CASE("run: every non-blank input line gets one output line, in input order with --ordered") {
   const std::vector<std::string> expected{
     "success",         "failover",     "fallback",      "exhausted",   "unknown-model",
     "ctx-no-fallback", "ctx-fallback", "no-fallbacks",  "mock-rate-limit", "<null>",
@@ -216,7 +217,7 @@ TEST_CASE("run: a number too large for a double or too many retries is an error 
   write_text(input, batch_line("before", "solo") + "\n"
                       + R"({"custom_id": "big", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "solo", "timeout": 1e999}})"
                       + "\n" + huge_retries.dump() + "\n" + batch_line("after", "solo") + "\n");
-  const cli_result r = run_cli(run_args(data_file("good_config.json"), input));
+  const cli_result r = run_cli(run_args(data_file("good_config.json"), input, "--ordered"));
   REQUIRE(r.status == 0);
   const auto lines = json_lines(r.out);
   REQUIRE(lines.size() == 4);
@@ -227,12 +228,12 @@ TEST_CASE("run: a number too large for a double or too many retries is an error 
   require_served(lines[3], "solo-1", "solo", "solo-model", "solo reply", 0);
 }
 
-TEST_CASE("run: output follows input order with --concurrency 8 and mixed latencies") {
+TEST_CASE("run: --ordered output follows input order with --concurrency 8 and mixed latencies") {
   // Every other request takes 15 ms, the rest answer at once: completion
   // order differs from input order, the output must not.
   const std::string input = write_batch("order.jsonl", 200, {"slow", "solo", "solo", "solo"});
   const cli_result r =
-    run_cli(run_args(data_file("good_config.json"), input, "--concurrency 8"));
+    run_cli(run_args(data_file("good_config.json"), input, "--concurrency 8 --ordered"));
   REQUIRE(r.status == 0);
   const auto lines = json_lines(r.out);
   REQUIRE(lines.size() == 200);
@@ -245,7 +246,7 @@ TEST_CASE("run: output follows input order with --concurrency 8 and mixed latenc
 TEST_CASE("run: --output writes the lines to the file and nothing to stdout") {
   const std::string output = temp_file("out.jsonl");
   const cli_result r = run_cli(run_args(data_file("good_config.json"), data_file("requests.jsonl"),
-                                        "--output " + quoted(output)));
+                                        "--ordered --output " + quoted(output)));
   REQUIRE(r.status == 0);
   CHECK(r.out.empty());
   CHECK(r.err.empty());
@@ -283,14 +284,7 @@ TEST_CASE("run: bad usage exits 2 with a message and the usage") {
     {"run --config", "--config needs a value"},
     {"explode", "unknown command 'explode'"},
   };
-  for (const auto& [args, message] : cases) {
-    INFO(args);
-    const cli_result r = run_cli(args);
-    CHECK(r.status == 2);
-    CHECK(r.out.empty());
-    CHECK(contains(r.err, message));
-    CHECK(contains(r.err, "usage: switchyard"));
-  }
+  check_usage_errors(cases);
 }
 
 TEST_CASE("run: an invalid config exits 1 listing its problems") {
