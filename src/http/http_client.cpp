@@ -236,6 +236,7 @@ private:
   void read_completions();
   void fire_timers();
   void detach(call& c);
+  void compact_timers();
   void finish(const call_ptr& c, http_result result);
   http_result result_of(call& c, CURLcode code);
   void fail_at_once(const call_ptr& c, std::string error);
@@ -597,6 +598,23 @@ void http_client::impl::detach(call& c) {
   curl_slist_free_all(c.header_list);
   c.header_list = nullptr;
   active_.erase(c.id);
+  compact_timers();
+}
+
+void http_client::impl::compact_timers() {
+  // A finished call leaves its entry behind until its deadline (up to the
+  // whole timeout, often minutes); rebuild once most entries are stale, so
+  // the heap stays O(active calls) at O(1) amortised cost per call.
+  if (timers_.size() < 1024 || timers_.size() < 4 * active_.size())
+    return;
+  std::vector<timer_entry> live;
+  live.reserve(active_.size());
+  for (const auto& [id, c] : active_) {
+    auto due = std::min(c->total_deadline, c->idle_deadline);
+    if (due != never)
+      live.emplace_back(due, id);
+  }
+  timers_ = decltype(timers_)(std::greater<>(), std::move(live));
 }
 
 http_result http_client::impl::result_of(call& c, CURLcode code) {

@@ -540,3 +540,17 @@ TEST_CASE("http client: 5000 concurrent calls on one I/O thread", "[http][load]"
   CHECK(s["max_open"] > 1000); // side by side, not one after another
   CHECK(client.snapshot().completed == static_cast<std::uint64_t>(n));
 }
+
+TEST_CASE("http client: a reused connection that dies before any answer is tried once more", "[http]") {
+  // curl's own behaviour, pinned here because it can send a POST twice: a
+  // keep-alive connection that the server closed or reset before answering
+  // looks stale, so curl sends the request again on a new connection.
+  no_proxy_env env;
+  upstream_process up;
+  http_client client;
+  REQUIRE(run_call(client, chat_request(chat_url(up)))->result.status == 200);
+  auto rec = run_call(client, chat_request(chat_url(up, "reset,fail_first=1,key=r")));
+  CHECK(rec->result.status == 200);
+  CHECK(up.calls().size() == 3);
+  CHECK(client.snapshot().connections_opened == 2);
+}

@@ -76,12 +76,14 @@
 //                  (parsed JSON, else the raw text), scenario (the params
 //                  object), dialect, connection (id), http_version}]
 //   POST /_reset   clears the calls, the stats and the sequence counters
-//   GET  /_stats   {connections_accepted, connections_open, max_open,
+//   GET  /_stats   {connections_accepted, connections_open, max_open (the most
+//                  open at once that carried an API call),
 //                  connections_closed_by_client, connections_closed_by_server,
 //                  requests, requests_per_connection: {id: n},
 //                  answers_aborted_by_client (the client went away before
 //                  the answer ended), proxied_requests, connect_tunnels,
-//                  http2_sessions}
+//                  http2_sessions}. Connections that carried only control
+//                  calls are left out of every connection figure.
 //
 // Forward proxy: the same server also acts as a tiny HTTP proxy for proxy
 // tests: a request in absolute form (`GET http://127.0.0.1:P/...`) is
@@ -121,16 +123,19 @@ function fresh_stats() {
   };
 }
 stats = fresh_stats();
-let open_now = 0; // survives /_reset: connections really open
+// Connections that carried only control calls (/_calls, /_stats, /_reset)
+// are left out of the connection figures, so that a test's own polling
+// never shows up in what it asserts.
+let open_now = 0;     // every open connection (survives /_reset)
+let api_open = 0;     // open connections that carried an API call
+let control_open = 0; // open connections that carried only control calls
 
 function track_socket(socket) {
   socket.sy_id = next_connection_id++;
+  socket.sy_kind = null; // 'api' | 'control' once a request came
   socket.sy_server_closed = false;
   socket.sy_client_closed = false;
-  stats.connections_accepted++;
   open_now++;
-  stats.connections_open = open_now;
-  stats.max_open = Math.max(stats.max_open, open_now);
   socket.on('end', () => { if (!socket.sy_server_closed) socket.sy_client_closed = true; });
   socket.on('error', (e) => {
     if (!socket.sy_server_closed && (e.code === 'ECONNRESET' || e.code === 'EPIPE'))
@@ -138,11 +143,25 @@ function track_socket(socket) {
   });
   socket.on('close', () => {
     open_now--;
-    stats.connections_open = open_now;
+    if (socket.sy_kind === 'control') { control_open--; return; }
+    if (socket.sy_kind === 'api') api_open--;
+    else stats.connections_accepted++; // closed before any request
     if (socket.sy_client_closed) stats.connections_closed_by_client++;
     else stats.connections_closed_by_server++;
   });
 }
+
+function classify(socket, kind) {
+  if (!socket || socket.sy_kind === 'api' || socket.sy_kind === kind) return;
+  if (socket.sy_kind === 'control') control_open--;
+  socket.sy_kind = kind;
+  if (kind === 'control') { control_open++; return; }
+  api_open++;
+  stats.connections_accepted++;
+  stats.max_open = Math.max(stats.max_open, api_open);
+}
+
+function connections_open() { return open_now - control_open; }
 
 // The socket that carries a request (the TLS socket of an HTTP/2 session).
 function socket_of(req) {
@@ -518,9 +537,11 @@ async function handle(req, res) {
   const conn = connection_id_of(req);
   const path = req.url;
   const bare = path.split('?')[0];
+  const control = /\/_(calls|stats|reset)$/.test(bare);
+  classify(raw_sockets.get(conn), control ? 'control' : 'api');
   if (bare.endsWith('/_calls') && req.method === 'GET') return send_json(res, 200, calls);
   if (bare.endsWith('/_stats') && req.method === 'GET') {
-    stats.connections_open = open_now;
+    stats.connections_open = connections_open();
     return send_json(res, 200, stats);
   }
   if (bare.endsWith('/_reset') && req.method === 'POST') {
@@ -528,8 +549,7 @@ async function handle(req, res) {
     calls = [];
     sequence_counts = new Map();
     stats = fresh_stats();
-    stats.connections_open = open_now;
-    stats.max_open = open_now;
+    stats.max_open = api_open;
     return send_json(res, 200, { ok: true });
   }
 
