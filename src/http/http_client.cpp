@@ -235,7 +235,7 @@ private:
   void add_call(const call_ptr& c);
   void read_completions();
   void fire_timers();
-  void detach(call& c);
+  void detach(call& c, bool unfinished = false);
   void compact_timers();
   void finish(const call_ptr& c, http_result result);
   http_result result_of(call& c, CURLcode code);
@@ -462,7 +462,7 @@ void http_client::impl::drain_queues() {
     if (it == active_.end())
       continue;
     auto c = it->second;
-    detach(*c);
+    detach(*c, true);
   }
 }
 
@@ -585,9 +585,16 @@ void http_client::impl::add_call(const call_ptr& c) {
   active_.emplace(c->id, c);
 }
 
-void http_client::impl::detach(call& c) {
+void http_client::impl::detach(call& c, bool unfinished) {
   if (!c.easy)
     return;
+  // A transfer stopped in mid-answer: its connection is closed unless
+  // another transfer still shares it (curl checks that). HTTP/1.1 closes
+  // anyway; for HTTP/2 this is what makes the bytes stop, because curl
+  // before 8.15 queues the RST_STREAM of a removed stream without sending
+  // it until the connection's next write (curl issue #17611).
+  if (unfinished)
+    curl_easy_setopt(c.easy, CURLOPT_FORBID_REUSE, 1L);
   long connects = 0;
   curl_easy_getinfo(c.easy, CURLINFO_NUM_CONNECTS, &connects);
   c.connects = connects;
@@ -674,7 +681,7 @@ void http_client::impl::read_completions() {
     call_ptr c = it->second;
     CURLcode code = msg->data.result;
     http_result r = result_of(*c, code);
-    detach(*c);
+    detach(*c, c->cancelled.load());
     if (c->cancelled.load())
       continue; // aborted by its own write callback after a cancel
     finish(c, std::move(r));
@@ -705,7 +712,7 @@ void http_client::impl::fire_timers() {
               (total ? "timed out after " + std::to_string(o.total_timeout.count()) + " ms (total timeout)"
                      : std::string(c->got_body ? "no body bytes for " : "no first body byte within ") +
                            std::to_string(o.idle_timeout.count()) + " ms (idle timeout)");
-    detach(*c);
+    detach(*c, true);
     finish(c, std::move(r));
   }
 }

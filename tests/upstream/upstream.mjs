@@ -48,7 +48,8 @@
 //   first_chunk_delay_ms=MS  send the head at once, the first body byte
 //                       after MS (a slow first chunk)
 //   chunk_delay_ms=MS   a fixed gap between body chunks
-//   chunks=N            content pieces in the answer (default 3)
+//   chunks=N            content pieces in the answer (default 3; the
+//                       text's words, repeated when N is larger)
 //   cut_after=N         destroy the socket after N body chunks (a stream cut
 //                       mid-way; non-streamed answers are sent in 2 chunks)
 //   stream_error_after=N  an in-band error event after N content chunks,
@@ -372,9 +373,11 @@ function slices_of(text, n) {
   return out;
 }
 
+// `text` in n pieces: its words shared out, or repeated when n is larger.
 function pieces_of(text, n) {
   const words = text.split(/(?<= )/);
-  if (n <= 1 || words.length <= 1) return [text];
+  if (n <= 1 || words.length <= 1) return n <= 1 ? [text] : Array.from({ length: n }, () => text);
+  if (n > words.length) return Array.from({ length: n }, (_, i) => words[i % words.length]);
   const out = [];
   const per = Math.ceil(words.length / n);
   for (let i = 0; i < words.length; i += per) out.push(words.slice(i, i + per).join(''));
