@@ -82,6 +82,19 @@ struct no_proxy_env {
       g{"all_proxy", nullptr}, h{"ALL_PROXY", nullptr};
 };
 
+/// A TLS upstream with a certificate made for this test.
+struct tls_upstream {
+  no_proxy_env env;
+  self_signed_cert cert;
+  upstream_process up{&cert};
+  /// Options that trust the test certificate.
+  http_call_options trusting() const {
+    http_call_options o;
+    o.tls.ca_file = cert.cert_file();
+    return o;
+  }
+};
+
 } // namespace
 
 TEST_CASE("http client: a 200 answer gives status and headers and body in order", "[http]") {
@@ -373,9 +386,8 @@ TEST_CASE("http client: the per-host cap queues calls past it", "[http]") {
 }
 
 TEST_CASE("http client: TLS verification against a self-signed certificate", "[http]") {
-  no_proxy_env env;
-  self_signed_cert cert;
-  upstream_process up(&cert);
+  tls_upstream t;
+  auto& up = t.up;
   http_client client;
   SECTION("fails by default, saying certificate") {
     auto rec = run_call(client, chat_request(chat_url(up)));
@@ -386,9 +398,7 @@ TEST_CASE("http client: TLS verification against a self-signed certificate", "[h
     CHECK(up.calls().empty());
   }
   SECTION("passes with the certificate as ca_file, over HTTP/2") {
-    http_call_options o;
-    o.tls.ca_file = cert.cert_file();
-    auto rec = run_call(client, chat_request(chat_url(up), true), o);
+    auto rec = run_call(client, chat_request(chat_url(up), true), t.trusting());
     CHECK(rec->result.transport_ok);
     CHECK(rec->result.status == 200);
     CHECK(rec->result.http_version == 20);
@@ -415,14 +425,12 @@ TEST_CASE("http client: TLS verification against a self-signed certificate", "[h
 }
 
 TEST_CASE("http client: HTTP/2 off speaks HTTP/1.1 over TLS", "[http]") {
-  no_proxy_env env;
-  self_signed_cert cert;
-  upstream_process up(&cert);
+  tls_upstream t;
+  auto& up = t.up;
   http_client_options opts;
   opts.http2 = false;
   http_client client(opts);
-  http_call_options o;
-  o.tls.ca_file = cert.cert_file();
+  auto o = t.trusting();
   auto rec = run_call(client, chat_request(chat_url(up)), o);
   CHECK(rec->result.status == 200);
   CHECK(rec->result.http_version == 11);
@@ -430,12 +438,10 @@ TEST_CASE("http client: HTTP/2 off speaks HTTP/1.1 over TLS", "[http]") {
 }
 
 TEST_CASE("http client: concurrent HTTP/2 calls share one connection", "[http]") {
-  no_proxy_env env;
-  self_signed_cert cert;
-  upstream_process up(&cert);
+  tls_upstream t;
+  auto& up = t.up;
   http_client client;
-  http_call_options o;
-  o.tls.ca_file = cert.cert_file();
+  auto o = t.trusting();
   std::vector<std::unique_ptr<recorded_call>> recs;
   for (int i = 0; i < 20; ++i) {
     recs.push_back(std::make_unique<recorded_call>());
@@ -479,13 +485,11 @@ TEST_CASE("http client: proxies from the environment", "[http]") {
     CHECK(target.calls().size() == 1);
   }
   SECTION("HTTPS_PROXY tunnels a TLS call with CONNECT") {
-    self_signed_cert cert;
-    upstream_process tls_target(&cert);
+    tls_upstream t;
+    auto& tls_target = t.up;
     scoped_env p("HTTPS_PROXY", proxy.base_url().c_str());
     http_client client;
-    http_call_options o;
-    o.tls.ca_file = cert.cert_file();
-    auto rec = run_call(client, chat_request(chat_url(tls_target)), o);
+    auto rec = run_call(client, chat_request(chat_url(tls_target)), t.trusting());
     CHECK(rec->result.status == 200);
     CHECK(rec->order == std::vector<std::string>{"head", "body", "done"});
     CHECK(proxy.stats()["connect_tunnels"] == 1);
@@ -591,12 +595,10 @@ TEST_CASE("http client: a call queued behind the cap can be cancelled before it 
 }
 
 TEST_CASE("http client: cancel over HTTP/2 stops the stream", "[http]") {
-  no_proxy_env env;
-  self_signed_cert cert;
-  upstream_process up(&cert);
+  tls_upstream t;
+  auto& up = t.up;
   http_client client;
-  http_call_options o;
-  o.tls.ca_file = cert.cert_file();
+  auto o = t.trusting();
   SECTION("alone on its connection: the connection is closed") {
     recorded_call stream;
     auto id = client.start(chat_request(chat_url(up, "chunk_delay_ms=50,chunks=200"), true), o, stream.events());
