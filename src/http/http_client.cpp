@@ -165,6 +165,64 @@ std::string cause_of(CURLcode code, long os_errno, long verify_result) {
   }
 }
 
+/// The request's headers as curl wants them, or nullptr with `problem`
+/// set. A header's name may appear in `problem`, its value never.
+curl_slist* header_list_of(const http_headers& headers, std::string& problem) {
+  bool has_expect = false;
+  bool has_content_type = false;
+  curl_slist* list = nullptr;
+  auto append = [&list](const std::string& line) {
+    if (auto* next = curl_slist_append(list, line.c_str())) {
+      list = next;
+      return true;
+    }
+    return false;
+  };
+  for (const auto& h : headers) {
+    if (!is_token(h.name) || has_line_break(h.value)) {
+      curl_slist_free_all(list);
+      problem = is_token(h.name) ? "invalid header '" + h.name + "' (its value has a line break)"
+                                 : std::string("invalid header name");
+      return nullptr;
+    }
+    has_expect = has_expect || iequals(h.name, "expect");
+    has_content_type = has_content_type || iequals(h.name, "content-type");
+    // curl's syntax for a header with an empty value is `Name;`.
+    if (!(h.value.empty() ? append(h.name + ";") : append(h.name + ": " + h.value))) {
+      curl_slist_free_all(list);
+      problem = "out of memory";
+      return nullptr;
+    }
+  }
+  // No `Expect: 100-continue` round trip on large bodies, and no curl
+  // default form content type on a body the codec did not type.
+  if (!has_expect)
+    append("Expect:");
+  if (!has_content_type)
+    append("Content-Type:");
+  if (!list)
+    problem = "out of memory";
+  return list;
+}
+
+/// The method, and the body for methods that carry one. The body is not
+/// copied: it lives in the call as long as the transfer.
+void set_method(CURL* e, const http_request_spec& req) {
+  const std::string& m = req.method;
+  if (m == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (m == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else {
+    if (m != "POST")
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m.c_str());
+    if (m == "POST" || !req.body.empty()) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data());
+    }
+  }
+}
+
 /// One call. Its fields below `io thread only` belong to the I/O thread;
 /// the callbacks run under callback_mutex, which cancel() takes to set
 /// `cancelled`, so that once cancel() returns none runs again.
@@ -282,8 +340,15 @@ http_client::impl::impl(http_client_options options) : options_(options) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   multi_ = curl_multi_init();
-  if (epoll_fd_ < 0 || wake_fd_ < 0 || !multi_)
+  if (epoll_fd_ < 0 || wake_fd_ < 0 || !multi_) {
+    if (epoll_fd_ >= 0)
+      close(epoll_fd_);
+    if (wake_fd_ >= 0)
+      close(wake_fd_);
+    if (multi_)
+      curl_multi_cleanup(multi_);
     throw std::runtime_error("http_client: cannot create its event loop (epoll, eventfd or curl multi)");
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = wake_fd_;
@@ -479,42 +544,12 @@ void http_client::impl::add_call(const call_ptr& c) {
   c->origin = origin_of(req.url, problem);
   if (c->origin.empty())
     return fail_at_once(c, "http_client: " + problem);
-  const std::string& m = req.method;
-  if (!is_token(m))
+  if (!is_token(req.method))
     return fail_at_once(c, c->origin + ": invalid HTTP method");
-  bool has_expect = false;
-  bool has_content_type = false;
-  curl_slist* list = nullptr;
-  auto append = [&list](const std::string& line) {
-    if (auto* next = curl_slist_append(list, line.c_str())) {
-      list = next;
-      return true;
-    }
-    return false;
-  };
-  for (const auto& h : req.headers) {
-    if (!is_token(h.name) || has_line_break(h.value)) {
-      curl_slist_free_all(list);
-      // The name is safe to show, the value never.
-      return fail_at_once(c, c->origin + ": invalid header " +
-                                 (is_token(h.name) ? "'" + h.name + "' (its value has a line break)"
-                                                   : std::string("name")));
-    }
-    has_expect = has_expect || iequals(h.name, "expect");
-    has_content_type = has_content_type || iequals(h.name, "content-type");
-    // curl's syntax for a header with an empty value is `Name;`.
-    bool ok = h.value.empty() ? append(h.name + ";") : append(h.name + ": " + h.value);
-    if (!ok) {
-      curl_slist_free_all(list);
-      return fail_at_once(c, c->origin + ": out of memory");
-    }
-  }
-  // No `Expect: 100-continue` round trip on large bodies, and no curl
-  // default form content type on a body the codec did not type.
-  if (!has_expect)
-    append("Expect:");
-  if (!has_content_type)
-    append("Content-Type:");
+  std::string bad_header;
+  curl_slist* list = header_list_of(req.headers, bad_header);
+  if (!list)
+    return fail_at_once(c, c->origin + ": " + bad_header);
   c->header_list = list;
 
   CURL* e = curl_easy_init();
@@ -553,18 +588,7 @@ void http_client::impl::add_call(const call_ptr& c) {
     if (const char* p = std::getenv("HTTP_PROXY"); p && *p)
       curl_easy_setopt(e, CURLOPT_PROXY, p);
 
-  if (m == "GET") {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  } else if (m == "HEAD") {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else {
-    if (m != "POST")
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m.c_str());
-    if (m == "POST" || !req.body.empty()) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data());
-    }
-  }
+  set_method(e, req);
 
   const auto& o = c->options;
   if (o.total_timeout.count() > 0)

@@ -648,3 +648,20 @@ TEST_CASE("http client: destroying the client drops its calls without callbacks"
   CHECK(s["answers_aborted_by_client"] == 10);
   CHECK(s["connections_closed_by_client"] == 10);
 }
+
+TEST_CASE("http client: GET and a header with an empty value", "[http]") {
+  no_proxy_env env;
+  upstream_process up;
+  http_client client;
+  auto post = chat_request(chat_url(up));
+  post.headers.push_back({"x-empty", "", false});
+  REQUIRE(run_call(client, post)->result.status == 200);
+  CHECK(up.calls()[0]["headers"]["x-empty"] == "");
+
+  http_request_spec get;
+  get.method = "GET";
+  get.url = up.base_url() + "/_stats";
+  auto rec = run_call(client, get);
+  CHECK(rec->result.status == 200);
+  CHECK(nlohmann::json::parse(rec->body)["requests"] == 1);
+}
