@@ -3,7 +3,10 @@
 #include <curl/curl.h>
 #include <openssl/x509.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -223,6 +226,12 @@ void set_method(CURL* e, const http_request_spec& req) {
   }
 }
 
+/// The port of a `scheme://host:port` origin.
+long port_of(const std::string& origin) {
+  auto colon = origin.rfind(':');
+  return colon == std::string::npos ? 0 : std::strtol(origin.c_str() + colon + 1, nullptr, 10);
+}
+
 /// One call. Its fields below `io thread only` belong to the I/O thread;
 /// the callbacks run under callback_mutex, which cancel() takes to set
 /// `cancelled`, so that once cancel() returns none runs again.
@@ -250,6 +259,8 @@ struct call {
   clock_type::time_point total_deadline = never;
   clock_type::time_point idle_deadline = never;
   long connects = 0;
+  std::string last_peer; // ip:port of the last connect attempt
+  long last_peer_port = 0;
 };
 
 using call_ptr = std::shared_ptr<call>;
@@ -265,6 +276,38 @@ bool deliver(call& c, F&& f) {
     return false;
   f();
   return true;
+}
+
+/// " (through the proxy at ip:port)" when the address curl last connected
+/// or tried to connect to is not the URL's port: a proxy from the
+/// environment was in the way, and "connection refused" was the proxy's.
+/// Only the proxy's address is shown, never its URL (it may carry
+/// credentials).
+std::string proxy_note(const call& c) {
+  if (c.last_peer_port == 0 || c.last_peer_port == port_of(c.origin))
+    return {};
+  return " (through the proxy at " + c.last_peer + ")";
+}
+
+/// curl's socket factory, to remember the address of each connect attempt
+/// (curl 7.88 reports none for a failed one) and to make sockets
+/// close-on-exec, so that a child process never holds a connection open.
+curl_socket_t open_socket(void* clientp, curlsocktype, curl_sockaddr* addr) {
+  auto& c = *static_cast<call*>(clientp);
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr->family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(&addr->addr);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    c.last_peer = std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
+    c.last_peer_port = ntohs(in->sin_port);
+  } else if (addr->family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr->addr);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    c.last_peer = std::string("[") + text + "]:" + std::to_string(ntohs(in6->sin6_port));
+    c.last_peer_port = ntohs(in6->sin6_port);
+  }
+  int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
 void head_complete(call& c) {
@@ -569,6 +612,8 @@ void http_client::impl::add_call(const call_ptr& c) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &impl::write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, c.get());
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c.get());
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   bool https = c->origin.compare(0, 8, "https://") == 0;
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
@@ -668,7 +713,7 @@ http_result http_client::impl::result_of(call& c, CURLcode code) {
     long verify = 0;
     curl_easy_getinfo(c.easy, CURLINFO_OS_ERRNO, &os_errno);
     curl_easy_getinfo(c.easy, CURLINFO_SSL_VERIFYRESULT, &verify);
-    r.error = c.origin + ": " + cause_of(code, os_errno, verify);
+    r.error = c.origin + ": " + cause_of(code, os_errno, verify) + proxy_note(c);
   }
   return r;
 }

@@ -8,8 +8,10 @@
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
+#include <fcntl.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstdlib>
 #include <set>
 #include <thread>
@@ -475,6 +477,17 @@ TEST_CASE("http client: proxies from the environment", "[http]") {
     CHECK(rec->result.status == 200);
     CHECK(proxy.stats()["proxied_requests"] == 1);
   }
+  SECTION("a refused proxy is named as the one that refused") {
+    int port = free_port();
+    std::string proxy_url = "http://127.0.0.1:" + std::to_string(port);
+    scoped_env p("http_proxy", proxy_url.c_str());
+    http_client client;
+    auto rec = run_call(client, chat_request(chat_url(target)));
+    CHECK_FALSE(rec->result.transport_ok);
+    CHECK(rec->result.error == target.base_url() + ": connection refused (through the proxy at 127.0.0.1:" +
+                                   std::to_string(port) + ")");
+    CHECK(target.calls().empty());
+  }
   SECTION("NO_PROXY bypasses it") {
     scoped_env p("HTTP_PROXY", proxy.base_url().c_str());
     scoped_env n("NO_PROXY", "127.0.0.1");
@@ -664,4 +677,35 @@ TEST_CASE("http client: GET and a header with an empty value", "[http]") {
   auto rec = run_call(client, get);
   CHECK(rec->result.status == 200);
   CHECK(nlohmann::json::parse(rec->body)["requests"] == 1);
+}
+
+TEST_CASE("http client: its sockets are close-on-exec", "[http]") {
+  // A child process (the upstream, a hook) must never hold a copy of a
+  // connection, which would keep it open after the client closed it.
+  no_proxy_env env;
+  upstream_process up;
+  http_client client;
+  recorded_call rec;
+  auto id = client.start(chat_request(chat_url(up, "hang")), {}, rec.events());
+  up.stats_when([](auto& s) { return s["requests"] == 1; });
+  int sockets = 0;
+  int inheritable = 0;
+  for (auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (ec || target.rfind("socket:", 0) != 0)
+      continue;
+    int fd = std::stoi(entry.path().filename().string());
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        (addr.ss_family != AF_INET && addr.ss_family != AF_INET6))
+      continue; // curl's own wake-up socketpair is AF_UNIX and no connection
+    ++sockets;
+    if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+      ++inheritable;
+  }
+  client.cancel(id);
+  CHECK(sockets == 1);
+  CHECK(inheritable == 0);
 }
