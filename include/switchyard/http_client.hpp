@@ -78,6 +78,11 @@ struct http_call_events {
 /// callbacks. Proxies come from the environment as curl reads them
 /// (`http_proxy`, `HTTPS_PROXY`/`https_proxy`, `NO_PROXY`/`no_proxy`), and
 /// `HTTP_PROXY` too when `http_proxy` is unset.
+///
+/// Threads: the I/O thread only, whatever the number of calls; curl's
+/// threaded resolver (Debian's libcurl has no c-ares) adds a short-lived
+/// thread per lookup of a host name not in the multi handle's DNS cache
+/// (60 s), never for an IP address.
 class http_client {
 public:
   explicit http_client(http_client_options options = {});
@@ -94,8 +99,10 @@ public:
   /// (it waits for one of them that is running on the I/O thread at that
   /// moment, unless called from the I/O thread itself). The transfer is
   /// removed from the multi handle on the loop's next turn, which the call
-  /// wakes: an HTTP/1.1 connection in mid-answer is closed, an HTTP/2
-  /// stream reset. Unknown or finished ids are ignored.
+  /// wakes. Its connection is closed, unless it is an HTTP/2 connection
+  /// that other calls still use: then only its stream is reset (curl 7.88
+  /// sends that RST_STREAM with the connection's next write). A timeout
+  /// does the same. Unknown or finished ids are ignored.
   void cancel(std::uint64_t id) noexcept;
 
   struct stats {
