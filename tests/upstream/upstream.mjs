@@ -52,8 +52,9 @@
 //                       text's words, repeated when N is larger)
 //   cut_after=N         destroy the socket after N body chunks (a stream cut
 //                       mid-way; non-streamed answers are sent in 2 chunks)
-//   stream_error_after=N  an in-band error event after N content chunks,
-//                       then the stream ends (no [DONE] / message_stop)
+//   stream_error_after=N  streams: an in-band error event after N content
+//                       chunks, then the stream ends (no [DONE] /
+//                       message_stop)
 //   empty               a 200 stream (or body) that ends with no event
 //   reset               reset the connection (RST) before any answer
 //   close               close the connection (FIN) before any answer
