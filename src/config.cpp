@@ -298,8 +298,6 @@ loader::load_deployment(const ojson& d, const std::string& path,
 
 void loader::load_litellm_params(const ojson& p, const std::string& path,
                                  deployment_config& dep) {
-  // Every key that is not the router's or the transport's is a provider
-  // parameter (a default under the request's own keys), so none is unknown.
   dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
   dep.model_from_env = from_env_.count(key_path(path, "model")) != 0;
   if (auto key = check_.string_at(p, "api_key", path))
@@ -330,7 +328,17 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
     set_if(dep.mock_failure, check_.error_kind_at(*kind, key_path(path, "mock_failure")));
   set_if(dep.mock_failure_after_calls,
          check_.integer_at(p, "mock_failure_after_calls", path, 0, INT64_MAX));
-  if (!json_checks::find(p, "mock_response") && !dep.model.empty())
+  // A real deployment sends every key that is not the router's or the
+  // transport's as a provider parameter, so none is unknown there; a mock
+  // ignores all it does not read.
+  if (json_checks::find(p, "mock_response"))
+    note_unknown(p, path,
+                 {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
+                  "timeout", "stream_timeout", "cooldown_time", "num_retries",
+                  "input_cost_per_token", "output_cost_per_token", "mock_response",
+                  "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
+                  "mock_failure_rate", "mock_failure", "mock_failure_after_calls"});
+  else if (!dep.model.empty())
     dep.endpoint = load_endpoint(p, path, dep);
 }
 
@@ -350,9 +358,18 @@ const key_list deployment_keys = {
   "drop_params", "additional_drop_params", "configurable_clientside_auth_params",
   "litellm_trace_id", "metadata", "model_name", "deployment_id", "access_groups"};
 
+// Credentials of other clouds (aws_secret_access_key, vertex_credentials,
+// azure_client_secret, ...) are never a provider parameter either.
+constexpr std::string_view deployment_key_prefixes[] = {"mock_", "aws_", "vertex_", "azure_",
+                                                        "watsonx_"};
+
 bool is_deployment_key(std::string_view key) {
-  return is_known(deployment_keys, key) || is_router_request_key(key)
-         || key.substr(0, 5) == "mock_";
+  if (is_known(deployment_keys, key) || is_router_request_key(key))
+    return true;
+  for (auto prefix : deployment_key_prefixes)
+    if (key.substr(0, prefix.size()) == prefix)
+      return true;
+  return false;
 }
 
 // The first of the variables that is set and non-empty.

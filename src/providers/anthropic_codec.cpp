@@ -13,8 +13,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// OpenAI parameters the Messages API has no use for (and rejects as extra
-// inputs): dropped, as LiteLLM drops what a provider does not support.
+// OpenAI parameters that do not pass as they are: translated below (stop,
+// tools, tool_choice, max_tokens, max_completion_tokens, user,
+// parallel_tool_calls), or with no Messages API counterpart (which would
+// reject them as extra inputs) and dropped, as LiteLLM drops what a
+// provider does not support. Any other key passes (top_k, thinking, ...).
 constexpr std::string_view openai_only_keys[] = {
   "n", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias",
   "seed", "response_format", "stream_options", "reasoning_effort", "modalities", "audio",

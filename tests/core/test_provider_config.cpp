@@ -144,6 +144,7 @@ TEST_CASE("provider config: provider parameters become defaults; router and tran
     "cooldown_time": 3, "num_retries": 1, "max_retries": 2, "input_cost_per_token": 0.1,
     "output_cost_per_token": 0.2, "mock_latency_ms": 5, "mock_failure_rate": 0.1,
     "extra_headers": {"X": "y"}, "ssl_verify": true, "metadata": {"a": 1}, "tags": ["t"],
+    "aws_secret_access_key": "aws-s", "vertex_credentials": "v", "azure_client_secret": "c",
     "temperature": 0.3, "max_tokens": 64, "top_p": 0.9, "response_format": {"type": "json_object"},
     "custom_vendor_flag": "on"})"));
   CHECK(ep->param_defaults == json::parse(R"({"temperature": 0.3, "max_tokens": 64,

@@ -185,11 +185,12 @@ TEST_CASE("TestGetExcludedFilteredDeployments.test_excluded_set_with_unknown_ids
 TEST_CASE("TestGetExcludedFilteredDeployments.test_handles_missing_model_info") {
   // A deployment without model_info gets LiteLLM's generated id.
   auto list = json::array(
-    {json{{"model_name", "x"}, {"litellm_params", {{"model", "gpt-4o"}}}},
+    {json{{"model_name", "x"}, {"litellm_params", {{"model", "gpt-4o"}, {"api_key", "k"}}}},
      make_dep("b")});
   auto ids = loaded_ids(list);
   REQUIRE(ids.size() == 2);
-  const auto generated = switchyard::litellm_deployment_id("x", json{{"model", "gpt-4o"}});
+  const auto generated =
+    switchyard::litellm_deployment_id("x", json{{"model", "gpt-4o"}, {"api_key", "k"}});
   CHECK(ids[0] == generated);
   CHECK(ids[0].size() == 64);
   CHECK(ids[1] == "b");
