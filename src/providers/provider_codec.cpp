@@ -94,14 +94,17 @@ private:
       fail_in_band(status, e.data, out);
       return;
     }
+    const auto choices = chunk.find("choices");
+    const bool no_choices = choices != chunk.end() && choices->is_array() && choices->empty();
+    const bool has_usage = chunk.contains("usage") && chunk["usage"].is_object();
+    // Azure's first chunk: choices [] with only prompt_filter_results (and
+    // an empty id and model). Nothing for the caller or the summary.
+    if (no_choices && !has_usage)
+      return;
     assembler_.observe(chunk);
     // The usage chunk we asked for (choices: [] with usage): only for a
     // caller that asked for it too.
-    const auto choices = chunk.find("choices");
-    const bool usage_only = chunk.contains("usage") && chunk["usage"].is_object()
-                            && choices != chunk.end() && choices->is_array()
-                            && choices->empty();
-    if (usage_only && !wants_usage_)
+    if (no_choices && !wants_usage_)
       return;
     out.push_back({event::kind::chunk, std::move(chunk), {}});
   }

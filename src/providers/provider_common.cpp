@@ -76,8 +76,11 @@ void stream_assembler::observe(const nlohmann::json& chunk) {
   if (!chunk.is_object())
     return;
   for (const char* key : {"id", "model", "created", "system_fingerprint"}) {
+    // The first real value: an empty id or a created of 0 says nothing.
     auto v = chunk.find(key);
-    if (v != chunk.end() && !v->is_null() && !meta_.contains(key))
+    const bool empty = v == chunk.end() || v->is_null() || (v->is_string() && v->empty())
+                       || (v->is_number() && *v == 0);
+    if (!empty && !meta_.contains(key))
       meta_[key] = *v;
   }
   auto usage = chunk.find("usage");

@@ -106,6 +106,25 @@ TEST_CASE("provider stream: openai chunks pass in order; the usage chunk only wh
   CHECK(asked.chunks()[4]["usage"]["total_tokens"] == 12);
 }
 
+TEST_CASE("provider stream: azure's prompt-filter chunk is dropped; its id and model do not "
+          "stick") {
+  const auto ep = endpoint_for({{"model", "azure/d"}, {"api_base", "https://r.openai.azure.com"},
+                                {"api_key", "azure-key-0123456789"}});
+  const auto s = decode_every_split(*ep, streamed(false), recorded("azure_stream.txt"));
+  const auto chunks = s.chunks();
+  REQUIRE(chunks.size() == 3);
+  CHECK(chunks[0]["choices"][0]["delta"]["role"] == "assistant");
+  CHECK(chunks[1]["choices"][0]["delta"]["content"] == "Bonjour");
+  CHECK(chunks[2]["choices"][0]["finish_reason"] == "stop");
+  CHECK(s.last().what == event::kind::done);
+  CHECK(s.summary.completion["id"] == "chatcmpl-AzS1");
+  CHECK(s.summary.completion["model"] == "gpt-4o-2024-08-06");
+  CHECK(s.summary.completion["created"] == 1730000001);
+  CHECK(s.summary.content == "Bonjour");
+  CHECK(s.summary.prompt_tokens == 11u);
+  CHECK(s.summary.completion_tokens == 2u);
+}
+
 TEST_CASE("provider stream: openai tool-call fragments assemble by index") {
   const auto s = decode_every_split(*openai_ep(), streamed(false),
                                     recorded("openai_stream_tools.txt"));
