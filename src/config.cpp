@@ -501,6 +501,10 @@ loader::load_endpoint(const ojson& p, const std::string& path, deployment_config
   default:
     if (!key.empty())
       ep->headers.push_back(secret_header("Authorization", "Bearer " + key.reveal()));
+    // As the openai client sends `organization`.
+    if (auto org = check_.string_at(p, "organization", path, non_empty))
+      ep->headers.push_back({"OpenAI-Organization", *org,
+                             from_env_.count(key_path(path, "organization")) != 0});
   }
   ep->headers.push_back({"content-type", "application/json", false});
 

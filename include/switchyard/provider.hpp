@@ -142,6 +142,10 @@ std::optional<double> retry_after_seconds(const http_headers& headers, system_ti
 /// Replaces key-like text (sk-..., Bearer ...) in a provider's message.
 std::string redact_key_like(std::string text);
 
+/// The longest line a stream may send (an event's data line): a longer one
+/// is an error, so a body that is not SSE cannot grow memory without bound.
+inline constexpr std::size_t max_stream_line = 16u << 20;
+
 /// Decodes one streamed answer. Fed raw body bytes in arbitrary splits; emits
 /// OpenAI `chat.completion.chunk` objects in order. One per call, owned by
 /// whoever reads that call's body (one thread at a time).

@@ -338,8 +338,11 @@ private:
                        json::array({{{"index", tool->second},
                                      {"function", {{"arguments", part}}}}})}}),
                out);
+      } else if (kind == "thinking_delta" && !delta.value("thinking", "").empty()) {
+        // Extended thinking, as LiteLLM names it.
+        emit(chunk({{"reasoning_content", delta["thinking"]}}), out);
       }
-      // thinking_delta / signature_delta: not part of the OpenAI answer.
+      // signature_delta: not part of the OpenAI answer.
     } else if (type == "message_delta") {
       if (data.contains("usage") && data["usage"].is_object())
         for (const auto& item : data["usage"].items())
@@ -432,7 +435,7 @@ upstream_request anthropic_request(const provider_endpoint& ep, const chat_reque
 
 decoded_answer decode_anthropic_message(const json& message, system_time now) {
   decoded_answer out;
-  std::string text;
+  std::string text, reasoning;
   bool has_text = false;
   json calls = json::array();
   if (message.contains("content") && message["content"].is_array())
@@ -443,6 +446,8 @@ decoded_answer decode_anthropic_message(const json& message, system_time now) {
       if (type == "text") {
         text += block.value("text", "");
         has_text = true;
+      } else if (type == "thinking") {
+        reasoning += block.value("thinking", "");
       } else if (type == "tool_use") {
         calls.push_back({{"id", block.value("id", "")},
                          {"type", "function"},
@@ -455,6 +460,9 @@ decoded_answer decode_anthropic_message(const json& message, system_time now) {
   json msg = {{"role", "assistant"}, {"content", has_text ? json(text) : json(nullptr)}};
   if (!calls.empty())
     msg["tool_calls"] = std::move(calls);
+  // Extended thinking, as LiteLLM names it.
+  if (!reasoning.empty())
+    msg["reasoning_content"] = std::move(reasoning);
   const std::string finish =
     finish_reason_of(message.contains("stop_reason") ? message["stop_reason"] : json());
   out.completion = {{"id", message.value("id", "")},

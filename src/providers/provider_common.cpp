@@ -107,6 +107,7 @@ void stream_assembler::observe(const nlohmann::json& chunk) {
       ch.has_content = true;
     }
     ch.refusal += string_of(*delta, "refusal");
+    ch.reasoning += string_of(*delta, "reasoning_content");
     auto calls = delta->find("tool_calls");
     if (calls == delta->end() || !calls->is_array())
       continue;
@@ -140,6 +141,8 @@ decoded_answer stream_assembler::summary() const {
                            : nlohmann::json(nullptr);
     if (!ch.refusal.empty())
       message["refusal"] = ch.refusal;
+    if (!ch.reasoning.empty())
+      message["reasoning_content"] = ch.reasoning;
     if (!ch.tool_calls.empty()) {
       nlohmann::json calls = nlohmann::json::array();
       for (const auto& [i, tc] : ch.tool_calls)

@@ -30,7 +30,7 @@ public:
 
   /// A line longer than this is an error (a body that is not SSE, or a
   /// peer that never ends a line): bounded memory per stream.
-  static constexpr std::size_t max_line = 16u << 20;
+  static constexpr std::size_t max_line = max_stream_line;
 
   /// Appends completed events; false once a line exceeded max_line.
   bool feed(std::string_view bytes, std::vector<sse_event>& out);
@@ -64,6 +64,7 @@ private:
     std::string content;
     bool has_content = false;
     std::string refusal;
+    std::string reasoning; ///< delta.reasoning_content (LiteLLM's name)
     std::map<long, tool_call> tool_calls;
     nlohmann::json finish_reason; // null until seen
   };

@@ -193,6 +193,10 @@ TEST_CASE("provider request: extra_headers are sent, secret where from os.enviro
   CHECK(ep.tls.ca_file == "/etc/ssl/custom-ca.pem");
   CHECK_FALSE(endpoint_for({{"model", "m"}, {"api_key", "sk-k"}, {"ssl_verify", false}})
                 ->tls.verify);
+  // `organization`, as the openai client sends it (a header, not a parameter).
+  const auto org = endpoint_for({{"model", "m"}, {"api_key", "sk-k"}, {"organization", "org-1"}});
+  CHECK(header(org->headers, "openai-organization") == "org-1");
+  CHECK(org->param_defaults.empty());
   CHECK(endpoint_for({{"model", "m"}, {"api_key", "sk-k"}})->tls.verify);
 }
 

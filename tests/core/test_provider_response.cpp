@@ -90,6 +90,18 @@ TEST_CASE("provider response: an anthropic message becomes a chat.completion") {
   CHECK(answer.completion_tokens == 89u);
 }
 
+TEST_CASE("provider response: anthropic thinking blocks become reasoning_content") {
+  const auto answer = decode_response(*anthropic_ep(), 200, {}, R"({
+    "id": "msg_t", "type": "message", "role": "assistant", "model": "claude-3-7-sonnet",
+    "content": [{"type": "thinking", "thinking": "Let me add.", "signature": "sig"},
+                {"type": "text", "text": "4"}],
+    "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 7}})",
+                                      fixed_now());
+  REQUIRE(answer.ok);
+  CHECK(answer.completion["choices"][0]["message"]
+        == json({{"role", "assistant"}, {"content", "4"}, {"reasoning_content", "Let me add."}}));
+}
+
 TEST_CASE("provider response: anthropic stop_reason map") {
   for (auto [stop, finish] : {std::pair{"end_turn", "stop"}, {"stop_sequence", "stop"},
                               {"max_tokens", "length"}, {"tool_use", "tool_calls"},

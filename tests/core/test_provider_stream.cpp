@@ -258,3 +258,28 @@ TEST_CASE("provider stream: an anthropic stream cut before message_stop is an er
            "message_stop");
   CHECK(s.summary.content == "Okay, let's check the weather.");
 }
+
+TEST_CASE("provider stream: anthropic extended thinking becomes reasoning_content") {
+  const auto s = decode_every_split(*anthropic_ep(), streamed(false),
+                                    recorded("anthropic_stream_thinking.txt"));
+  const auto chunks = s.chunks();
+  REQUIRE(chunks.size() == 4);
+  CHECK(chunks[1]["choices"][0]["delta"] == json({{"reasoning_content", "2+2 is 4."}}));
+  CHECK(chunks[2]["choices"][0]["delta"] == json({{"content", "4"}}));
+  CHECK(chunks[3]["choices"][0]["finish_reason"] == "stop");
+  const json& message = s.summary.completion["choices"][0]["message"];
+  CHECK(message["content"] == "4");
+  CHECK(message["reasoning_content"] == "2+2 is 4.");
+  CHECK(s.summary.prompt_tokens == 12u);
+  CHECK(s.summary.completion_tokens == 30u);
+}
+
+TEST_CASE("provider stream: a line longer than the bound is an error, not unbounded memory") {
+  std::string huge = "data: \"";
+  huge.append(max_stream_line + 1, 'x');
+  const auto s = decode(*openai_ep(), streamed(false), huge, 0);
+  REQUIRE(s.events.size() == 1);
+  CHECK(s.last().what == event::kind::error);
+  CHECK(s.last().error.kind == error_kind::internal_server);
+  CHECK(s.last().error.message.find("sent a line over") != std::string::npos);
+}
