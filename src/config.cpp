@@ -116,6 +116,8 @@ private:
   std::shared_ptr<const provider_endpoint> load_endpoint(const ojson& p,
                                                          const std::string& path,
                                                          deployment_config& dep);
+  void load_extra_headers(const ojson& p, const std::string& path, http_headers& headers);
+  void load_tls(const ojson& p, const std::string& path, tls_settings& tls);
   void load_shared_settings(const ojson& s, const std::string& path,
                             std::string_view timeout_key, const router_config& cfg,
                             router_settings& out);
@@ -508,37 +510,49 @@ loader::load_endpoint(const ojson& p, const std::string& path, deployment_config
   }
   ep->headers.push_back({"content-type", "application/json", false});
 
-  if (const ojson* extra = check_.object_at(p, "extra_headers", path)) {
-    const std::string extra_path = key_path(path, "extra_headers");
-    for (const auto& item : extra->items()) {
-      const std::string header_path = key_path(extra_path, item.key());
-      if (!is_header_name(item.key())) {
-        check_.fail(header_path, "expected a header name (visible ASCII, no ':')");
-        continue;
-      }
-      if (!item.value().is_string()
-          || !is_header_value(item.value().get_ref<const std::string&>())) {
-        check_.fail(header_path, "expected a string without line breaks");
-        continue;
-      }
-      put_header(ep->headers, {item.key(), item.value().get<std::string>(),
-                               from_env_.count(header_path) != 0});
-    }
-  }
-
-  if (const ojson* verify = json_checks::find(p, "ssl_verify")) {
-    if (verify->is_boolean())
-      ep->tls.verify = verify->get<bool>();
-    else if (verify->is_string() && !verify->get_ref<const std::string&>().empty())
-      ep->tls.ca_file = verify->get<std::string>();
-    else
-      check_.fail(key_path(path, "ssl_verify"), "expected true, false or a CA bundle path");
-  }
-
+  load_extra_headers(p, path, ep->headers);
+  load_tls(p, path, ep->tls);
   for (const auto& item : p.items())
     if (!is_deployment_key(item.key()) && !item.value().is_null())
       ep->param_defaults[item.key()] = nlohmann::json(item.value());
   return ep;
+}
+
+// extra_headers: an object of strings, each replacing a default header of
+// its name; a value from os.environ/ is a secret.
+void loader::load_extra_headers(const ojson& p, const std::string& path,
+                                http_headers& headers) {
+  const ojson* extra = check_.object_at(p, "extra_headers", path);
+  if (!extra)
+    return;
+  const std::string extra_path = key_path(path, "extra_headers");
+  for (const auto& item : extra->items()) {
+    const std::string header_path = key_path(extra_path, item.key());
+    if (!is_header_name(item.key())) {
+      check_.fail(header_path, "expected a header name (visible ASCII, no ':')");
+      continue;
+    }
+    if (!item.value().is_string()
+        || !is_header_value(item.value().get_ref<const std::string&>())) {
+      check_.fail(header_path, "expected a string without line breaks");
+      continue;
+    }
+    put_header(headers, {item.key(), item.value().get<std::string>(),
+                         from_env_.count(header_path) != 0});
+  }
+}
+
+// ssl_verify: true (the default), false, or a CA bundle path.
+void loader::load_tls(const ojson& p, const std::string& path, tls_settings& tls) {
+  const ojson* verify = json_checks::find(p, "ssl_verify");
+  if (!verify)
+    return;
+  if (verify->is_boolean())
+    tls.verify = verify->get<bool>();
+  else if (verify->is_string() && !verify->get_ref<const std::string&>().empty())
+    tls.ca_file = verify->get<std::string>();
+  else
+    check_.fail(key_path(path, "ssl_verify"), "expected true, false or a CA bundle path");
 }
 
 // The keys router_settings and litellm_settings share; each one overwrites

@@ -36,7 +36,8 @@ router_error bad_request(const std::string& path, const std::string& what) {
   return router_error::make(error_kind::bad_request, path + ": " + what);
 }
 
-// One translation; collects the first problem.
+// One request's translation, on the caller's stack; keeps the first
+// problem (a BadRequestError naming the field).
 class request_translator {
 public:
   std::optional<router_error> problem;
