@@ -2,6 +2,7 @@
 #include "ordered_config.hpp"
 #include "yaml_config.hpp"
 
+#include "switchyard/provider.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
@@ -112,6 +113,11 @@ private:
                                                    std::string& id_path);
   void load_litellm_params(const ojson& p, const std::string& path,
                            deployment_config& dep);
+  std::shared_ptr<const provider_endpoint> load_endpoint(const ojson& p,
+                                                         const std::string& path,
+                                                         deployment_config& dep);
+  void load_extra_headers(const ojson& p, const std::string& path, http_headers& headers);
+  void load_tls(const ojson& p, const std::string& path, tls_settings& tls);
   void load_shared_settings(const ojson& s, const std::string& path,
                             std::string_view timeout_key, const router_config& cfg,
                             router_settings& out);
@@ -294,13 +300,6 @@ loader::load_deployment(const ojson& d, const std::string& path,
 
 void loader::load_litellm_params(const ojson& p, const std::string& path,
                                  deployment_config& dep) {
-  note_unknown(p, path,
-               {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
-                "timeout", "stream_timeout", "cooldown_time", "num_retries",
-                "input_cost_per_token", "output_cost_per_token", "mock_response",
-                "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
-                "mock_failure_rate",
-                "mock_failure", "mock_failure_after_calls"});
   dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
   dep.model_from_env = from_env_.count(key_path(path, "model")) != 0;
   if (auto key = check_.string_at(p, "api_key", path))
@@ -331,6 +330,229 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
     set_if(dep.mock_failure, check_.error_kind_at(*kind, key_path(path, "mock_failure")));
   set_if(dep.mock_failure_after_calls,
          check_.integer_at(p, "mock_failure_after_calls", path, 0, INT64_MAX));
+  // A real deployment sends every key that is not the router's or the
+  // transport's as a provider parameter, so none is unknown there; a mock
+  // ignores all it does not read.
+  if (json_checks::find(p, "mock_response"))
+    note_unknown(p, path,
+                 {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
+                  "timeout", "stream_timeout", "cooldown_time", "num_retries",
+                  "input_cost_per_token", "output_cost_per_token", "mock_response",
+                  "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
+                  "mock_failure_rate", "mock_failure", "mock_failure_after_calls"});
+  else if (!dep.model.empty())
+    dep.endpoint = load_endpoint(p, path, dep);
+}
+
+// LiteLLM's litellm_params that are the router's or the transport's, never
+// sent upstream as provider parameters (besides router_request_keys() and
+// every mock_* key). docs/configuration.md lists them.
+const key_list deployment_keys = {
+  "model", "api_key", "api_base", "api_version", "azure_ad_token", "extra_headers",
+  "ssl_verify", "weight", "rpm", "tpm", "order", "timeout", "stream_timeout",
+  "cooldown_time", "num_retries", "max_retries", "input_cost_per_token",
+  "output_cost_per_token", "input_cost_per_second", "output_cost_per_second",
+  "custom_llm_provider", "base_model", "model_info", "tags", "region_name",
+  "organization", "max_parallel_requests", "litellm_credential_name",
+  "use_in_pass_through", "use_litellm_proxy", "merge_reasoning_content_in_choices",
+  "max_budget", "budget_duration", "tenant_id", "client_id", "client_secret",
+  "azure_username", "azure_password", "azure_scope", "api_type", "stream",
+  "drop_params", "additional_drop_params", "configurable_clientside_auth_params",
+  "litellm_trace_id", "metadata", "model_name", "deployment_id", "access_groups"};
+
+// Credentials of other clouds (aws_secret_access_key, vertex_credentials,
+// azure_client_secret, ...) are never a provider parameter either.
+constexpr std::string_view deployment_key_prefixes[] = {"mock_", "aws_", "vertex_", "azure_",
+                                                        "watsonx_"};
+
+bool is_deployment_key(std::string_view key) {
+  if (is_known(deployment_keys, key) || is_router_request_key(key))
+    return true;
+  for (auto prefix : deployment_key_prefixes)
+    if (key.substr(0, prefix.size()) == prefix)
+      return true;
+  return false;
+}
+
+// The first of the variables that is set and non-empty.
+std::optional<std::string> first_env(const env_lookup& env,
+                                     std::initializer_list<std::string_view> names) {
+  if (!env)
+    return std::nullopt;
+  for (auto name : names) {
+    if (name.empty())
+      continue;
+    auto value = env(std::string(name));
+    if (value && !value->empty())
+      return value;
+  }
+  return std::nullopt;
+}
+
+bool is_http_url(const std::string& url) {
+  return url.compare(0, 7, "http://") == 0 || url.compare(0, 8, "https://") == 0;
+}
+
+bool is_header_name(const std::string& name) {
+  if (name.empty())
+    return false;
+  for (unsigned char c : name)
+    if (c <= ' ' || c >= 127 || c == ':')
+      return false;
+  return true;
+}
+
+bool is_header_value(const std::string& value) {
+  return value.find_first_of("\r\n") == std::string::npos
+         && value.find('\0') == std::string::npos;
+}
+
+// Replaces a header of the same name (ASCII case-insensitive) or appends.
+void put_header(http_headers& headers, http_header h) {
+  for (auto& existing : headers)
+    if (find_header({existing}, h.name)) {
+      existing = std::move(h);
+      return;
+    }
+  headers.push_back(std::move(h));
+}
+
+std::shared_ptr<const provider_endpoint>
+loader::load_endpoint(const ojson& p, const std::string& path, deployment_config& dep) {
+  const std::string model_path = key_path(path, "model");
+  const auto slash = dep.model.find('/');
+  const std::string prefix = slash == std::string::npos ? "openai" : dep.model.substr(0, slash);
+  const provider_info* provider = find_provider(prefix);
+  if (!provider) {
+    check_.fail(model_path, "unknown provider"
+                              + (dep.model_from_env ? std::string() : " '" + prefix + "'")
+                              + "; expected one of: " + supported_providers()
+                              + " (or a mock_response)");
+    return nullptr;
+  }
+  auto ep = std::make_shared<provider_endpoint>();
+  ep->provider = provider;
+  ep->upstream_model = slash == std::string::npos ? dep.model : dep.model.substr(slash + 1);
+  if (ep->upstream_model.empty())
+    check_.fail(model_path, "expected a model name after the provider prefix");
+
+  const std::string name(provider->name);
+  // api_base: the params, else the provider's variable, else its default.
+  endpoint_url_parts parts;
+  parts.model = ep->upstream_model;
+  parts.model_from_env = dep.model_from_env;
+  const std::string base_path = key_path(path, "api_base");
+  if (!dep.api_base.empty()) {
+    parts.base = dep.api_base;
+    parts.base_from_env = from_env_.count(base_path) != 0;
+  } else if (auto base = first_env(env_, {provider->base_env})) {
+    parts.base = *base;
+    parts.base_from_env = true;
+  } else {
+    parts.base = std::string(provider->default_base);
+  }
+  if (parts.base.empty())
+    check_.fail(base_path, "is required for provider '" + name + "' (or set "
+                             + std::string(provider->base_env) + ")");
+  else if (!is_http_url(parts.base))
+    check_.fail(base_path, "expected an http:// or https:// URL");
+
+  // The key: api_key, else the provider's variables. Azure may use an AD
+  // token instead (Authorization: Bearer).
+  const std::string key_path_s = key_path(path, "api_key");
+  secret key = dep.api_key;
+  if (key.empty())
+    if (auto from_env = first_env(env_, {provider->key_env, provider->key_env_alt[0],
+                                         provider->key_env_alt[1], provider->key_env_alt[2]}))
+      key = secret(std::move(*from_env));
+  std::optional<std::string> ad_token;
+  if (provider->kind == dialect::azure) {
+    ad_token = check_.string_at(p, "azure_ad_token", path, non_empty);
+    if (!ad_token && key.empty())
+      ad_token = first_env(env_, {"AZURE_AD_TOKEN"});
+    if (auto v = check_.string_at(p, "api_version", path, non_empty)) {
+      parts.api_version = *v;
+      parts.api_version_from_env = from_env_.count(key_path(path, "api_version")) != 0;
+    } else if (auto env_version = first_env(env_, {"AZURE_API_VERSION"})) {
+      parts.api_version = *env_version;
+    } else {
+      parts.api_version = std::string(azure_default_api_version);
+    }
+  }
+  if (provider->needs_key && key.empty() && !ad_token)
+    check_.fail(key_path_s, "is required for provider '" + name + "' (or set "
+                              + std::string(provider->key_env)
+                              + (provider->kind == dialect::azure ? ", or azure_ad_token" : "")
+                              + ")");
+  set_endpoint_url(*ep, parts);
+
+  const auto secret_header = [](std::string n, std::string v) {
+    return http_header{std::move(n), std::move(v), true};
+  };
+  switch (provider->kind) {
+  case dialect::azure:
+    if (ad_token)
+      ep->headers.push_back(secret_header("Authorization", "Bearer " + *ad_token));
+    else
+      ep->headers.push_back(secret_header("api-key", key.reveal()));
+    break;
+  case dialect::anthropic:
+    ep->headers.push_back(secret_header("x-api-key", key.reveal()));
+    ep->headers.push_back({"anthropic-version", std::string(anthropic_api_version), false});
+    break;
+  default:
+    if (!key.empty())
+      ep->headers.push_back(secret_header("Authorization", "Bearer " + key.reveal()));
+    // As the openai client sends `organization`.
+    if (auto org = check_.string_at(p, "organization", path, non_empty))
+      ep->headers.push_back({"OpenAI-Organization", *org,
+                             from_env_.count(key_path(path, "organization")) != 0});
+  }
+  ep->headers.push_back({"content-type", "application/json", false});
+
+  load_extra_headers(p, path, ep->headers);
+  load_tls(p, path, ep->tls);
+  for (const auto& item : p.items())
+    if (!is_deployment_key(item.key()) && !item.value().is_null())
+      ep->param_defaults[item.key()] = nlohmann::json(item.value());
+  return ep;
+}
+
+// extra_headers: an object of strings, each replacing a default header of
+// its name; a value from os.environ/ is a secret.
+void loader::load_extra_headers(const ojson& p, const std::string& path,
+                                http_headers& headers) {
+  const ojson* extra = check_.object_at(p, "extra_headers", path);
+  if (!extra)
+    return;
+  const std::string extra_path = key_path(path, "extra_headers");
+  for (const auto& item : extra->items()) {
+    const std::string header_path = key_path(extra_path, item.key());
+    if (!is_header_name(item.key())) {
+      check_.fail(header_path, "expected a header name (visible ASCII, no ':')");
+      continue;
+    }
+    if (!item.value().is_string()
+        || !is_header_value(item.value().get_ref<const std::string&>())) {
+      check_.fail(header_path, "expected a string without line breaks");
+      continue;
+    }
+    put_header(headers, {item.key(), item.value().get<std::string>(),
+                         from_env_.count(header_path) != 0});
+  }
+}
+
+// ssl_verify: true (the default), false, or a CA bundle path.
+void loader::load_tls(const ojson& p, const std::string& path, tls_settings& tls) {
+  const ojson* verify = json_checks::find(p, "ssl_verify");
+  if (!verify)
+    return;
+  if (verify->is_boolean())
+    tls.verify = verify->get<bool>();
+  else if (verify->is_string() && !verify->get_ref<const std::string&>().empty())
+    tls.ca_file = verify->get<std::string>();
+  else
+    check_.fail(key_path(path, "ssl_verify"), "expected true, false or a CA bundle path");
 }
 
 // The keys router_settings and litellm_settings share; each one overwrites

@@ -19,6 +19,8 @@
 
 namespace switchyard {
 
+struct provider_endpoint;
+
 /// One entry of `model_list`, validated. Immutable after load.
 struct deployment_config {
   /// `model_info.id`, or the LiteLLM-compatible SHA-256 id.
@@ -30,8 +32,13 @@ struct deployment_config {
   /// `model` came from `os.environ/`: a secret like any such value, so
   /// results name the model group instead.
   bool model_from_env = false;
+  /// `litellm_params.api_base` / `api_key` as written (the resolved ones,
+  /// with the provider's variables and defaults, are in `endpoint`).
   std::string api_base;
   secret api_key;
+  /// Where real calls go (switchyard/provider.hpp): null only for a mock, a
+  /// deployment with `mock_response` in its litellm_params.
+  std::shared_ptr<const provider_endpoint> endpoint;
   std::optional<double> weight;
   std::optional<double> rpm; ///< also accepted at the deployment's top level
   std::optional<double> tpm; ///< likewise

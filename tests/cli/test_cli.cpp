@@ -320,6 +320,37 @@ TEST_CASE("check: a good config prints its summary and exits 0") {
   CHECK(contains(r.out, "context_window_fallbacks:\n  ctx-with-fb -> ctx-large\n"));
 }
 
+TEST_CASE("check: prints each deployment's transport and endpoint, never a key or a "
+          "secret from the environment") {
+  const std::string env =
+    "SY_CHECK_KEY=sk-env-check-5e6f7a8b SY_CHECK_BASE=https://secret-base-9c8d.example.net";
+  const cli_result r = run_cli("check --config " + quoted(data_file("real_config.json")), env);
+  REQUIRE(r.status == 0);
+  INFO(r.out);
+  CHECK(contains(r.out, "  chat-openai     weight=- order=- rpm=- tpm=- openai "
+                        "https://api.openai.com/v1/chat/completions\n"));
+  CHECK(contains(r.out, "  chat-azure      weight=- order=- rpm=- tpm=- azure "
+                        "https://eastus.openai.azure.com/openai/deployments/eastus-gpt4o/"
+                        "chat/completions?api-version=2024-10-21\n"));
+  CHECK(contains(r.out, "  chat-anthropic  weight=- order=- rpm=- tpm=- anthropic "
+                        "<redacted api_base>/v1/messages\n"));
+  CHECK(contains(r.out, "  chat-mock       weight=- order=- rpm=- tpm=- mock\n"));
+  for (const char* secret : {"sk-literal-check-7a1b2c3d", "sk-env-check-5e6f7a8b",
+                             "secret-base-9c8d"}) {
+    INFO(secret);
+    CHECK_FALSE(contains(r.out, secret));
+    CHECK_FALSE(contains(r.err, secret));
+  }
+}
+
+TEST_CASE("check: a real deployment without a key is a load error at its api_key") {
+  const cli_result r = run_cli("check --config " + quoted(data_file("real_config.json")),
+                               "env -u SY_CHECK_KEY SY_CHECK_BASE=https://b.example");
+  CHECK(r.status == 1);
+  CHECK(contains(r.err, "model_list[1].litellm_params.api_key: environment variable "
+                        "SY_CHECK_KEY is not set\n"));
+}
+
 TEST_CASE("check: a broken config prints every problem with its path and exits 1") {
   const cli_result r = run_cli("check --config " + quoted(data_file("broken_config.json")));
   CHECK(r.status == 1);

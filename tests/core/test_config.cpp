@@ -20,7 +20,10 @@ using nlohmann::ordered_json;
 
 namespace {
 
-using switchyard::test::fake_env;
+// Most deployments here are real ones with no key: about loading, not providers.
+env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
+  return switchyard::test::fake_env_with_keys(std::move(vars));
+}
 
 // The problems load_config_text reports (fails the test if it loads).
 std::vector<config_problem> problems_of(const std::string& text,
@@ -359,8 +362,8 @@ TEST_CASE("config: generated ids match LiteLLM's (hashes computed with Python)")
    "label": "caf\u00e9 \u2615 \ud83d\ude00"})json",
      "d83faf455e903fa2654cbfb8a6c0f457ef6d6b22aac64fd9dfbfca3e91e27811"},
     {"unicode model name", "\xe6\xa8\xa1\xe5\x9e\x8b",
-     R"({"model": "x/\u6a21\u578b", "api_base": "https://example.com/v1"})",
-     "b2ed4d9aee227f4790eb6dbeb2c3cd6b358f1db16798216ebd9ba176a293805f"},
+     R"({"model": "hosted_vllm/\u6a21\u578b", "api_base": "https://example.com/v1"})",
+     "17d97d0c689d284565bb8e4488fa9d439231c66220801440515200c6199ba778"},
     {"float spellings (Python repr)", "f",
      R"({"model": "m", "a": 1e16, "b": 1e15, "c": 0.0001, "d": -2.5e-7, "e": 1.5e300, "f": 123456.789, "g": 0.1, "h": -0.0, "i": 5e-324, "j": 1.7976931348623157e308, "k": 12345678901234567890})",
      "3d60b2dd8bbae136472612adf2434e94d96da06973f59e8388151737bd91eb24"},

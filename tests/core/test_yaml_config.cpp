@@ -20,7 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using switchyard::test::fake_env;
+// Most deployments here are real ones with no key: about loading, not providers.
+env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
+  return switchyard::test::fake_env_with_keys(std::move(vars));
+}
 
 // The variables the fixtures name in the sections Switchyard reads (not
 // REDIS_PASSWORD, REDIS_HOST, LITELLM_MASTER_KEY, DATABASE_URL: those sit in

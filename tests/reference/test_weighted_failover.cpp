@@ -197,11 +197,12 @@ TEST_CASE("TestGetExcludedFilteredDeployments.test_excluded_set_with_unknown_ids
 TEST_CASE("TestGetExcludedFilteredDeployments.test_handles_missing_model_info") {
   // A deployment without model_info gets LiteLLM's generated id.
   auto list = json::array(
-    {json{{"model_name", "test-model"}, {"litellm_params", {{"model", "gpt-4o"}}}},
+    {json{{"model_name", "test-model"}, {"litellm_params", {{"model", "gpt-4o"}, {"api_key", "k"}}}},
      make_dep("b")});
   auto loaded = loaded_ids(list);
   REQUIRE(loaded.size() == 2);
-  const auto generated = switchyard::litellm_deployment_id("test-model", json{{"model", "gpt-4o"}});
+  const auto generated =
+    switchyard::litellm_deployment_id("test-model", json{{"model", "gpt-4o"}, {"api_key", "k"}});
   CHECK(loaded[0] == generated);
   CHECK(loaded[0].size() == 64);
   CHECK(loaded[1] == "b");
