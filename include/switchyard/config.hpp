@@ -88,6 +88,21 @@ struct per_kind_counts {
   std::optional<int> for_kind(error_kind k) const;
 };
 
+/// Where replicas share state (SHARED_STATE.md): router_settings'
+/// `redis_host`, `redis_port`, `redis_password`, `redis_url` (LiteLLM's
+/// keys) and `redis_key_prefix` (Switchyard's). Immutable.
+struct redis_settings {
+  std::string host;
+  int port = 6379;
+  secret password;
+  int db = 0; ///< from redis_url's /db
+  /// Prefix of every key and channel, so that several configurations can
+  /// share one Redis.
+  std::string key_prefix = "switchyard:";
+  /// The host or url came from os.environ/: a secret, never printed.
+  bool host_from_env = false;
+};
+
 /// `router_settings`, validated, with LiteLLM's defaults. Immutable.
 struct router_settings {
   std::string routing_strategy = "simple-shuffle";
@@ -116,6 +131,9 @@ struct router_settings {
   int max_fallbacks = 5;
   /// routing_strategy_args.lowest_latency_buffer (latency-based-routing).
   double lowest_latency_buffer = 0;
+  /// Set when redis_host or redis_url is: share state through Redis.
+  /// Unset: state stays in the process.
+  std::optional<redis_settings> redis;
 };
 
 /// A model group: the deployments that serve one public model name.
