@@ -94,6 +94,7 @@ struct per_kind_counts {
 struct redis_settings {
   std::string host;
   int port = 6379;
+  std::string username; ///< from redis_url's user part (Redis 6 ACL); empty: none
   secret password;
   int db = 0; ///< from redis_url's /db
   /// Prefix of every key and channel, so that several configurations can
@@ -192,11 +193,17 @@ env_lookup process_env();
 
 /// Validates a LiteLLM-style JSON document into a router_config.
 /// Throws config_error listing every problem with its path.
-/// nlohmann::json keeps object keys sorted, so ids generated here hash
-/// litellm_params in sorted key order; load_config_text and
-/// load_config_file keep the file's order, as LiteLLM does.
-router_config load_config(const nlohmann::json& doc,
+/// Takes nlohmann::ordered_json, whose objects keep their order, because
+/// generated ids hash litellm_params in file order (as LiteLLM does): so
+/// load_config, load_config_text and load_config_file give the same ids
+/// for the same config. Parse with nlohmann::ordered_json::parse.
+router_config load_config(const nlohmann::ordered_json& doc,
                           const env_lookup& env = process_env());
+/// Deleted: nlohmann::json has sorted every object, its file order is lost,
+/// and the ids would differ from the ones load_config_text computes for the
+/// same text (every replica must compute the same ids: SHARED_STATE.md).
+router_config load_config(const nlohmann::json& doc,
+                          const env_lookup& env = process_env()) = delete;
 
 /// Parses `text` as JSON first (syntax errors are a config_error with the
 /// line and column), then load_config.
@@ -212,7 +219,16 @@ router_config load_config_file(const std::string& file,
 /// litellm_params key and value in file order (values written as Python's
 /// str() / json.dumps would write them), after secret resolution.
 std::string litellm_deployment_id(const std::string& model_name,
-                                  const nlohmann::json& litellm_params);
+                                  const nlohmann::ordered_json& litellm_params);
+/// Deleted for the reason load_config(const nlohmann::json&) is.
+std::string litellm_deployment_id(const std::string& model_name,
+                                  const nlohmann::json& litellm_params) = delete;
+
+/// Parses LiteLLM's `redis_url` (`redis://[[user]:password@]host[:port][/db]`,
+/// a `?query` after the db is ignored). On a bad url returns nullopt and
+/// sets `error` to what is wrong, without echoing the url (it holds the
+/// password). Pure.
+std::optional<redis_settings> parse_redis_url(std::string_view url, std::string& error);
 
 /// Parses a mock_response value (string, `litellm.<Kind>` or error object)
 /// at `path`; problems are appended to `problems`.

@@ -412,7 +412,7 @@ int redis_shared_state::impl::poll_timeout(steady::time_point now) const {
   if (cmd_.ready) {
     earlier(totals_at_);
     earlier(reread_at_);
-    if (flush_due_)
+    if (flush_due_ && !batch_) // with a batch in flight, its reply wakes us
       earlier(flush_at_);
   }
   auto ms = std::chrono::ceil<milliseconds>(next - now).count();
@@ -463,11 +463,17 @@ void redis_shared_state::impl::connect(conn& c, steady::time_point now) {
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
 
   // The first command also starts the connect (hiredis waits for a write).
-  if (!opt_.server.password.empty())
-    send(c, argv_builder() << "AUTH" << opt_.server.password.reveal(), [this, &c](redisReply* r) {
+  if (!opt_.server.password.empty()) {
+    argv_builder auth;
+    auth << "AUTH";
+    if (!opt_.server.username.empty())
+      auth << opt_.server.username;
+    auth << opt_.server.password.reveal();
+    send(c, auth, [this, &c](redisReply* r) {
       if (r && r->type == REDIS_REPLY_ERROR)
         fail(c, "authentication failed: " + scrub(r->str, opt_.server.password));
     });
+  }
   if (&c == &cmd_) {
     if (opt_.server.db != 0)
       send(c, argv_builder() << "SELECT" << opt_.server.db, [this, &c](redisReply* r) {
@@ -716,18 +722,22 @@ void redis_shared_state::impl::send_batch() {
       batch_->lost_reply = true;
       return;
     }
-    std::lock_guard lock(mu_);
-    if (r->type == REDIS_REPLY_INTEGER) {
-      ++stats_.batches_acked;
-      if (r->integer == 0)
-        ++stats_.batches_duplicate;
-    } else {
-      // A script error is not going to pass on a retry: count it lost.
-      ++stats_.counts_dropped;
+    const bool applied = r->type == REDIS_REPLY_INTEGER;
+    {
+      std::lock_guard lock(mu_);
+      if (applied) {
+        ++stats_.batches_acked;
+        stats_.batches_duplicate += r->integer == 0 ? 1 : 0;
+      } else {
+        stats_.counts_dropped += batch_->items.size();
+      }
+    }
+    // A refusal (an error reply) would not pass on a retry: the batch is
+    // dropped, with a warning.
+    if (!applied)
       spdlog::warn("shared state (redis): counter batch refused: {}",
                    scrub(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
                          opt_.server.password));
-    }
     batch_.reset();
     flush_due_ = true; // what came in meanwhile goes now
     flush_at_ = steady::now();

@@ -9,6 +9,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -442,4 +443,27 @@ TEST_CASE("two key prefixes on one redis do not see each other", "[redis]") {
   std::this_thread::sleep_for(milliseconds(1200)); // past one re-read
   CHECK(b.heard->locked([&] { return b.heard->cooldowns.size(); }) == 0);
   CHECK(c.integer({"EXISTS", "sy-other:cooldown:dep-a"}) == 0);
+}
+
+TEST_CASE("cooldown propagation from one instance to another, measured", "[redis]") {
+  redis_server server;
+  instance a(options_for(server.port())), b(options_for(server.port()));
+  REQUIRE(a.wait_status(shared_state_status::state::connected));
+  REQUIRE(b.wait_status(shared_state_status::state::connected));
+  // Each a later deadline for the same deployment, so that each is news.
+  constexpr int n = 200;
+  std::vector<double> ms;
+  const wall_ms base = wall_now() + 60'000;
+  for (int k = 0; k < n; ++k) {
+    const auto t0 = std::chrono::steady_clock::now();
+    a.state->publish_cooldown({"dep-a", base + k, error_kind::rate_limit, 429});
+    REQUIRE(b.wait_cooldown("dep-a", base + k));
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                   .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  WARN("publish -> other instance's listener over " << n << " cooldowns: p50 " << ms[n / 2]
+                                                    << " ms, p99 " << ms[n * 99 / 100]
+                                                    << " ms, max " << ms.back() << " ms");
+  CHECK(b.heard->locked([&] { return b.heard->cooldowns.size(); }) == static_cast<std::size_t>(n));
 }

@@ -75,7 +75,7 @@ json make_dep(const std::string& id, std::optional<int> weight = std::nullopt) {
 
 // The ids of a model list's deployments, as load_config assigns them.
 std::vector<std::string> loaded_ids(const json& model_list) {
-  auto config = switchyard::load_config(json{{"model_list", model_list}});
+  auto config = switchyard::load_config(nlohmann::ordered_json{{"model_list", model_list}});
   std::vector<std::string> ids;
   for (const auto& d : config.deployments)
     ids.push_back(d.id);
@@ -189,7 +189,7 @@ TEST_CASE("TestGetExcludedFilteredDeployments.test_handles_missing_model_info") 
      make_dep("b")});
   auto ids = loaded_ids(list);
   REQUIRE(ids.size() == 2);
-  const auto generated = switchyard::litellm_deployment_id("x", json{{"model", "gpt-4o"}});
+  const auto generated = switchyard::litellm_deployment_id("x", nlohmann::ordered_json{{"model", "gpt-4o"}});
   CHECK(ids[0] == generated);
   CHECK(ids[0].size() == 64);
   CHECK(ids[1] == "b");
@@ -855,7 +855,7 @@ TEST_CASE("test_failover_falls_through_to_external_fallback_when_remaining_in_co
   // down (cooldown_time 60 s here). The first request goes A (500, weight
   // 10^6 so always first) -> B (401: cooled down) -> fallback. The second
   // finds B cooling: A -> fallback, B never called.
-  auto text = json::parse(cooldown_fallthrough);
+  auto text = nlohmann::ordered_json::parse(cooldown_fallthrough);
   text["model_list"][1]["litellm_params"]["mock_response"] =
     json{{"error", "AuthenticationError"}, {"message", "B down"}};
   text["model_list"][1]["litellm_params"]["cooldown_time"] = 60;
