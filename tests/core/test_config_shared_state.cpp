@@ -85,7 +85,7 @@ TEST_CASE("config: redis settings may come from os.environ/, the port as a strin
   CHECK(url.settings.redis->host_from_env);
 }
 
-TEST_CASE("config: redis_url wins over host and port; its password over redis_password") {
+TEST_CASE("config: redis_url wins over host and port, and its password over redis_password") {
   const auto cfg = with_settings(
     R"({"redis_url": "redis://:url-pw@cache.internal:7001/3", "redis_host": "other",
         "redis_port": 1, "redis_password": "key-pw"})");
