@@ -122,7 +122,10 @@ public:
 
 /// What the actors call to share state. Every call is thread-safe and
 /// never blocks on I/O: it is a short-mutex enqueue (O(1) amortised, one
-/// hash lookup); the I/O happens later on the implementation's own thread.
+/// hash lookup; counts for the same deployment and minute are merged until
+/// sent), plus a non-blocking eventfd write to wake the I/O thread (every
+/// cooldown; the first count of each batch). The I/O happens later on the
+/// implementation's own thread.
 /// Nothing is reported back per call: a store that is down only means the
 /// fleet hears of it later (cooldowns) or not at all (old minutes).
 class shared_state {
