@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +38,8 @@ const key_list router_keys = {
   "allowed_fails_policy", "retry_policy", "model_group_retry_policy",
   "model_group_alias", "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
   "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
-  "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args"};
+  "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args",
+  "redis_host", "redis_port", "redis_password", "redis_url", "redis_key_prefix"};
 // litellm_settings keys that LiteLLM's Router falls back to (module globals
 // such as litellm.num_retries) when router_settings leaves them unset.
 const key_list litellm_keys = {
@@ -125,6 +127,7 @@ private:
                              const router_config& cfg, router_settings& out);
   void load_router_settings(const ojson& s, const std::string& path,
                             const router_config& cfg, router_settings& out);
+  std::optional<redis_settings> load_redis_settings(const ojson& s, const std::string& path);
   per_kind_counts per_kind_at(const ojson& policy, const std::string& path,
                               std::string_view suffix, std::int64_t max = INT_MAX);
   void load_group_retry_policy(const ojson& groups, const std::string& path,
@@ -612,6 +615,60 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
     set_if(out.lowest_latency_buffer,
            check_.number_at(*args, "lowest_latency_buffer", args_path, at_least_zero));
   }
+  out.redis = load_redis_settings(s, path);
+}
+
+// LiteLLM's redis_url, or redis_host with redis_port and redis_password;
+// the url wins over the separate keys (as redis.from_url does), but for a
+// password the url lacks. Values are never echoed: a url holds the
+// password, and any of them may come from the environment.
+std::optional<redis_settings> loader::load_redis_settings(const ojson& s,
+                                                          const std::string& path) {
+  redis_settings r;
+  auto host = check_.string_at(s, "redis_host", path, non_empty);
+  auto password = check_.string_at(s, "redis_password", path);
+  auto prefix = check_.string_at(s, "redis_key_prefix", path, non_empty);
+  std::optional<std::int64_t> port;
+  const std::string port_path = key_path(path, "redis_port");
+  if (const ojson* p = json_checks::find(s, "redis_port")) {
+    // From os.environ/ a port is a string of digits.
+    std::int64_t x = 0;
+    if (p->is_string()) {
+      const auto& text = p->get_ref<const std::string&>();
+      auto res = std::from_chars(text.data(), text.data() + text.size(), x);
+      if (text.empty() || res.ec != std::errc() || res.ptr != text.data() + text.size())
+        check_.fail(port_path, "expected a port number (1 to 65535)");
+      else if (check_.integer_in(x, port_path, 1, 65535))
+        port = x;
+    } else {
+      port = check_.integer_at(s, "redis_port", path, 1, 65535);
+    }
+  }
+  const std::string url_path = key_path(path, "redis_url");
+  if (auto url = check_.string_at(s, "redis_url", path, non_empty)) {
+    std::string error;
+    auto parsed = parse_redis_url(*url, error);
+    if (!parsed) {
+      check_.fail(url_path, error);
+      return std::nullopt;
+    }
+    r = std::move(*parsed);
+    r.host_from_env = from_env_.count(url_path) != 0;
+    if (r.password.empty() && password)
+      r.password = secret(std::move(*password));
+  } else if (host) {
+    r.host = std::move(*host);
+    r.host_from_env = from_env_.count(key_path(path, "redis_host")) != 0;
+    if (port)
+      r.port = static_cast<int>(*port);
+    if (password)
+      r.password = secret(std::move(*password));
+  } else {
+    return std::nullopt; // no Redis: the state stays in the process
+  }
+  if (prefix)
+    r.key_prefix = std::move(*prefix);
+  return r;
 }
 
 per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path,
@@ -780,6 +837,68 @@ bool is_yaml_file(const std::string& file, const std::string& text) {
 
 } // namespace
 
+std::optional<redis_settings> parse_redis_url(std::string_view url, std::string& error) {
+  const auto bad = [&error](std::string why) {
+    error = std::move(why) + " (expected redis://[[user]:password@]host[:port][/db])";
+    return std::nullopt;
+  };
+  constexpr std::string_view scheme = "redis://";
+  if (url.substr(0, 9) == "rediss://")
+    return bad("TLS (rediss://) is not supported");
+  if (url.substr(0, scheme.size()) != scheme)
+    return bad("not a redis:// url");
+  std::string_view rest = url.substr(scheme.size());
+  redis_settings r;
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    db = db.substr(0, db.find('?'));
+    if (!db.empty()) {
+      int x = 0;
+      auto res = std::from_chars(db.data(), db.data() + db.size(), x);
+      if (res.ec != std::errc() || res.ptr != db.data() + db.size() || x < 0)
+        return bad("the database after '/' is not a number");
+      r.db = x;
+    }
+  }
+  const auto at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = userinfo.find(':');
+    r.username = std::string(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos)
+      r.password = secret(std::string(userinfo.substr(colon + 1)));
+  }
+  std::string_view host = authority;
+  if (!authority.empty() && authority.front() == '[') { // [::1]:6379
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      return bad("an IPv6 host lacks its ']'");
+    host = authority.substr(1, close - 1);
+    authority = authority.substr(close + 1);
+  } else {
+    host = authority.substr(0, authority.find(':'));
+    authority = authority.substr(host.size());
+  }
+  if (!authority.empty()) {
+    if (authority.front() != ':')
+      return bad("unexpected text after the host");
+    std::string_view port = authority.substr(1);
+    int x = 0;
+    auto res = std::from_chars(port.data(), port.data() + port.size(), x);
+    if (port.empty() || res.ec != std::errc() || res.ptr != port.data() + port.size()
+        || x < 1 || x > 65535)
+      return bad("the port is not a number from 1 to 65535");
+    r.port = x;
+  }
+  if (host.empty())
+    return bad("no host");
+  r.host = std::string(host);
+  return r;
+}
+
 std::optional<int> per_kind_counts::for_kind(error_kind k) const {
   switch (k) {
   case error_kind::content_policy_violation:
@@ -866,13 +985,6 @@ void check_depth(const Json& doc) {
 router_config load_config(const nlohmann::ordered_json& doc, const env_lookup& env) {
   check_depth(doc);
   return loader(env).load(doc);
-}
-
-// nlohmann::json has sorted every object, so generated ids follow the sorted
-// key order here; load_config_text and load_config_file keep file order.
-router_config load_config(const nlohmann::json& doc, const env_lookup& env) {
-  check_depth(doc);
-  return loader(env).load(nlohmann::ordered_json(doc));
 }
 
 router_config load_config_text(const std::string& text, const env_lookup& env) {

@@ -56,6 +56,21 @@ deployment_health::deployment_health(const router_config& config,
   for (auto d : config.groups.at(group).deployments)
     cooldown_time_s_.push_back(config.deployments[d].cooldown_time_s);
   windows_.resize(cooldown_time_s_.size());
+  remote_.resize(cooldown_time_s_.size());
+}
+
+const deployment_health::window* deployment_health::remote(local_index i,
+                                                           time_point now) const {
+  const auto& r = remote_.at(i);
+  return r.requests > 0 && now - r.start < window_length ? &r : nullptr;
+}
+
+void deployment_health::set_remote(local_index i, std::uint64_t requests,
+                                   std::uint64_t failures, time_point now) {
+  const auto clamp = [](std::uint64_t x) {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(x, UINT32_MAX / 2));
+  };
+  remote_.at(i) = window{now, clamp(requests), clamp(std::min(failures, requests))};
 }
 
 deployment_health::window& deployment_health::current(local_index i,
@@ -77,6 +92,9 @@ deployment_health::record_failure(local_index i, const router_error& e,
   auto& w = current(i, now);
   ++w.requests;
   ++w.failures;
+  const auto* r = remote(i, now);
+  const std::uint32_t fleet_failures = w.failures + (r ? r->failures : 0);
+  const std::uint32_t fleet_requests = w.requests + (r ? r->requests : 0);
   auto length = cooldown_length(settings_, cooldown_time_s_.at(i), e, request_cooldown_s);
   if (!length)
     return std::nullopt;
@@ -90,9 +108,9 @@ deployment_health::record_failure(local_index i, const router_error& e,
       settings_.allowed_fails.value_or(default_allowed_fails));
   bool cool;
   if (allowed)
-    cool = w.failures > static_cast<std::uint32_t>(*allowed);
+    cool = fleet_failures > static_cast<std::uint32_t>(*allowed);
   else
-    cool = default_cooldown_rule(e.status, w.failures, w.requests,
+    cool = default_cooldown_rule(e.status, fleet_failures, fleet_requests,
                                  windows_.size());
   if (!cool)
     return std::nullopt;
@@ -101,12 +119,14 @@ deployment_health::record_failure(local_index i, const router_error& e,
 
 std::uint32_t deployment_health::failures(local_index i, time_point now) const {
   const auto& w = windows_.at(i);
-  return now - w.start >= window_length ? 0 : w.failures;
+  const auto* r = remote(i, now);
+  return (now - w.start >= window_length ? 0 : w.failures) + (r ? r->failures : 0);
 }
 
 std::uint32_t deployment_health::requests(local_index i, time_point now) const {
   const auto& w = windows_.at(i);
-  return now - w.start >= window_length ? 0 : w.requests;
+  const auto* r = remote(i, now);
+  return (now - w.start >= window_length ? 0 : w.requests) + (r ? r->requests : 0);
 }
 
 cooldown_state::cooldown_state(std::size_t deployments) : until_(deployments) {
@@ -120,6 +140,26 @@ bool cooldown_state::start(local_index i, time_point now, time_point until) {
   if (!u || *u < until)
     u = until;
   return was_available;
+}
+
+bool cooldown_state::apply_remote(local_index i, time_point now, time_point until) {
+  if (until <= now)
+    return false;
+  const auto& u = until_.at(i);
+  if (cooling(i, now) && *u >= until)
+    return false;
+  start(i, now, until);
+  return true;
+}
+
+time_point steady_deadline(wall_ms deadline, wall_ms wall_now, time_point steady_now) {
+  return steady_now + std::chrono::duration_cast<clock_type::duration>(
+                        std::chrono::milliseconds(deadline - wall_now));
+}
+
+wall_ms wall_deadline(time_point until, time_point steady_now, wall_ms wall_now) {
+  // Rounded up: the shared deadline never ends before the local one.
+  return wall_now + std::chrono::ceil<std::chrono::milliseconds>(until - steady_now).count();
 }
 
 bool cooldown_state::expire(time_point now) {

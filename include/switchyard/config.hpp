@@ -102,6 +102,22 @@ struct per_kind_counts {
   std::optional<int> for_kind(error_kind k) const;
 };
 
+/// Where replicas share state (SHARED_STATE.md): router_settings'
+/// `redis_host`, `redis_port`, `redis_password`, `redis_url` (LiteLLM's
+/// keys) and `redis_key_prefix` (Switchyard's). Immutable.
+struct redis_settings {
+  std::string host;
+  int port = 6379;
+  std::string username; ///< from redis_url's user part (Redis 6 ACL); empty: none
+  secret password;
+  int db = 0; ///< from redis_url's /db
+  /// Prefix of every key and channel, so that several configurations can
+  /// share one Redis.
+  std::string key_prefix = "switchyard:";
+  /// The host or url came from os.environ/: a secret, never printed.
+  bool host_from_env = false;
+};
+
 /// `router_settings`, validated, with LiteLLM's defaults. Immutable.
 struct router_settings {
   std::string routing_strategy = "simple-shuffle";
@@ -135,6 +151,9 @@ struct router_settings {
   int max_fallbacks = 5;
   /// routing_strategy_args.lowest_latency_buffer (latency-based-routing).
   double lowest_latency_buffer = 0;
+  /// Set when redis_host or redis_url is: share state through Redis.
+  /// Unset: state stays in the process.
+  std::optional<redis_settings> redis;
 };
 
 /// A model group: the deployments that serve one public model name.
@@ -196,11 +215,17 @@ env_lookup process_env();
 
 /// Validates a LiteLLM-style JSON document into a router_config.
 /// Throws config_error listing every problem with its path.
-/// nlohmann::json keeps object keys sorted, so ids generated here hash
-/// litellm_params in sorted key order; load_config_text and
-/// load_config_file keep the file's order, as LiteLLM does.
-router_config load_config(const nlohmann::json& doc,
+/// Takes nlohmann::ordered_json, whose objects keep their order, because
+/// generated ids hash litellm_params in file order (as LiteLLM does): so
+/// load_config, load_config_text and load_config_file give the same ids
+/// for the same config. Parse with nlohmann::ordered_json::parse.
+router_config load_config(const nlohmann::ordered_json& doc,
                           const env_lookup& env = process_env());
+/// Deleted: nlohmann::json has sorted every object, its file order is lost,
+/// and the ids would differ from the ones load_config_text computes for the
+/// same text (every replica must compute the same ids: SHARED_STATE.md).
+router_config load_config(const nlohmann::json& doc,
+                          const env_lookup& env = process_env()) = delete;
 
 /// Parses `text` as JSON first (syntax errors are a config_error with the
 /// line and column), then load_config.
@@ -222,7 +247,16 @@ void validate_config(router_config& config);
 /// litellm_params key and value in file order (values written as Python's
 /// str() / json.dumps would write them), after secret resolution.
 std::string litellm_deployment_id(const std::string& model_name,
-                                  const nlohmann::json& litellm_params);
+                                  const nlohmann::ordered_json& litellm_params);
+/// Deleted for the reason load_config(const nlohmann::json&) is.
+std::string litellm_deployment_id(const std::string& model_name,
+                                  const nlohmann::json& litellm_params) = delete;
+
+/// Parses LiteLLM's `redis_url` (`redis://[[user]:password@]host[:port][/db]`,
+/// a `?query` after the db is ignored). On a bad url returns nullopt and
+/// sets `error` to what is wrong, without echoing the url (it holds the
+/// password). Pure.
+std::optional<redis_settings> parse_redis_url(std::string_view url, std::string& error);
 
 /// Parses a mock_response value (string, `litellm.<Kind>` or error object)
 /// at `path`; problems are appended to `problems`.

@@ -381,14 +381,18 @@ TEST_CASE("config: generated ids match LiteLLM's (hashes computed with Python)")
   }
 }
 
-TEST_CASE("config: litellm_deployment_id on nlohmann::json hashes in its (sorted) key order") {
-  CHECK(litellm_deployment_id("g", json{{"model", "openai/gpt-4o"}})
+TEST_CASE("config: litellm_deployment_id hashes an ordered_json in its own key order") {
+  CHECK(litellm_deployment_id("g", ordered_json{{"model", "openai/gpt-4o"}})
         == "c73de01b418c6082ea81ad7f2a315e9755af4680247b404e0b1b8c9a1a893936");
-  // {"api_key", "model", "weight"}: sorted order, hashed as Python would hash
-  // a dict in that order.
-  CHECK(litellm_deployment_id("gpt-4o", json{{"model", "azure/eastus2"},
-                                             {"api_key", "sk-test-123"},
-                                             {"weight", 50}})
+  // As written, not sorted: the id load_config_text computes for this text.
+  CHECK(litellm_deployment_id("gpt-4o", ordered_json{{"model", "azure/eastus2"},
+                                                     {"api_key", "sk-test-123"},
+                                                     {"weight", 50}})
+        == "0bda56416ce03fb55611fd2ecd70865c6a80e004027383bb225c46ab9773b6a6");
+  // In sorted order (what a nlohmann::json would have held).
+  CHECK(litellm_deployment_id("gpt-4o", ordered_json{{"api_key", "sk-test-123"},
+                                                     {"model", "azure/eastus2"},
+                                                     {"weight", 50}})
         == "53be1c4cbf7d4b0a32a54f52941c5ddb228a83ee0a8cc586a13d30530e835f1a");
 }
 
@@ -578,7 +582,7 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     INFO(c.pointer << " = " << c.value.dump());
     std::vector<config_problem> problems;
     try {
-      load_config(doc, fake_env());
+      load_config(ordered_json(doc), fake_env());
     } catch (const config_error& e) {
       problems = e.problems();
     }
@@ -1005,7 +1009,7 @@ TEST_CASE("config: os.environ/ is resolved only where Switchyard reads the value
       "model_list": [{"model_name": "g", "litellm_params": {"model": "m"}}],
       "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
       "environment_variables": {"X": "os.environ/Y"},
-      "router_settings": {"redis_password": "os.environ/REDIS_PASSWORD"},
+      "router_settings": {"cache_kwargs": {"password": "os.environ/REDIS_PASSWORD"}},
       "litellm_settings": {"cache_params": {"password": "os.environ/REDIS_PASSWORD"}}})",
                                       fake_env());
     CHECK(cfg.deployments.size() == 1);

@@ -16,7 +16,7 @@ std::vector<config_problem> problems_of(const std::vector<json>& params,
   for (const auto& p : params)
     list.push_back({{"model_name", "g"}, {"litellm_params", p}});
   try {
-    load_config(json{{"model_list", list}}, fake_env(std::move(env)));
+    load_config(nlohmann::ordered_json(json{{"model_list", list}}), fake_env(std::move(env)));
   } catch (const config_error& e) {
     return e.problems();
   }
@@ -45,7 +45,7 @@ TEST_CASE("provider config: a mock deployment has no endpoint; a real one has") 
   const json doc = json::parse(R"({"model_list": [
     {"model_name": "g", "litellm_params": {"model": "azure/x", "mock_response": "hi"}},
     {"model_name": "g", "litellm_params": {"model": "gpt-4o", "api_key": "sk-k"}}]})");
-  const auto cfg = load_config(doc, fake_env());
+  const auto cfg = load_config(nlohmann::ordered_json(doc), fake_env());
   CHECK_FALSE(cfg.deployments[0].endpoint);
   REQUIRE(cfg.deployments[1].endpoint);
   CHECK(cfg.deployments[1].endpoint->provider->name == "openai");

@@ -181,7 +181,7 @@ TEST_CASE("provider request: extra_headers are sent, secret where from os.enviro
       "extra_headers": {"X-Tenant": "blue", "X-Secret-Token": "os.environ/TENANT_TOKEN",
                         "Content-Type": "application/json; charset=utf-8"},
       "ssl_verify": "/etc/ssl/custom-ca.pem"}}]})");
-  const auto cfg = load_config(doc, fake_env({{"TENANT_TOKEN", "tok-very-secret"}}));
+  const auto cfg = load_config(nlohmann::ordered_json(doc), fake_env({{"TENANT_TOKEN", "tok-very-secret"}}));
   const auto& ep = *cfg.deployments[0].endpoint;
   CHECK(header(ep.headers, "x-tenant") == "blue");
   CHECK_FALSE(is_secret_header(ep.headers, "x-tenant"));

@@ -77,7 +77,7 @@ json make_dep(const std::string& id, std::optional<int> weight = std::nullopt) {
 
 // The ids of a model list's deployments, as load_config assigns them.
 std::vector<std::string> loaded_ids(const json& model_list) {
-  auto config = switchyard::load_config(json{{"model_list", model_list}});
+  auto config = switchyard::load_config(nlohmann::ordered_json{{"model_list", model_list}});
   std::vector<std::string> ids;
   for (const auto& d : config.deployments)
     ids.push_back(d.id);
@@ -154,7 +154,7 @@ using ids = std::vector<std::string>;
 // What the picker of "test-model" can choose from `model_list`, excluding
 // `excluded`.
 ids pickable(const json& model_list, const ids& excluded) {
-  const auto config = switchyard::load_config(json{{"model_list", model_list}});
+  const auto config = switchyard::load_config(nlohmann::ordered_json(json{{"model_list", model_list}}));
   return switchyard::test::pickable_ids(config, "test-model", excluded);
 }
 
@@ -202,7 +202,8 @@ TEST_CASE("TestGetExcludedFilteredDeployments.test_handles_missing_model_info") 
   auto loaded = loaded_ids(list);
   REQUIRE(loaded.size() == 2);
   const auto generated =
-    switchyard::litellm_deployment_id("test-model", json{{"model", "gpt-4o"}, {"api_key", "k"}});
+    switchyard::litellm_deployment_id(
+    "test-model", nlohmann::ordered_json{{"api_key", "k"}, {"model", "gpt-4o"}}); // json keeps keys sorted
   CHECK(loaded[0] == generated);
   CHECK(loaded[0].size() == 64);
   CHECK(loaded[1] == "b");
@@ -868,7 +869,7 @@ TEST_CASE("test_failover_falls_through_to_external_fallback_when_remaining_in_co
   // down (cooldown_time 60 s here). The first request goes A (500, weight
   // 10^6 so always first) -> B (401: cooled down) -> fallback. The second
   // finds B cooling: A -> fallback, B never called.
-  auto text = json::parse(cooldown_fallthrough);
+  auto text = nlohmann::ordered_json::parse(cooldown_fallthrough);
   text["model_list"][1]["litellm_params"]["mock_response"] =
     json{{"error", "AuthenticationError"}, {"message", "B down"}};
   text["model_list"][1]["litellm_params"]["cooldown_time"] = 60;

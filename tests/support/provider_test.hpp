@@ -42,7 +42,7 @@ inline std::shared_ptr<const provider_endpoint>
 endpoint_for(const nlohmann::json& params, std::map<std::string, std::string> env = {}) {
   const nlohmann::json doc = {
     {"model_list", {{{"model_name", "g"}, {"litellm_params", params}}}}};
-  const auto cfg = load_config(doc, fake_env(std::move(env)));
+  const auto cfg = load_config(nlohmann::ordered_json(doc), fake_env(std::move(env)));
   REQUIRE(cfg.deployments.size() == 1);
   REQUIRE(cfg.deployments[0].endpoint);
   return cfg.deployments[0].endpoint;
