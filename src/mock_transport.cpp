@@ -215,7 +215,7 @@ private:
 
 bool is_mock_call(const router_config& config, const deployment_config& deployment,
                   const chat_request& request) {
-  return request.mock.is_set() || deployment.mock.is_set()
+  return !deployment.endpoint || request.mock.is_set() || deployment.mock.is_set()
          || deployment.mock_failure_rate > 0
          || (request.mock_testing_context_fallbacks
              && config.resolve_group(request.model) == deployment.group);

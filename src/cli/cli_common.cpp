@@ -253,8 +253,11 @@ std::string batch_result_line(const custom_id& id, const route_result& result,
                               std::uint64_t sequence) {
   if (!result.ok)
     return output_line(id, nullptr, error_object(result.error), trace_object(result));
+  // The provider's complete answer as the router carries it; a body of
+  // our own only for a transport that gave none.
   ojson response{{"status_code", 200},
-                 {"body", completion_object(result, sequence)}};
+                 {"body", result.response.is_object() ? ojson(result.response)
+                                                      : completion_object(result, sequence)}};
   return output_line(id, std::move(response), nullptr, trace_object(result));
 }
 
