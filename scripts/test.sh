@@ -3,7 +3,8 @@
 # through CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+# The tests also start redis-server, and make certificates with openssl.
+scripts/install-deps.sh redis-server openssl
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
