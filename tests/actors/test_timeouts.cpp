@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 using switchyard::error_kind;
 using switchyard::seconds_d;
@@ -105,6 +106,22 @@ TEST_CASE("a timed-out deployment is failed over inside the same request") {
   CHECK(r.attempts[0].deployment_id == "hanging");
   CHECK(r.attempts[0].outcome == error_kind::timeout);
   CHECK(r.fallback_depth == 1);
+}
+
+TEST_CASE("total_timeout ends the request at its deadline and cancels the call in flight") {
+  sim_router sim(config_from(real_group("g", {"held"}, R"({"total_timeout": 0.2})")), 11);
+  auto answer = sim.send(hi("g"));
+  sim.run();
+  REQUIRE(sim.upstream().calls().size() == 1);
+  sim.advance(seconds_d(0.2) - std::chrono::nanoseconds(1));
+  CHECK_FALSE(answer->has_value());
+  CHECK(sim.upstream().open_calls() == std::vector<std::size_t>{0});
+  sim.advance(std::chrono::nanoseconds(1));
+  REQUIRE(answer->has_value());
+  CHECK_FALSE((*answer)->ok);
+  CHECK((*answer)->error.kind == error_kind::timeout);
+  CHECK((*answer)->error.message.find("total_timeout of 0.2 s") != std::string::npos);
+  CHECK(sim.upstream().calls()[0].cancelled);
 }
 
 TEST_CASE("the mock transport answers a call slower than its timeout with Timeout") {
