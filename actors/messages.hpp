@@ -105,7 +105,7 @@ struct routing_table {
   std::shared_ptr<transport> calls;
   /// Retry waits and total_timeout deadlines: fired at once by
   /// stop_routing, so no request outlives its router in a timer.
-  std::shared_ptr<timer_thread> timers;
+  std::shared_ptr<timer_service> timers;
   /// Receives typed events; may be null.
   std::shared_ptr<router_observer> observer;
   std::uint64_t seed = 0;

@@ -208,10 +208,9 @@ void abort_stopping(orchestrator_actor* self) {
 
 template <class Atom, class... Ts>
 std::uint64_t after(orchestrator_actor* self, seconds_d delay, Ts... xs) {
-  auto at = timer_thread::clock::now()
-            + std::chrono::duration_cast<timer_thread::clock::duration>(delay);
-  return self->state.table->timers->schedule(
-    at, [a = caf::actor_cast<caf::actor>(self), xs...] { caf::anon_send(a, Atom::value, xs...); });
+  return self->state.table->timers->schedule_after(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(delay),
+    [a = caf::actor_cast<caf::actor>(self), xs...] { caf::anon_send(a, Atom::value, xs...); });
 }
 
 void step(orchestrator_actor* self, flow_action a) {

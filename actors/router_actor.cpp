@@ -149,7 +149,8 @@ routing_table_ptr start_routing(caf::actor_system& system,
     http = make_http_transport(options.http_client);
   table->calls = make_dispatching_transport(config, make_mock_transport(config, seed),
                                             std::move(http));
-  table->timers = std::make_shared<timer_thread>();
+  table->timers = options.timers ? options.timers
+                                 : std::shared_ptr<timer_service>(std::make_shared<timer_thread>());
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
     table->groups.emplace_back(spawn_group(system, config, g, seed, options.observer));
   table->supervisor = system.spawn(supervisor, options.observer,

@@ -30,6 +30,7 @@ using completion_handler = std::function<void(route_result)>;
 using chunk_handler = std::function<void(const nlohmann::json& chunk)>;
 
 class router_observer;
+class timer_service;
 class transport;
 
 /// Cancels one request: its upstream call is cancelled and its
@@ -74,6 +75,9 @@ struct router_options {
   /// The built-in HTTP transport's connection pool: keep-alive
   /// connections per host (a cap; calls past it queue), HTTP/2.
   http_client_options http_client;
+  /// Runs retry waits and total_timeout deadlines; null: a timer thread of
+  /// the router's own. Tests pass one driven by a simulated clock.
+  std::shared_ptr<timer_service> timers;
 };
 
 /// The embedding API: a router built from a validated config.

@@ -10,6 +10,7 @@
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/router.hpp"
+#include "switchyard/timer_thread.hpp"
 #include "switchyard/transport.hpp"
 
 #include <caf/all.hpp>
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -142,6 +144,51 @@ private:
   std::vector<call> calls_;
 };
 
+/// The router's retry waits and total_timeout deadlines on the simulated
+/// clock: sim_router fires them in time order with the actor timers.
+class sim_timers final : public timer_service {
+public:
+  explicit sim_timers(std::function<time_point()> now) : now_(std::move(now)) {}
+  std::uint64_t schedule_after(std::chrono::nanoseconds delay, task t) override {
+    const auto id = next_id_++;
+    due_.emplace(now_() + std::chrono::duration_cast<clock_type::duration>(delay),
+                 std::make_pair(id, std::move(t)));
+    return id;
+  }
+  bool cancel(std::uint64_t id) override {
+    for (auto i = due_.begin(); i != due_.end(); ++i)
+      if (i->second.first == id) {
+        due_.erase(i);
+        return true;
+      }
+    return false;
+  }
+  void fire_all() override {
+    auto all = std::move(due_);
+    due_.clear();
+    for (auto& [at, entry] : all)
+      entry.second();
+  }
+  std::optional<time_point> next_deadline() const {
+    if (due_.empty())
+      return std::nullopt;
+    return due_.begin()->first;
+  }
+  /// Runs every timer due at `now`.
+  void expire(time_point now) {
+    while (!due_.empty() && due_.begin()->first <= now) {
+      auto t = std::move(due_.begin()->second.second);
+      due_.erase(due_.begin());
+      t();
+    }
+  }
+
+private:
+  std::function<time_point()> now_;
+  std::uint64_t next_id_ = 1;
+  std::multimap<time_point, std::pair<std::uint64_t, task>> due_;
+};
+
 /// A router on an actor system running CAF's test coordinator, with a
 /// scripted transport for every deployment with an endpoint. Owns both;
 /// single-threaded (the test's thread drives everything).
@@ -150,10 +197,12 @@ public:
   explicit sim_router(router_config config, std::uint64_t seed = 1)
     : system_(configure(cfg_)),
       sched_(dynamic_cast<caf::scheduler::test_coordinator&>(system_.scheduler())),
-      upstream_(std::make_shared<scripted_transport>([this] { return now(); })) {
+      upstream_(std::make_shared<scripted_transport>([this] { return now(); })),
+      timers_(std::make_shared<sim_timers>([this] { return now(); })) {
     router_options options;
     options.seed = seed;
     options.http = upstream_;
+    options.timers = timers_;
     router_.emplace(system_, std::move(config), options);
     run();
   }
@@ -227,6 +276,8 @@ private:
   /// The next actor timer or call deadline.
   std::optional<time_point> next_event() const {
     std::optional<time_point> next = upstream_->next_deadline();
+    if (auto t = timers_->next_deadline(); t && (!next || *t < *next))
+      next = t;
     const auto& timers = sched_.clock().schedule();
     if (!timers.empty() && (!next || timers.begin()->first < *next))
       next = timers.begin()->first;
@@ -239,6 +290,7 @@ private:
     else
       sched_.clock().advance_time(clock_type::duration::zero());
     upstream_->expire(now());
+    timers_->expire(now());
     run();
   }
 
@@ -246,6 +298,7 @@ private:
   caf::actor_system system_;
   caf::scheduler::test_coordinator& sched_;
   std::shared_ptr<scripted_transport> upstream_;
+  std::shared_ptr<sim_timers> timers_;
   std::optional<switchyard::router> router_;
 };
 
