@@ -300,7 +300,9 @@ void run_transport(const options& opt, double seconds, int trials, json& results
   for (std::size_t n : {64, 512}) {
     sb::bare_curl_loop bare{upstream->base_url() + "/v1/chat/completions",
                             sb::bench_chat_body(), n + 64};
-    switchyard::router_options ro{opt.seed, workers};
+    switchyard::router_options ro;
+    ro.seed = opt.seed;
+    ro.threads = workers;
     ro.http_client.max_connections_per_host = 0; // n connections at once
     ro.http_client.connection_cache = n + 64;
     sb::route_bench router{sb::make_http_config({upstream->base_url() + "/v1"}, 2),
@@ -359,6 +361,10 @@ void print_table(const json& doc) {
     std::string notes;
     if (r.contains("hops_per_request"))
       notes += "hops/request " + fmt_num("%.3f", r["hops_per_request"].get<double>()) + "  ";
+    if (r.contains("cores_note"))
+      notes += r["cores_note"].get<std::string>() + "  ";
+    if (r.contains("bytes_per_call_skipped"))
+      notes += "bytes per call skipped: " + r["bytes_per_call_skipped"].get<std::string>() + "  ";
     if (r.contains("bytes_per_call"))
       notes += "bytes per in-flight call " + fmt_num("%.0f", r["bytes_per_call"].get<double>())
                + " (" + std::to_string(r["memory_calls"].get<int>()) + " held)  ";
@@ -603,6 +609,14 @@ int main(int argc, char** argv) {
               r["saturation_req_per_s"] = std::round(saturation);
               r["send_lag_p99_us"] = round_to(o.issue_lag.p99_us, 2);
               r["send_lag_max_us"] = round_to(o.issue_lag.max_us, 2);
+              // What a 2-worker figure is on this machine: the sender holds
+              // a core, so the workers get what is left.
+              if (w >= sb::machine_cores())
+                r["cores_note"] = std::to_string(w) + " workers and the spinning sender share "
+                                  + std::to_string(sb::machine_cores())
+                                  + " cores: about one core for the router";
+              else
+                r["cores_note"] = "the sender spins on a core of its own";
               return r;
             };
             progress("latency at " + pct + "% load, " + ws + " worker(s), "

@@ -157,7 +157,9 @@ call_memory_figures measure_call_memory(std::size_t threads, std::uint64_t calls
   const auto base = upstream->base_url();
   char slow[64];
   std::snprintf(slow, sizeof slow, "/scenario/delay_ms=%.0f/v1", delay_ms);
-  router_options options{seed, threads};
+  router_options options;
+  options.seed = seed;
+  options.threads = threads;
   options.http_client.max_connections_per_host = 0;
   options.http_client.connection_cache = static_cast<std::size_t>(calls) + 64;
   // g0 answers at once (the warm-up), g1 after delay_ms.
