@@ -38,6 +38,7 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 command -v wrk >/dev/null || { say "wrk not found after install-deps.sh"; exit 1; }
 [[ -x $openloop ]] || { say "no $openloop: cmake --build build --target switchyard-openloop"; exit 1; }
 
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d /tmp/switchyard-gateway-bench-XXXXXX)
 pids=()
 cleanup() {
@@ -69,13 +70,20 @@ check_loopback() {
   if [[ -n $bad ]]; then say "pid $1 listens on $bad, not loopback only"; exit 1; fi
 }
 
+# Call right after starting a server in the background: records its pid
+# for the trap; succeeds once it accepts on 127.0.0.1:$1 and listens on
+# loopback only.
+came_up() {
+  pids+=($!)
+  wait_port "$1" "${pids[-1]}" && check_loopback "${pids[-1]}"
+}
+
 up_port=$(free_port)
 mkdir -p "$work/up"
 sed -e "s#@DIR@#$work/up#g" -e "s#@PORT@#$up_port#g" "$root/bench/nginx/upstream.conf.in" > "$work/up/nginx.conf"
 : > "$work/up/extra.conf"
 "$nginx" -c "$work/up/nginx.conf" -p "$work/up" -e "$work/up/error.log" &
-pids+=($!)
-wait_port "$up_port" "${pids[-1]}" || { say "the upstream nginx did not start: $(cat "$work/up/error.log")"; exit 1; }
+came_up "$up_port" || { say "the upstream nginx did not start: $(cat "$work/up/error.log")"; exit 1; }
 
 # The proxy floor: its own nginx (one worker, like the upstream), so that the
 # hop does not share the upstream's worker; PEERS.md's keepalive settings.
@@ -113,8 +121,7 @@ http {
 }
 CONF
 "$nginx" -c "$work/hop/nginx.conf" -p "$work/hop" -e "$work/hop/error.log" &
-pids+=($!)
-wait_port "$hop_port" "${pids[-1]}" || { say "the nginx hop did not start: $(cat "$work/hop/error.log")"; exit 1; }
+came_up "$hop_port" || { say "the nginx hop did not start: $(cat "$work/hop/error.log")"; exit 1; }
 
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
 printf '%s' "$body" > "$work/body.json"
@@ -152,10 +159,7 @@ MJS
   portkey_port=$(free_port)
   NODE_ENV=production node --import "$work/loopback.mjs" "$start_js" --port="$portkey_port" --headless \
     > "$work/portkey.log" 2>&1 &
-  pids+=($!)
-  if wait_port "$portkey_port" "${pids[-1]}"; then
-    check_loopback "${pids[-1]}"
-  else
+  if ! came_up "$portkey_port"; then
     portkey_skip="Portkey did not start: $(tail -3 "$work/portkey.log" | tr '\n' ' ')"
     portkey_port=""
   fi
@@ -180,10 +184,7 @@ elif ! grep -q 'serve' <<<"$("$switchyard" --help 2>&1 || true)"; then
 else
   "$switchyard" serve --config "$work/serve.json" --host 127.0.0.1 --port "$serve_port" \
     > "$work/serve.log" 2>&1 &
-  pids+=($!)
-  if wait_port "$serve_port" "${pids[-1]}"; then
-    check_loopback "${pids[-1]}"
-  else
+  if ! came_up "$serve_port"; then
     serve_skip="switchyard serve did not start: $(tail -3 "$work/serve.log" | tr '\n' ' ')"
   fi
 fi
@@ -254,7 +255,7 @@ run_open "nginx hop" "$hop_port"
 [[ -z $serve_skip ]] && run_open switchyard "$serve_port"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo "Gateway benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Gateway benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $load_at_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "closed loop: wrk -t1 -c$connections -d${duration}s, POST /v1/chat/completions, 127.0.0.1"
 printf '%-12s %10s %9s %9s %7s %12s %14s\n' target req/s p50_ms p99_ms errors "x portkey" "x nginx hop"
 for t in direct "nginx hop" portkey switchyard; do
@@ -275,6 +276,10 @@ for t in direct "nginx hop" switchyard; do
     "$(awk -v a="${ol_p99[$t]}" -v b="${ol_p99[direct]}" 'BEGIN { printf "%.3f", a - b }')" \
     "${ol_done[$t]}/${ol_sent[$t]}" "${ol_err[$t]}"
 done
+if awk -v d="${ol_p99[direct]:-0}" 'BEGIN { exit !(d > 1) }'; then
+  echo "note: the direct upstream's own p99 is ${ol_p99[direct]} ms at $rate req/s: the machine stalled"
+  echo "      during the run (other processes), so p99 added is not meaningful; run again when it is quiet"
+fi
 echo
 echo "targets"
 verdict() { # name value cmp limit

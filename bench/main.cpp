@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -47,6 +48,8 @@ struct options {
   /// Internal: run only the transport memory figure, in this fresh process,
   /// and print it as one JSON line (the parent re-executes itself so).
   std::uint64_t transport_memory_child = 0;
+  /// Print the table of an earlier --json run instead of running.
+  std::string print_file;
 
   bool wants(const std::string& name) const {
     return only.empty() || only.count(name) > 0;
@@ -55,12 +58,13 @@ struct options {
 
 void usage(std::ostream& out) {
   out << "usage: switchyard-bench [--json] [--quick] [--only NAME[,NAME...]] [--seed N]\n"
-         "                        [--memory-requests N]\n"
+         "                        [--memory-requests N] [--print FILE]\n"
          "  --json    one JSON object on stdout (default: a table)\n"
          "  --quick   short measurements (for profilers; figures are rougher)\n"
          "  --only    run only these scenarios: baseline, route_healthy,\n"
          "            route_failover, route_sharded, latency_at_load, pick, memory,\n"
-         "            transport\n";
+         "            transport\n"
+         "  --print   print the table of a saved --json run and exit\n";
 }
 
 options parse(int argc, char** argv) {
@@ -92,6 +96,8 @@ options parse(int argc, char** argv) {
       o.seed = std::stoull(value());
     } else if (a == "--memory-requests") {
       o.memory_requests = std::stoull(value());
+    } else if (a == "--print") {
+      o.print_file = value();
     } else if (a == "--transport-memory-child") {
       o.transport_memory_child = std::stoull(value());
     } else if (a == "--help" || a == "-h") {
@@ -432,6 +438,17 @@ int main(int argc, char** argv) {
   // The library logs through spdlog's default logger: keep stdout for us.
   spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
   spdlog::set_level(spdlog::level::warn);
+
+  if (!opt.print_file.empty()) {
+    std::ifstream in{opt.print_file};
+    auto saved = json::parse(in, nullptr, false);
+    if (!in || saved.is_discarded()) {
+      std::cerr << "switchyard-bench: " << opt.print_file << " is not a --json run\n";
+      return 2;
+    }
+    print_table(saved);
+    return 0;
+  }
 
   if (opt.transport_memory_child > 0) {
     // A fresh heap: nothing freed by other scenarios for these calls to reuse.
