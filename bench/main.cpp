@@ -303,6 +303,7 @@ void run_transport(const options& opt, double seconds, int trials, json& results
       results.push_back({{"name", name}, {"skipped", e.what()}});
     return;
   }
+  progress("transport upstream: nginx on " + upstream->base_url());
   for (std::size_t n : {64, 512}) {
     sb::bare_curl_loop bare{upstream->base_url() + "/v1/chat/completions",
                             sb::bench_chat_body(), n + 64};

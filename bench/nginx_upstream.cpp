@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,7 +119,9 @@ bool nginx_upstream::try_start(const std::string& nginx, int port) {
   const long max_fd = sysconf(_SC_OPEN_MAX);
   pid_ = fork();
   if (pid_ == 0) {
-    // Only async-signal-safe calls until exec; no client socket leaks in.
+    // Only async-signal-safe calls until exec; no client socket leaks in,
+    // and nginx gets SIGTERM if the bench dies without stopping it.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     for (long fd = 3; fd < max_fd; ++fd)
       close(static_cast<int>(fd));
     execv(argv[0], argv.data());
