@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -265,6 +266,22 @@ std::int64_t resident_bytes() {
   std::int64_t resident = 0;
   statm >> size >> resident;
   return resident * static_cast<std::int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::int64_t peak_rss_while(std::int64_t deadline_ns, const std::function<bool()>& held) {
+  std::int64_t peak = 0;
+  std::int64_t last = 0;
+  int stable = 0;
+  while (now_ns() < deadline_ns && stable < 5) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    auto rss = resident_bytes();
+    if (!held())
+      break;
+    peak = std::max(peak, rss);
+    stable = std::llabs(rss - last) < rss / 500 ? stable + 1 : 0;
+    last = rss;
+  }
+  return peak;
 }
 
 } // namespace switchyard::bench

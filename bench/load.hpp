@@ -146,4 +146,9 @@ run_figures measure_open(double rate, double seconds, const load_run::issue_fn& 
 /// Resident set size of this process in bytes (/proc/self/statm).
 std::int64_t resident_bytes();
 
+/// Samples resident_bytes() every 25 ms while `held()` (nothing answered
+/// yet), until it stops growing (5 samples within 0.2 %) or `deadline_ns`
+/// (now_ns() time) passes; the largest sample taken while held, 0 if none.
+std::int64_t peak_rss_while(std::int64_t deadline_ns, const std::function<bool()>& held);
+
 } // namespace switchyard::bench

@@ -82,4 +82,8 @@ nlohmann::json machine_info() {
   return m;
 }
 
+std::size_t machine_cores() {
+  return static_cast<std::size_t>(count_processors());
+}
+
 } // namespace switchyard::bench

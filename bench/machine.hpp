@@ -9,4 +9,7 @@ namespace switchyard::bench {
 /// work on the machine makes figures noisy).
 nlohmann::json machine_info();
 
+/// Processors in /proc/cpuinfo.
+std::size_t machine_cores();
+
 } // namespace switchyard::bench

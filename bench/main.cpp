@@ -8,6 +8,8 @@
 #include "machine.hpp"
 #include "pick.hpp"
 #include "route.hpp"
+#include "nginx_upstream.hpp"
+#include "transport.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -16,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -23,6 +26,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+
+#include <unistd.h>
 
 namespace sb = switchyard::bench;
 using nlohmann::json;
@@ -32,7 +37,7 @@ namespace {
 
 const std::set<std::string> scenario_names = {
   "baseline", "route_healthy", "route_failover", "route_sharded",
-  "latency_at_load", "pick", "memory"};
+  "latency_at_load", "pick", "memory", "transport"};
 
 struct options {
   bool json = false;
@@ -40,6 +45,11 @@ struct options {
   std::set<std::string> only;
   std::uint64_t seed = 42;
   std::uint64_t memory_requests = 100'000;
+  /// Internal: run only the transport memory figure, in this fresh process,
+  /// and print it as one JSON line (the parent re-executes itself so).
+  std::uint64_t transport_memory_child = 0;
+  /// Print the table of an earlier --json run instead of running.
+  std::string print_file;
 
   bool wants(const std::string& name) const {
     return only.empty() || only.count(name) > 0;
@@ -48,11 +58,13 @@ struct options {
 
 void usage(std::ostream& out) {
   out << "usage: switchyard-bench [--json] [--quick] [--only NAME[,NAME...]] [--seed N]\n"
-         "                        [--memory-requests N]\n"
+         "                        [--memory-requests N] [--print FILE]\n"
          "  --json    one JSON object on stdout (default: a table)\n"
          "  --quick   short measurements (for profilers; figures are rougher)\n"
          "  --only    run only these scenarios: baseline, route_healthy,\n"
-         "            route_failover, route_sharded, latency_at_load, pick, memory\n";
+         "            route_failover, route_sharded, latency_at_load, pick, memory,\n"
+         "            transport\n"
+         "  --print   print the table of a saved --json run and exit\n";
 }
 
 options parse(int argc, char** argv) {
@@ -84,6 +96,10 @@ options parse(int argc, char** argv) {
       o.seed = std::stoull(value());
     } else if (a == "--memory-requests") {
       o.memory_requests = std::stoull(value());
+    } else if (a == "--print") {
+      o.print_file = value();
+    } else if (a == "--transport-memory-child") {
+      o.transport_memory_child = std::stoull(value());
     } else if (a == "--help" || a == "-h") {
       usage(std::cout);
       std::exit(0);
@@ -198,6 +214,17 @@ json compute_targets(const figures& f) {
     out.push_back(target("pick, 8 deployments", *p, "<=", 50, "ns", 0));
   if (auto p = f.get("pick/1000"))
     out.push_back(target("pick, 1000 deployments", *p, "<=", 200, "ns", 0));
+  for (const char* n : {"64", "512"}) {
+    auto t = f.get(std::string("transport/") + n);
+    auto b = f.get(std::string("transport_bare/") + n);
+    if (t && b)
+      out.push_back(target(std::string("transport req/s / bare libcurl req/s, ") + n + " in flight",
+                           *t / *b, ">=", 0.7, "ratio",
+                           f.noise_of({std::string("transport/") + n,
+                                       std::string("transport_bare/") + n})));
+  }
+  if (auto m = f.get("transport.bytes_per_call"))
+    out.push_back(target("transport memory per in-flight HTTP call", *m, "<=", 65536, "bytes", 0));
   if (auto m = f.get("memory"))
     out.push_back(target("memory per in-flight request", *m, "<=", 4096, "bytes", 0));
   {
@@ -231,6 +258,89 @@ json compute_targets(const figures& f) {
   return out;
 }
 
+// Resident bytes per in-flight HTTP call, measured by this program
+// re-executed with --transport-memory-child (a fresh heap); its JSON line.
+json transport_memory(const options& opt, std::size_t calls) {
+  // popen runs a shell: /proc/self/exe would be the shell, so resolve it here.
+  char self[4096];
+  const auto len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0)
+    return json{{"skipped", "cannot resolve /proc/self/exe for the memory child"}};
+  self[len] = 0;
+  const std::string cmd = "'" + std::string(self) + "' --transport-memory-child "
+                          + std::to_string(calls) + " --seed " + std::to_string(opt.seed);
+  FILE* child = popen(cmd.c_str(), "r");
+  if (!child)
+    return json{{"skipped", "could not re-execute switchyard-bench for the memory figure"}};
+  std::string out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, child))
+    out += buf;
+  const int status = pclose(child);
+  auto j = json::parse(out, nullptr, false);
+  if (status != 0 || j.is_discarded() || !j.is_object())
+    return json{{"skipped", "the memory child failed (status " + std::to_string(status) + ")"}};
+  return j;
+}
+
+// transport and transport_bare at 64 and 512 in flight against the static
+// nginx upstream, by turns (measure_interleaved), and bytes per call.
+void run_transport(const options& opt, double seconds, int trials, json& results,
+                   figures& f) {
+  const std::size_t workers = 2;
+  const std::size_t memory_calls = 512;
+  progress("transport memory, " + std::to_string(memory_calls)
+           + " calls held by the test upstream (node), in a fresh process");
+  const auto mem = transport_memory(opt, memory_calls);
+  if (mem.contains("bytes_per_call"))
+    f.v["transport.bytes_per_call"] = mem["bytes_per_call"].get<double>();
+  std::unique_ptr<sb::nginx_upstream> upstream;
+  try {
+    upstream = std::make_unique<sb::nginx_upstream>();
+  } catch (const std::exception& e) {
+    progress(std::string("transport skipped: ") + e.what());
+    for (const char* name : {"transport", "transport_bare"})
+      results.push_back({{"name", name}, {"skipped", e.what()}});
+    return;
+  }
+  progress("transport upstream: nginx on " + upstream->base_url());
+  for (std::size_t n : {64, 512}) {
+    sb::bare_curl_loop bare{upstream->base_url() + "/v1/chat/completions",
+                            sb::bench_chat_body(), n + 64};
+    switchyard::router_options ro;
+    ro.seed = opt.seed;
+    ro.threads = workers;
+    ro.http_client.max_connections_per_host = 0; // n connections at once
+    ro.http_client.connection_cache = n + 64;
+    sb::route_bench router{sb::make_http_config({upstream->base_url() + "/v1"}, 2),
+                           std::move(ro), 1};
+    progress("transport, " + std::to_string(n) + " in flight, " + std::to_string(trials)
+             + " rounds of: transport_bare transport");
+    auto figs = sb::measure_interleaved(n, seconds, trials, {bare.issue(), router.issue()});
+    const auto ns = std::to_string(n);
+    auto jb = load_result("transport_bare", 1, n, figs[0]);
+    jb["upstream"] = "nginx static, 127.0.0.1";
+    auto jt = load_result("transport", workers, n, figs[1]);
+    jt["upstream"] = "nginx static, 127.0.0.1";
+    jt["deployments"] = 2;
+    if (mem.contains("bytes_per_call")) {
+      jt["bytes_per_call"] = mem["bytes_per_call"];
+      jt["memory_calls"] = mem["calls"];
+      jt["memory_rss_idle_bytes"] = mem["rss_idle_bytes"];
+      jt["memory_rss_in_flight_bytes"] = mem["rss_in_flight_bytes"];
+      jt["memory_upstream"] = "tests/upstream/upstream.mjs, delay_ms=" + fmt_num("%.0f", mem["delay_ms"].get<double>());
+    } else if (mem.contains("skipped")) {
+      jt["bytes_per_call_skipped"] = mem["skipped"];
+    }
+    results.push_back(jb);
+    results.push_back(jt);
+    f.v["transport_bare/" + ns] = figs[0].req_per_s;
+    f.noise["transport_bare/" + ns] = figs[0].background_cpu;
+    f.v["transport/" + ns] = figs[1].req_per_s;
+    f.noise["transport/" + ns] = figs[1].background_cpu;
+  }
+}
+
 void print_table(const json& doc) {
   const auto& m = doc["machine"];
   std::printf("Switchyard benchmark\n");
@@ -249,11 +359,24 @@ void print_table(const json& doc) {
               "in_flight", "requests", "req/s", "p50_us", "p99_us", "p999_us", "cpu_us", "notes");
   for (const auto& r : doc["results"]) {
     const auto name = r["name"].get<std::string>();
-    if (name == "pick" || name == "memory")
+    if (name == "pick" || name == "group_pick" || name == "memory")
       continue;
+    if (r.contains("skipped")) {
+      std::printf("%-16s skipped: %s\n", name.c_str(), r["skipped"].get<std::string>().c_str());
+      continue;
+    }
     std::string notes;
     if (r.contains("hops_per_request"))
       notes += "hops/request " + fmt_num("%.3f", r["hops_per_request"].get<double>()) + "  ";
+    if (r.contains("cores_note"))
+      notes += r["cores_note"].get<std::string>() + "  ";
+    if (r.contains("bytes_per_call_skipped"))
+      notes += "bytes per call skipped: " + r["bytes_per_call_skipped"].get<std::string>() + "  ";
+    if (r.contains("bytes_per_call"))
+      notes += "bytes per in-flight call " + fmt_num("%.0f", r["bytes_per_call"].get<double>())
+               + " (" + std::to_string(r["memory_calls"].get<int>()) + " held)  ";
+    if (r.contains("upstream"))
+      notes += r["upstream"].get<std::string>() + "  ";
     if (r.contains("load_fraction"))
       notes += fmt_num("%.0f", 100 * r["load_fraction"].get<double>()) + "% of saturation, ";
     if (r.contains("offered_req_per_s"))
@@ -277,6 +400,13 @@ void print_table(const json& doc) {
     if (r["name"] == "pick")
       std::printf("pick             %5d deployments: %7.1f ns/pick (median of 7 rounds; min %.1f)\n",
                   r["deployments"].get<int>(), r["ns_per_pick"].get<double>(),
+                  r["min_ns_per_pick"].get<double>());
+  for (const auto& r : doc["results"])
+    if (r["name"] == "group_pick")
+      std::printf("group_pick       %-22s %5d deployments (%d cooling, 2 excluded): "
+                  "%7.1f ns/pick+on_finished (median; min %.1f)\n",
+                  r["strategy"].get<std::string>().c_str(), r["deployments"].get<int>(),
+                  r["cooling"].get<int>(), r["ns_per_pick"].get<double>(),
                   r["min_ns_per_pick"].get<double>());
   for (const auto& r : doc["results"])
     if (r["name"] == "memory")
@@ -309,6 +439,33 @@ int main(int argc, char** argv) {
   // The library logs through spdlog's default logger: keep stdout for us.
   spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
   spdlog::set_level(spdlog::level::warn);
+
+  if (!opt.print_file.empty()) {
+    std::ifstream in{opt.print_file};
+    auto saved = json::parse(in, nullptr, false);
+    if (!in || saved.is_discarded()) {
+      std::cerr << "switchyard-bench: " << opt.print_file << " is not a --json run\n";
+      return 2;
+    }
+    print_table(saved);
+    return 0;
+  }
+
+  if (opt.transport_memory_child > 0) {
+    // A fresh heap: nothing freed by other scenarios for these calls to reuse.
+    try {
+      auto m = sb::measure_call_memory(2, opt.transport_memory_child, 4000, opt.seed);
+      std::cout << json{{"calls", m.calls},          {"rss_idle_bytes", m.rss_idle},
+                        {"rss_in_flight_bytes", m.rss_in_flight},
+                        {"bytes_per_call", std::round(m.bytes_per_call)},
+                        {"delay_ms", m.delay_ms},    {"failed", m.failed}}
+                     .dump()
+                << std::endl;
+    } catch (const std::exception& e) {
+      std::cout << json{{"skipped", e.what()}}.dump() << std::endl;
+    }
+    return 0;
+  }
 
   // Measured seconds per subject (scenario and thread count), in rounds.
   const double seconds = opt.quick ? 0.6 : 2.5;
@@ -360,6 +517,25 @@ int main(int argc, char** argv) {
                            {"picks", p.picks}});
         f.v["pick/" + std::to_string(n)] = p.ns_per_pick;
       }
+    if (opt.wants("pick"))
+      for (const char* strategy : {"simple-shuffle", "least-busy", "latency-based-routing",
+                                   "usage-based-routing-v2", "cost-based-routing"})
+        for (std::size_t n : {8, 1000}) {
+          progress(std::string("group_pick, ") + strategy + ", " + std::to_string(n)
+                   + " deployments");
+          auto p = sb::measure_group_pick(strategy, n, opt.quick ? 0.05 : 0.2, opt.seed);
+          results.push_back({{"name", "group_pick"},
+                             {"strategy", strategy},
+                             {"deployments", n},
+                             {"cooling", (n + 7) / 8},
+                             {"excluded", 2},
+                             {"ns_per_pick", round_to(p.ns_per_pick, 2)},
+                             {"min_ns_per_pick", round_to(p.min_ns_per_pick, 2)},
+                             {"picks", p.picks}});
+        }
+
+    if (opt.wants("transport"))
+      run_transport(opt, seconds, trials, results, f);
 
     // Every closed-loop subject lives at once and they run by turns
     // (measure_interleaved), so the ratios compare figures taken under the
@@ -385,7 +561,9 @@ int main(int argc, char** argv) {
       const bool need_healthy = opt.wants("route_healthy") || opt.wants("latency_at_load");
       for (std::size_t w : {1, 2}) {
         if (opt.wants("baseline")) {
-          baselines.push_back(std::make_unique<sb::baseline_bench>(w));
+          // As many long-lived actors as the router it is compared with
+          // (route_healthy: one group), and no deployment actors either.
+          baselines.push_back(std::make_unique<sb::baseline_bench>(w, healthy_shape.groups));
           baseline_at[w] = baselines.back().get();
           subjects.push_back({"baseline", w, baselines.back()->issue(), {}});
         }
@@ -449,6 +627,14 @@ int main(int argc, char** argv) {
               r["saturation_req_per_s"] = std::round(saturation);
               r["send_lag_p99_us"] = round_to(o.issue_lag.p99_us, 2);
               r["send_lag_max_us"] = round_to(o.issue_lag.max_us, 2);
+              // What a 2-worker figure is on this machine: the sender holds
+              // a core, so the workers get what is left.
+              if (w >= sb::machine_cores())
+                r["cores_note"] = std::to_string(w) + " workers and the spinning sender share "
+                                  + std::to_string(sb::machine_cores())
+                                  + " cores: about one core for the router";
+              else
+                r["cores_note"] = "the sender spins on a core of its own";
               return r;
             };
             progress("latency at " + pct + "% load, " + ws + " worker(s), "

@@ -39,6 +39,22 @@ router_config make_bench_config(const bench_shape& shape) {
   return load_config(nlohmann::ordered_json{{"model_list", model_list}, {"router_settings", settings}});
 }
 
+router_config make_http_config(const std::vector<std::string>& api_bases, int deployments) {
+  nlohmann::json model_list = nlohmann::json::array();
+  for (std::size_t g = 0; g < api_bases.size(); ++g)
+    for (int d = 0; d < deployments; ++d) {
+      const auto id = "g" + std::to_string(g) + "-d" + std::to_string(d);
+      model_list.push_back({{"model_name", "g" + std::to_string(g)},
+                            {"litellm_params",
+                             {{"model", "openai/gpt-4o-mini"},
+                              {"api_base", api_bases[g]},
+                              {"api_key", "sk-bench-" + std::to_string(d)}}},
+                            {"model_info", {{"id", id}}}});
+    }
+  return load_config(nlohmann::ordered_json{{"model_list", model_list},
+                                            {"router_settings", nlohmann::json::object()}});
+}
+
 namespace {
 
 std::vector<chat_request> make_requests(int groups) {
@@ -58,6 +74,10 @@ route_bench::route_bench(const bench_shape& shape, std::size_t threads,
                          std::uint64_t seed)
   : router_(make_bench_config(shape), router_options{seed, threads}),
     requests_(make_requests(shape.groups)) {
+}
+
+route_bench::route_bench(router_config config, router_options options, int groups)
+  : router_(std::move(config), std::move(options)), requests_(make_requests(groups)) {
 }
 
 load_run::issue_fn route_bench::issue() {
@@ -104,20 +124,11 @@ memory_figures measure_memory(std::size_t threads, std::uint64_t requests,
   // Sample while nothing has finished, until RSS stops growing (every
   // request parked at its deployment, waiting on its timer).
   const auto deadline = t0 + static_cast<std::int64_t>(mock_latency_ms * 0.8e6);
-  std::int64_t last = 0;
-  int stable = 0;
-  while (now_ns() < deadline && stable < 5) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    auto rss = resident_bytes();
-    if (count.completed.load(std::memory_order_acquire) != 0)
-      break;
-    if (rss > m.rss_in_flight) {
-      m.rss_in_flight = rss;
-      m.in_flight_at_sample = requests;
-    }
-    stable = std::llabs(rss - last) < rss / 500 ? stable + 1 : 0;
-    last = rss;
-  }
+  m.rss_in_flight = peak_rss_while(deadline, [&] {
+    return count.completed.load(std::memory_order_acquire) == 0;
+  });
+  if (m.rss_in_flight > 0)
+    m.in_flight_at_sample = requests;
   if (m.rss_in_flight == 0)
     throw std::runtime_error("memory: requests finished before RSS was sampled; "
                              "raise mock_latency_ms");

@@ -5,6 +5,7 @@
 #include "switchyard/router.hpp"
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace switchyard::bench {
@@ -23,12 +24,19 @@ struct bench_shape {
 
 router_config make_bench_config(const bench_shape& shape);
 
+/// Real deployments: groups "g0", "g1", ... (one per entry of `api_bases`),
+/// each of `deployments` OpenAI-compatible deployments (`openai/gpt-4o-mini`,
+/// a dummy key) at that api_base, simple-shuffle.
+router_config make_http_config(const std::vector<std::string>& api_bases, int deployments);
+
 /// One router (its own actor system with `threads` scheduler threads) and
 /// the requests sent to it: round robin over the groups, one short user
 /// message each, issued with async_complete.
 class route_bench {
 public:
   route_bench(const bench_shape& shape, std::size_t threads, std::uint64_t seed);
+  /// Any config whose groups are "g0" .. "g<groups-1>".
+  route_bench(router_config config, router_options options, int groups);
 
   /// Closed loop, warmed up, `in_flight` at once (see measure_closed).
   run_figures closed(std::size_t in_flight, double seconds, int trials);
