@@ -110,7 +110,9 @@ struct http_call {
 
   void on_head(long s, const http_headers& h) {
     status = s;
-    headers = h;
+    // Kept for what reads them: an error's Retry-After (a success needs none).
+    if (s < 200 || s >= 300)
+      headers = h;
     if (streaming_ok())
       decoder = make_stream_decoder(*endpoint, *request, std::chrono::system_clock::now());
   }
