@@ -57,7 +57,8 @@ struct cooldown_actor_state {
 
 caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
                              std::shared_ptr<const router_config> config,
-                             std::uint32_t group, caf::actor picker) {
+                             std::uint32_t group, caf::actor picker,
+                             std::shared_ptr<router_observer> observer) {
   const auto& members = config->groups[group].deployments;
   self->state.cooling = std::make_unique<cooldown_state>(members.size());
   auto publish = [=] {
@@ -75,18 +76,28 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
       auto t = now();
       // Publish even when only the end moved: the picker's retry-in does.
-      if (c.start(i, t, t + length))
+      if (c.start(i, t, t + length)) {
+        const auto& d = config->deployments[members[i]];
         // Once per cooldown, ids only: never a key or a provider message.
-        spdlog::info("deployment '{}' cooling down for {:.3g} s",
-                     config->deployments[members[i]].id, seconds);
+        spdlog::info("deployment '{}' cooling down for {:.3g} s", d.id, seconds);
+        if (observer)
+          observer->on_cooldown(cooldown_event{d.id, d.model_name, true, seconds});
+      }
       publish();
       self->delayed_send(self, length, expire_atom::value);
       return c.available_count(t);
     },
     [=](healthy_atom) { return self->state.cooling->available_count(now()); },
     [=](expire_atom) {
-      if (self->state.cooling->expire(now()))
-        publish();
+      std::vector<local_index> ended;
+      if (!self->state.cooling->expire(now(), ended))
+        return;
+      publish();
+      if (observer)
+        for (auto i : ended) {
+          const auto& d = config->deployments[members[i]];
+          observer->on_cooldown(cooldown_event{d.id, d.model_name, false, 0});
+        }
     },
   };
 }
@@ -127,76 +138,6 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
   };
 }
 
-// --- deployment: performs calls (mock transport) ---------------------------
-
-struct deployment_state {
-  const deployment_config* config = nullptr;
-  std::unique_ptr<seeded_random> rng;
-  std::uint64_t calls = 0;
-  std::uint64_t next_pending = 0;
-  struct pending {
-    caf::response_promise promise;
-    call_outcome outcome;
-  };
-  std::unordered_map<std::uint64_t, pending> in_flight;
-  static inline const char* name = "switchyard.deployment";
-
-  ~deployment_state() {
-    // Stopped with calls still in flight: answer them rather than leave
-    // their requests waiting forever.
-    for (auto& [id, p] : in_flight) {
-      call_outcome o;
-      o.error = router_error::make(error_kind::shutdown,
-                                   "the router stopped before the call finished");
-      p.promise.deliver(std::move(o));
-    }
-  }
-};
-
-caf::behavior deployment_actor(caf::stateful_actor<deployment_state>* self,
-                               std::shared_ptr<const router_config> config,
-                               std::uint32_t index, std::uint64_t seed) {
-  self->state.config = &config->deployments[index];
-  self->state.rng = std::make_unique<seeded_random>(seed);
-  return {
-    // A call, answered by `timeout_s` at the latest: this actor enforces the
-    // deadline (a transport owns its calls' deadlines), so a call that
-    // answers in time costs no timer. A reply that would come later is
-    // replaced by a Timeout at the deadline and never delivered.
-    [=](call_atom, const request_ptr& request, bool force_context_window,
-        double timeout_s) -> caf::result<call_outcome> {
-      auto& st = self->state;
-      auto call = plan_mock_call(*st.config, *request, force_context_window,
-                                 st.calls++, *st.rng);
-      if (call.delay.count() > timeout_s) {
-        call.delay = seconds_d(timeout_s);
-        call.outcome = call_outcome{};
-        call.outcome.timed_out = true;
-        call.outcome.error = router_error::make(
-          error_kind::timeout,
-          "deployment '" + st.config->id + "' did not answer within the timeout");
-      }
-      if (call.delay.count() <= 0)
-        return std::move(call.outcome);
-      auto id = st.next_pending++;
-      auto promise = self->make_response_promise();
-      st.in_flight.emplace(id, deployment_state::pending{promise, std::move(call.outcome)});
-      self->delayed_send(self,
-                         std::chrono::duration_cast<clock_type::duration>(call.delay),
-                         done_atom::value, id);
-      return promise;
-    },
-    [=](done_atom, std::uint64_t id) {
-      auto& in_flight = self->state.in_flight;
-      auto i = in_flight.find(id);
-      if (i == in_flight.end())
-        return;
-      i->second.promise.deliver(std::move(i->second.outcome));
-      in_flight.erase(i);
-    },
-  };
-}
-
 // --- fallback: resolves where an exhausted group's requests go next -------
 
 caf::behavior fallback_actor(caf::event_based_actor*,
@@ -212,16 +153,13 @@ caf::behavior fallback_actor(caf::event_based_actor*,
 
 group_actors spawn_group(caf::actor_system& system,
                          std::shared_ptr<const router_config> config,
-                         std::uint32_t group, std::uint64_t seed) {
+                         std::uint32_t group, std::uint64_t seed,
+                         std::shared_ptr<router_observer> observer) {
   group_actors g;
-  const auto& members = config->groups[group].deployments;
   g.picker = system.spawn(picker_actor, config, group,
                           derive_seed(seed, 1000003ULL * (group + 1)));
-  g.cooldown = system.spawn(cooldown_actor, config, group, g.picker);
+  g.cooldown = system.spawn(cooldown_actor, config, group, g.picker, std::move(observer));
   g.health = system.spawn(health_actor, config, group, g.cooldown, g.picker);
-  for (auto d : members)
-    g.deployments.push_back(
-      system.spawn(deployment_actor, config, d, derive_seed(seed, 2000003ULL * (d + 1))));
   return g;
 }
 

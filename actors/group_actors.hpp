@@ -6,11 +6,12 @@
 
 namespace switchyard {
 
-/// Spawns one model group's actors (picker, cooldown, health, one per
-/// deployment) in `system`.
+/// Spawns one model group's actors (picker, cooldown, health) in `system`.
+/// Deployment calls go through the routing table's transport.
 group_actors spawn_group(caf::actor_system& system,
                          std::shared_ptr<const router_config> config,
-                         std::uint32_t group, std::uint64_t seed);
+                         std::uint32_t group, std::uint64_t seed,
+                         std::shared_ptr<router_observer> observer);
 
 /// Spawns the router-wide fallback actor: answers
 /// `(fallback_atom, group, error kind) -> std::vector<uint32_t>` with the

@@ -7,7 +7,9 @@
 #include "switchyard/cooldown.hpp"
 #include "switchyard/deployment_call.hpp"
 #include "switchyard/group_picker.hpp"
+#include "switchyard/observer.hpp"
 #include "switchyard/routing_strategy.hpp"
+#include "switchyard/transport.hpp"
 
 #include <caf/actor.hpp>
 
@@ -28,6 +30,16 @@ using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using call_done_atom = caf::atom_constant<caf::atom("calldone")>;
+using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+
+/// One chunk of a streamed call, from the transport's thread to the
+/// request's orchestrator.
+struct stream_chunk {
+  nlohmann::json chunk;
+};
 
 /// The picker's answer: a deployment, or none and how long until the first
 /// cooldown ends.
@@ -57,7 +69,6 @@ struct group_actors {
   caf::actor picker;
   caf::actor cooldown;
   caf::actor health;
-  std::vector<caf::actor> deployments; ///< by index_in_group
 };
 
 /// Everything an orchestrator needs to find its way: immutable once the
@@ -66,6 +77,10 @@ struct routing_table {
   std::shared_ptr<const router_config> config;
   std::vector<group_actors> groups;
   caf::actor fallback;
+  /// Performs every deployment call (the mock, or HTTP for real ones).
+  std::shared_ptr<transport> calls;
+  /// Receives typed events; may be null.
+  std::shared_ptr<router_observer> observer;
   std::uint64_t seed = 0;
   /// Numbers requests, so each orchestrator draws from its own stream.
   mutable std::atomic<std::uint64_t> next_request{0};
@@ -98,3 +113,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::call_feedback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::cooldown_snapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::call_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::router_error)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchyard::stream_chunk)

@@ -9,21 +9,79 @@ namespace switchyard {
 
 namespace {
 
+double ms_since(time_point t) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+}
+
+// The transport's events for one call, as messages to the orchestrator:
+// they arrive on the transport's thread (or inline in start()), and the
+// orchestrator drops those of a call it has moved on from.
+class actor_sink final : public call_sink {
+public:
+  actor_sink(caf::actor self, std::uint64_t call) : self_(std::move(self)), call_(call) {}
+  void on_chunk(nlohmann::json chunk) override {
+    caf::anon_send(self_, chunk_atom::value, call_, stream_chunk{std::move(chunk)});
+  }
+  void on_done(call_outcome outcome) override {
+    caf::anon_send(self_, call_done_atom::value, call_, std::move(outcome));
+  }
+
+private:
+  caf::actor self_;
+  std::uint64_t call_;
+};
+
 struct orchestrator_state {
   routing_table_ptr table;
   std::optional<request_flow> flow;
   std::optional<completion> done;
+  chunk_handler on_chunk;
   std::optional<seeded_random> rng;
+  time_point started{};
   time_point call_started{};
+  /// The call in flight: its handle, number and where it goes.
+  call_handle_ptr call;
+  std::uint64_t call_id = 0;
+  local_index call_local = 0;
+  std::uint32_t call_group = 0;
   call_feedback last_feedback;
+  double upstream_ms = 0;
   static inline const char* name = "switchyard.orchestrator";
+
+  void cancel_call() {
+    if (call) {
+      call->cancel();
+      call.reset();
+    }
+    ++call_id; // late events of that call are dropped
+  }
 
   void answer(route_result r) {
     if (!done)
       return;
+    cancel_call();
     auto d = std::move(*done);
     done.reset();
     table->release();
+    if (table->observer && flow) {
+      request_event e;
+      const auto& groups = table->config->groups;
+      e.model_group = r.model_group.empty()
+                        ? std::string_view(flow->request().model)
+                        : std::string_view(r.model_group);
+      if (auto g = table->config->resolve_group(flow->request().model))
+        e.model_group = groups[*g].name;
+      if (!r.ok)
+        e.error = r.error.kind;
+      e.duration_ms = ms_since(started);
+      e.upstream_ms = upstream_ms;
+      e.attempts = static_cast<int>(r.attempts.size());
+      e.retries = flow->retries();
+      e.failovers = flow->failovers();
+      e.fallbacks = flow->fallbacks();
+      e.stream = flow->request().stream;
+      table->observer->on_request(e);
+    }
     if (auto* promise = std::get_if<caf::response_promise>(&d))
       promise->deliver(std::move(r));
     else
@@ -47,24 +105,54 @@ using orchestrator_actor = caf::stateful_actor<orchestrator_state>;
 
 void step(orchestrator_actor* self, flow_action a);
 
+void finish_request(orchestrator_actor* self, route_result r) {
+  self->state.answer(std::move(r));
+  self->quit();
+}
+
+void report_attempt(orchestrator_state& st, const call_outcome& o, double latency_ms) {
+  if (!st.table->observer)
+    return;
+  const auto& config = *st.table->config;
+  const auto& d = config.deployments[config.groups[st.call_group].deployments[st.call_local]];
+  attempt_event e;
+  e.deployment_id = d.id;
+  e.model_group = d.model_name;
+  if (!o.ok)
+    e.outcome = o.error.kind;
+  e.latency_ms = latency_ms;
+  e.first_token_ms = o.first_token_ms;
+  if (o.ok) {
+    e.prompt_tokens = o.prompt_tokens.value_or(st.flow->estimated_tokens());
+    e.completion_tokens = o.completion_tokens.value_or(estimate_text_tokens(o.content));
+  }
+  st.table->observer->on_attempt(e);
+}
+
 // A call ended (answer or timeout): feedback for health and picker, then
 // the flow's next step. Successes are reported one-way; failures are
 // reported by the flow's report_failure action, which awaits the answer.
-void finish_call(orchestrator_actor* self, local_index local,
-                 const caf::actor& health, call_outcome o) {
+void finish_call(orchestrator_actor* self, call_outcome o) {
   auto& st = self->state;
+  st.call.reset();
+  ++st.call_id;
+  const auto& health = st.table->groups[st.call_group].health;
+  const auto local = st.call_local;
   auto& f = st.last_feedback;
   f = call_feedback{};
   f.ok = o.ok;
   f.timed_out = o.timed_out;
-  f.latency_ms = std::chrono::duration<double, std::milli>(clock_type::now()
-                                                           - st.call_started)
-                   .count();
+  f.latency_ms = ms_since(st.call_started);
   o.latency_ms = f.latency_ms;
+  st.upstream_ms += f.latency_ms;
   // Latency routing ranks streamed requests by time to first token.
   if (st.flow->request().stream && o.first_token_ms)
     f.latency_ms = *o.first_token_ms;
-  const std::uint64_t tokens = st.flow->estimated_tokens() + estimate_text_tokens(o.content);
+  report_attempt(st, o, o.latency_ms);
+  const std::uint64_t tokens =
+    o.prompt_tokens && o.completion_tokens
+      ? std::uint64_t{*o.prompt_tokens} + *o.completion_tokens
+      : st.flow->estimated_tokens() + estimate_text_tokens(o.content);
   auto next = st.flow->on_call(std::move(o));
   // A reply the flow turned into a failure (a content filter) is reported
   // once, as a failure, by the report_failure action.
@@ -79,15 +167,28 @@ void finish_call(orchestrator_actor* self, local_index local,
 // A peer actor is gone (the router is stopping): answer with a clear error.
 auto on_peer_error(orchestrator_actor* self) {
   return [self](caf::error& err) {
-    route_result r = self->state.flow->take_result();
-    r.ok = false;
-    r.error = router_error::make(
+    route_result r = self->state.flow->abort(router_error::make(
       error_kind::shutdown,
       "the router stopped while the request was in flight ("
-        + self->system().render(err) + ")");
-    self->state.answer(std::move(r));
-    self->quit();
+        + self->system().render(err) + ")"));
+    finish_request(self, std::move(r));
   };
+}
+
+void start_call(orchestrator_actor* self, const flow_action& a) {
+  auto& st = self->state;
+  st.cancel_call();
+  st.call_started = clock_type::now();
+  st.call_local = a.deployment;
+  st.call_group = a.group;
+  call_spec spec;
+  spec.deployment = &st.flow->current_deployment();
+  spec.request = st.flow->shared_request();
+  spec.timeout = a.delay;
+  // The transport enforces the deadline (a Timeout then), so no CAF timer
+  // per call: those wake CAF's clock thread.
+  auto sink = std::make_shared<actor_sink>(caf::actor_cast<caf::actor>(self), st.call_id);
+  st.call = st.table->calls->start(spec, std::move(sink));
 }
 
 void step(orchestrator_actor* self, flow_action a) {
@@ -103,20 +204,9 @@ void step(orchestrator_actor* self, flow_action a) {
           },
           on_peer_error(self));
       return;
-    case flow_action::kind::call: {
-      st.call_started = clock_type::now();
-      auto local = a.deployment;
-      // The deployment answers by the deadline itself (a Timeout then), so
-      // no CAF request timer per call: those wake CAF's clock thread.
-      self->request(group.deployments[local], caf::infinite, call_atom::value,
-                    flow.shared_request(), a.force_context_window, a.delay.count())
-        .then(
-          [self, local, health = group.health](call_outcome& o) {
-            finish_call(self, local, health, std::move(o));
-          },
-          on_peer_error(self));
+    case flow_action::kind::call:
+      start_call(self, a);
       return;
-    }
     case flow_action::kind::report_failure: {
       call_report report{st.last_feedback, flow.last_error(),
                          flow.request().cooldown_time_s};
@@ -145,46 +235,99 @@ void step(orchestrator_actor* self, flow_action a) {
           on_peer_error(self));
       return;
     case flow_action::kind::finish:
-      st.answer(flow.take_result());
-      self->quit();
+      finish_request(self, flow.take_result());
       return;
   }
 }
 
+void begin(orchestrator_actor* self) {
+  auto& st = self->state;
+  st.started = clock_type::now();
+  const auto& request = st.flow->request();
+  auto total = request.total_timeout_s ? request.total_timeout_s
+                                       : st.table->config->settings.total_timeout_s;
+  // One timer per request, only when a total_timeout bounds it.
+  if (total && std::isfinite(*total) && *total > 0)
+    self->delayed_send(self,
+                       std::chrono::duration_cast<clock_type::duration>(seconds_d(*total)),
+                       deadline_atom::value, *total);
+  step(self, st.flow->start());
+}
+
 /// Without `done`, the orchestrator waits for the delegated (route_atom).
 caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
-                           request_ptr request, std::optional<completion> done) {
+                           request_ptr request, std::optional<completion> done,
+                           chunk_handler on_chunk) {
   auto& st = self->state;
   st.flow.emplace(table->config, std::move(request));
   st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
   st.table = std::move(table);
+  st.on_chunk = std::move(on_chunk);
   if (done) {
     st.done = std::move(*done);
-    step(self, st.flow->start());
+    begin(self);
   }
   return {
     [self](wake_atom) { step(self, self->state.flow->on_wait_done()); },
+    [self](call_done_atom, std::uint64_t id, call_outcome& o) {
+      if (id == self->state.call_id && self->state.done)
+        finish_call(self, std::move(o));
+    },
+    [self](chunk_atom, std::uint64_t id, stream_chunk& c) {
+      auto& st = self->state;
+      if (id != st.call_id || !st.done)
+        return;
+      for (auto& chunk : st.flow->on_chunk(std::move(c.chunk)))
+        if (st.on_chunk)
+          st.on_chunk(chunk);
+    },
+    [self](cancel_atom) {
+      finish_request(self, self->state.flow->abort(router_error::make(
+                             error_kind::cancelled, "the caller cancelled the request")));
+    },
+    [self](deadline_atom, double seconds) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", seconds);
+      finish_request(self, self->state.flow->abort(router_error::make(
+                             error_kind::timeout,
+                             std::string("the request did not finish within its total_timeout of ")
+                               + text + " s")));
+    },
     [self](route_atom) -> caf::result<route_result> {
       auto promise = self->make_response_promise();
       self->state.done = completion{promise};
-      step(self, self->state.flow->start());
+      begin(self);
       return promise;
     },
   };
 }
 
+class actor_canceller final : public request_handle::canceller {
+public:
+  explicit actor_canceller(const caf::actor& a) : addr_(caf::actor_cast<caf::weak_actor_ptr>(a)) {}
+  void cancel() noexcept override {
+    if (auto a = caf::actor_cast<caf::actor>(addr_))
+      caf::anon_send(a, cancel_atom::value);
+  }
+
+private:
+  caf::weak_actor_ptr addr_;
+};
+
 } // namespace
 
-void spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
-                        request_ptr request, completion done) {
-  system.spawn(orchestrator, std::move(table), std::move(request),
-               std::optional<completion>{std::move(done)});
+request_handle spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
+                                  request_ptr request, completion done,
+                                  chunk_handler on_chunk) {
+  auto a = system.spawn(orchestrator, std::move(table), std::move(request),
+                        std::optional<completion>{std::move(done)}, std::move(on_chunk));
+  return request_handle(std::make_shared<actor_canceller>(a));
 }
 
 caf::actor spawn_delegated_orchestrator(caf::actor_system& system,
                                         routing_table_ptr table, request_ptr request) {
   return system.spawn(orchestrator, std::move(table), std::move(request),
-                      std::optional<completion>{});
+                      std::optional<completion>{}, chunk_handler{});
 }
 
 } // namespace switchyard

@@ -2,6 +2,8 @@
 
 #include "messages.hpp"
 
+#include "switchyard/router.hpp"
+
 #include <caf/fwd.hpp>
 #include <caf/response_promise.hpp>
 
@@ -15,8 +17,11 @@ using completion = std::variant<caf::response_promise, completion_handler>;
 /// Spawns the orchestrator of one request: it runs the request's
 /// request_flow (picks, calls, retries, weighted failover, fallbacks) and
 /// answers exactly once, even when the router stops under it.
-void spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
-                        request_ptr request, completion done);
+/// `on_chunk` (streamed requests; may be empty) gets the chunks past the
+/// first-chunk gate. The handle cancels the request.
+request_handle spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
+                                  request_ptr request, completion done,
+                                  chunk_handler on_chunk = {});
 
 /// Spawns an orchestrator for a request its caller delegates to it
 /// (`self->delegate(orchestrator, route_atom::value)`): it starts on that

@@ -46,7 +46,7 @@ struct router::impl {
   void start(caf::actor_system& sys, router_config cfg, const router_options& options) {
     system = &sys;
     config = std::make_shared<const router_config>(std::move(cfg));
-    table = start_routing(sys, config, pick_seed(options), options.max_in_flight);
+    table = start_routing(sys, config, pick_seed(options), options);
     router_actor = spawn_router_actor(sys, table);
   }
 
@@ -82,6 +82,11 @@ router::router(caf::actor_system& system, router_config config,
 router::~router() = default;
 
 request_handle router::async_complete(chat_request request, completion_handler done) {
+  return async_stream(std::move(request), {}, std::move(done));
+}
+
+request_handle router::async_stream(chat_request request, chunk_handler on_chunk,
+                                    completion_handler done) {
   auto& table = *impl_->table;
   if (!table.admit()) {
     done(overloaded(table));
@@ -92,12 +97,12 @@ request_handle router::async_complete(chat_request request, completion_handler d
   // thread, and ~actor_system waits for every such reference: a thread that
   // had none gets none back.
   const bool foreign_thread = caf::logger::current_logger() == nullptr;
-  spawn_orchestrator(*impl_->system, impl_->table,
-                     std::make_shared<const chat_request>(std::move(request)),
-                     completion{std::move(done)});
+  auto handle = spawn_orchestrator(*impl_->system, impl_->table,
+                                   std::make_shared<const chat_request>(std::move(request)),
+                                   completion{std::move(done)}, std::move(on_chunk));
   if (foreign_thread)
     caf::logger::set_current_actor_system(nullptr);
-  return {};
+  return handle;
 }
 
 route_result router::complete(chat_request request) {

@@ -3,6 +3,8 @@
 #include "group_actors.hpp"
 #include "orchestrator.hpp"
 
+#include "switchyard/mock_transport.hpp"
+
 #include <caf/all.hpp>
 
 namespace switchyard {
@@ -12,6 +14,9 @@ namespace {
 } // namespace
 
 route_result overloaded(const routing_table& table) {
+  if (table.observer)
+    table.observer->on_admission_refused(
+      admission_event{table.in_flight.load(std::memory_order_relaxed), table.max_in_flight});
   route_result r;
   r.error = router_error::make(
     error_kind::overloaded,
@@ -50,13 +55,16 @@ caf::actor spawn_router_actor(caf::actor_system& system, routing_table_ptr table
 
 routing_table_ptr start_routing(caf::actor_system& system,
                                 std::shared_ptr<const router_config> config,
-                                std::uint64_t seed, std::size_t max_in_flight) {
+                                std::uint64_t seed, const router_options& options) {
   auto table = std::make_shared<routing_table>();
   table->config = config;
   table->seed = seed;
-  table->max_in_flight = max_in_flight;
+  table->max_in_flight = options.max_in_flight;
+  table->observer = options.observer;
+  table->calls = make_dispatching_transport(config, make_mock_transport(config, seed),
+                                            options.http);
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
-    table->groups.push_back(spawn_group(system, config, g, seed));
+    table->groups.push_back(spawn_group(system, config, g, seed, options.observer));
   table->fallback = spawn_fallback(system, config);
   return table;
 }
@@ -66,8 +74,6 @@ void stop_routing(const routing_table& table) {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
   for (const auto& g : table.groups) {
-    for (const auto& d : g.deployments)
-      stop(d);
     stop(g.health);
     stop(g.cooldown);
     stop(g.picker);

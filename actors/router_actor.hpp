@@ -18,7 +18,7 @@ route_result overloaded(const routing_table& table);
 /// Spawns every group's actors and the fallback actor: the routing table.
 routing_table_ptr start_routing(caf::actor_system& system,
                                 std::shared_ptr<const router_config> config,
-                                std::uint64_t seed, std::size_t max_in_flight);
+                                std::uint64_t seed, const router_options& options);
 
 /// Stops every actor of a routing table (in-flight requests are answered).
 void stop_routing(const routing_table& table);

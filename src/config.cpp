@@ -32,7 +32,7 @@ constexpr std::string_view env_prefix = "os.environ/";
 // references are left alone: a proxy config names REDIS_PASSWORD or
 // LITELLM_MASTER_KEY there, which this process need not have.
 const key_list router_keys = {
-  "routing_strategy", "num_retries", "timeout", "stream_timeout", "allowed_fails",
+  "routing_strategy", "num_retries", "timeout", "stream_timeout", "total_timeout", "allowed_fails",
   "allowed_fails_policy", "retry_policy", "model_group_retry_policy",
   "model_group_alias", "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
   "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
@@ -372,6 +372,7 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
   }
   load_shared_settings(s, path, "timeout", cfg, out);
   set_if(out.stream_timeout_s, check_.number_at(s, "stream_timeout", path, above_zero));
+  set_if(out.total_timeout_s, check_.number_at(s, "total_timeout", path, above_zero));
   if (const ojson* policy = json_checks::find(s, "allowed_fails_policy"))
     out.allowed_fails_policy =
       per_kind_at(*policy, key_path(path, "allowed_fails_policy"), "AllowedFails");
@@ -574,6 +575,15 @@ std::optional<int> per_kind_counts::for_kind(error_kind k) const {
   default:
     return std::nullopt;
   }
+}
+
+std::optional<std::uint32_t> router_config::resolve_group(std::string_view model) const {
+  if (auto g = find_group(model))
+    return g;
+  if (auto a = settings.model_group_alias.find(std::string(model));
+      a != settings.model_group_alias.end())
+    return find_group(a->second);
+  return std::nullopt;
 }
 
 std::optional<std::uint32_t> router_config::find_group(std::string_view name) const {

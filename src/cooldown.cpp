@@ -20,7 +20,8 @@ std::optional<seconds_d> cooldown_length(const router_settings& settings,
     return std::nullopt;
   // The router's own verdicts say nothing about a deployment's health.
   if (e.kind == error_kind::no_deployments_available
-      || e.kind == error_kind::overloaded || e.kind == error_kind::shutdown)
+      || e.kind == error_kind::overloaded || e.kind == error_kind::shutdown
+      || e.kind == error_kind::cancelled)
     return std::nullopt;
   const int s = e.status;
   if (s >= 400 && s < 500 && s != 401 && s != 404 && s != 408 && s != 429)
@@ -119,13 +120,17 @@ bool cooldown_state::start(local_index i, time_point now, time_point until) {
 }
 
 bool cooldown_state::expire(time_point now) {
-  bool any = false;
-  for (auto& u : until_)
-    if (u && *u <= now) {
-      u.reset();
-      any = true;
+  std::vector<local_index> ended;
+  return expire(now, ended);
+}
+
+bool cooldown_state::expire(time_point now, std::vector<local_index>& ended) {
+  for (local_index i = 0; i < until_.size(); ++i)
+    if (until_[i] && *until_[i] <= now) {
+      until_[i].reset();
+      ended.push_back(i);
     }
-  return any;
+  return !ended.empty();
 }
 
 bool cooldown_state::cooling(local_index i, time_point now) const {

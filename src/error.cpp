@@ -30,6 +30,7 @@ constexpr std::array<kind_info, error_kind_count> kinds{{
   {error_kind::no_deployments_available, "NoDeploymentsAvailable", 429},
   {error_kind::overloaded, "OverloadedError", 429},
   {error_kind::shutdown, "ShutdownError", 503},
+  {error_kind::cancelled, "CancelledError", 499},
 }};
 
 } // namespace

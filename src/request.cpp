@@ -88,6 +88,7 @@ void read_request(const json& body, const std::string& prefix,
     req.num_retries = static_cast<int>(*n);
   req.disable_fallbacks = check.bool_at(body, "disable_fallbacks", prefix).value_or(false);
   req.timeout_s = check.number_at(body, "timeout", prefix, above_zero);
+  req.total_timeout_s = check.number_at(body, "total_timeout", prefix, above_zero);
   req.stream = check.bool_at(body, "stream", prefix).value_or(false);
   req.cooldown_time_s = check.number_at(body, "cooldown_time", prefix, at_least_zero);
   req.body = json::object();
@@ -149,6 +150,8 @@ std::optional<router_error> validate_chat_request(const chat_request& request,
                      max_num_retries);
   if (request.timeout_s && !above_zero.admits(*request.timeout_s))
     check.fail(key_path(path_prefix, "timeout"), above_zero.expected);
+  if (request.total_timeout_s && !above_zero.admits(*request.total_timeout_s))
+    check.fail(key_path(path_prefix, "total_timeout"), above_zero.expected);
   if (request.cooldown_time_s && !at_least_zero.admits(*request.cooldown_time_s))
     check.fail(key_path(path_prefix, "cooldown_time"), at_least_zero.expected);
   if (problems.empty())

@@ -60,12 +60,7 @@ flow_action request_flow::start() {
     return finish_error(std::move(*invalid));
   pick_.estimated_tokens = estimate_prompt_tokens(request_->messages);
   result_.prompt_tokens = pick_.estimated_tokens;
-  auto g = config_->find_group(request_->model);
-  if (!g) {
-    const auto& aliases = config_->settings.model_group_alias;
-    if (auto a = aliases.find(request_->model); a != aliases.end())
-      g = config_->find_group(a->second);
-  }
+  auto g = config_->resolve_group(request_->model);
   if (!g)
     return finish_error(router_error::make(
       error_kind::bad_request, unknown_group_message(*config_, request_->model)));
@@ -96,6 +91,7 @@ flow_action request_flow::on_picked(const group_pick& picked,
     // exhausted without spending a hop (the PR's cooldown fix).
     if (!picked.chosen)
       return next_tier_or_fallbacks();
+    ++failovers_;
     start_same_group_hop();
   }
   if (!picked.chosen) {
@@ -133,8 +129,68 @@ const deployment_config& request_flow::current_deployment() const {
   return config_->deployments[config_->groups[group_].deployments[last_deployment_]];
 }
 
+namespace {
+
+// The gate's test: a chunk that carries content, a tool call or a finish
+// reason (an empty content string or a role alone does not).
+bool carries_output(const nlohmann::json& chunk) {
+  const auto* choices = chunk.is_object() && chunk.contains("choices") ? &chunk["choices"] : nullptr;
+  if (!choices || !choices->is_array())
+    return false;
+  for (const auto& c : *choices) {
+    if (!c.is_object())
+      continue;
+    if (auto f = c.find("finish_reason"); f != c.end() && !f->is_null())
+      return true;
+    auto d = c.find("delta");
+    if (d == c.end() || !d->is_object())
+      continue;
+    if (auto t = d->find("content"); t != d->end() && t->is_string() && !t->get_ref<const std::string&>().empty())
+      return true;
+    if (auto t = d->find("tool_calls"); t != d->end() && t->is_array() && !t->empty())
+      return true;
+    if (auto t = d->find("function_call"); t != d->end() && !t->is_null())
+      return true;
+  }
+  return false;
+}
+
+} // namespace
+
+std::vector<nlohmann::json> request_flow::on_chunk(nlohmann::json chunk) {
+  std::vector<nlohmann::json> out;
+  if (!committed_) {
+    if (!carries_output(chunk)) {
+      held_.push_back(std::move(chunk));
+      return out;
+    }
+    committed_ = true;
+    out = std::move(held_);
+    held_.clear();
+  }
+  out.push_back(std::move(chunk));
+  return out;
+}
+
+route_result request_flow::abort(router_error e) {
+  result_.ok = false;
+  result_.error = std::move(e);
+  result_.response = nullptr;
+  return take_result();
+}
+
 flow_action request_flow::on_call(call_outcome outcome) {
   const auto& d = current_deployment();
+  // A stream that ended "successfully" without anything to commit to is a
+  // failure like any other before the commit.
+  if (request_->stream && outcome.ok && !committed_) {
+    outcome.ok = false;
+    outcome.error = router_error::make(
+      error_kind::internal_server,
+      "deployment '" + d.id + "' ended its stream without sending any content");
+  }
+  if (!outcome.ok)
+    held_.clear();
   attempt a;
   a.deployment_id = d.id;
   a.model_group = d.model_name;
@@ -160,7 +216,13 @@ flow_action request_flow::on_call(call_outcome outcome) {
     result_.model_group = d.model_name;
     result_.model = d.model_from_env ? d.model_name : d.model;
     result_.fallback_depth = depth_;
-    result_.completion_tokens = estimate_text_tokens(result_.content);
+    result_.usage_estimated = !(outcome.prompt_tokens && outcome.completion_tokens);
+    if (outcome.prompt_tokens)
+      result_.prompt_tokens = *outcome.prompt_tokens;
+    result_.completion_tokens = outcome.completion_tokens
+                                  ? *outcome.completion_tokens
+                                  : estimate_text_tokens(result_.content);
+    result_.response = std::move(outcome.response);
     return make_action(flow_action::kind::finish);
   }
   outcome.error.stamp(d.id);
@@ -173,6 +235,11 @@ flow_action request_flow::on_call(call_outcome outcome) {
 
 flow_action request_flow::on_failure_reported(std::size_t healthy,
                                               random_source& rng) {
+  // Past the commit the stream is this deployment's: its failure ends it.
+  if (committed_) {
+    original_ = *last_error_;
+    return finish_error();
+  }
   const auto& settings = config_->settings;
   const std::size_t group_size = config_->groups[group_].deployments.size();
   const int allowed = retries_allowed(settings, config_->groups[group_].name,
@@ -186,6 +253,7 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
     auto delay = retry_delay(group_size, healthy, last_error_->retry_after_s,
                              retries_used_, immediate ? 0.0 : rng.next_unit());
     ++retries_used_;
+    ++retries_total_;
     if (delay.count() > 0) {
       auto w = make_action(flow_action::kind::wait, group_);
       w.delay = delay;
@@ -265,6 +333,7 @@ flow_action request_flow::next_fallback_group() {
       break;
     ++depth_;
     ++hop_;
+    ++fallbacks_;
     return start_hop(g);
   }
   return finish_error();

@@ -35,6 +35,7 @@ bool should_retry(const router_error& e, std::size_t group_size,
     case error_kind::no_deployments_available:
     case error_kind::overloaded:
     case error_kind::shutdown:
+    case error_kind::cancelled:
       return false;
     case error_kind::authentication:
     case error_kind::permission_denied:

@@ -95,6 +95,9 @@ struct router_settings {
   double timeout_s = 600;
   /// For streamed requests; unset: timeout_s.
   std::optional<double> stream_timeout_s;
+  /// `total_timeout` (seconds): bounds a whole request (retries, waits,
+  /// failovers, fallbacks); unset: unbounded, as LiteLLM.
+  std::optional<double> total_timeout_s;
   std::optional<int> allowed_fails;
   /// `allowed_fails_policy`: per-kind thresholds, over allowed_fails.
   per_kind_counts allowed_fails_policy;
@@ -134,6 +137,9 @@ struct router_config {
 
   /// Index of a group by name, or nullopt.
   std::optional<std::uint32_t> find_group(std::string_view name) const;
+  /// The group a request's `model` names: a group, or an alias of one
+  /// (router_settings.model_group_alias); nullopt for neither.
+  std::optional<std::uint32_t> resolve_group(std::string_view model) const;
 
   /// Builds `groups` from the deployments' model_name (in order of first
   /// appearance) when it is empty, sets each deployment's group and

@@ -67,6 +67,8 @@ public:
   bool start(local_index i, time_point now, time_point until);
   /// Ends every cooldown whose time has come. Returns true when any ended.
   bool expire(time_point now);
+  /// The same, appending the deployments whose cooldown ended to `ended`.
+  bool expire(time_point now, std::vector<local_index>& ended);
   bool cooling(local_index i, time_point now) const;
   /// available[i] == !cooling(i, now).
   std::vector<bool> available(time_point now) const;

@@ -19,6 +19,13 @@ struct call_outcome {
   bool timed_out = false;
   /// Streamed requests: time to the first token, as the transport saw it.
   std::optional<double> first_token_ms;
+  /// Success: the provider's complete answer as an OpenAI chat.completion
+  /// (for a stream, assembled from its chunks); null when the transport
+  /// has none (the flow then builds one from content and finish_reason).
+  nlohmann::json response;
+  /// Usage as the provider reported it; unset: not reported (estimated).
+  std::optional<std::uint32_t> prompt_tokens;
+  std::optional<std::uint32_t> completion_tokens;
 };
 
 /// The timeout of one call (seconds), as LiteLLM's Router._get_timeout: a

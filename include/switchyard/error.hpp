@@ -26,9 +26,11 @@ enum class error_kind : std::uint8_t {
   no_deployments_available,
   overloaded,
   shutdown,
+  /// The caller cancelled the request (request_handle::cancel).
+  cancelled,
 };
 
-inline constexpr int error_kind_count = 16;
+inline constexpr int error_kind_count = 17;
 
 /// The LiteLLM class name: "RateLimitError", "Timeout", ...
 std::string_view name_of(error_kind k) noexcept;

@@ -38,6 +38,8 @@ struct chat_request {
   bool disable_fallbacks = false;
   /// `timeout` (seconds): over the deployment's and the router's.
   std::optional<double> timeout_s;
+  /// `total_timeout` (seconds): over the router's; bounds the whole request.
+  std::optional<double> total_timeout_s;
   /// `stream`: streamed requests use stream_timeout and record
   /// time-to-first-token for latency routing.
   bool stream = false;

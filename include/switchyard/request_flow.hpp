@@ -55,6 +55,26 @@ public:
   /// The fallback actor's answer to `resolve_fallbacks`.
   flow_action on_fallbacks(const std::vector<std::uint32_t>& groups);
 
+  /// A chunk of the current call of a streamed request, through the
+  /// first-chunk gate (TRANSPORT.md section 5): returns what the caller
+  /// gets now. Role-only chunks before the commit are held; the first
+  /// chunk with content, a tool call or a finish reason commits the
+  /// request to this deployment and releases them with it. After the
+  /// commit a failure ends the request with that error: no retry,
+  /// failover or fallback.
+  std::vector<nlohmann::json> on_chunk(nlohmann::json chunk);
+  /// A chunk was delivered: the stream belongs to the current deployment.
+  bool committed() const noexcept { return committed_; }
+  /// Ends the request now with `e` (a total_timeout, a cancel), keeping
+  /// the trace and hops so far.
+  route_result abort(router_error e);
+
+  /// Calls after the first within a hop, weighted-failover hops and
+  /// cross-group fallback hops so far.
+  int retries() const noexcept { return retries_total_; }
+  int failovers() const noexcept { return failovers_; }
+  int fallbacks() const noexcept { return fallbacks_; }
+
   /// The excluded local indices for the current pick.
   const exclusion_list& excluded() const noexcept { return pick_.excluded; }
   /// Everything the current pick asks the picker.
@@ -108,6 +128,11 @@ private:
   router_error hop_error_;                  ///< the latest hop's error
   std::vector<frame> frames_;
   route_result result_;
+  bool committed_ = false;
+  std::vector<nlohmann::json> held_; ///< role-only chunks before the commit
+  int retries_total_ = 0;
+  int failovers_ = 0;
+  int fallbacks_ = 0;
 };
 
 } // namespace switchyard

@@ -48,9 +48,6 @@ struct call_spec {
   /// A non-streamed call's whole deadline; for a stream, the bound on the
   /// first chunk and on each gap between chunks (TRANSPORT.md section 5).
   seconds_d timeout{600};
-  /// Which call of this deployment this is, from 0, as the transport's
-  /// owner counts them (mock_failure_after_calls).
-  std::uint64_t call_number = 0;
 };
 
 /// "Perform one call of a request on a deployment": the boundary between

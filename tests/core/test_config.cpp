@@ -831,7 +831,7 @@ TEST_CASE("config: per_kind_counts::for_kind follows LiteLLM's exception classes
                  error_kind::unprocessable_entity, error_kind::api_connection,
                  error_kind::bad_gateway, error_kind::service_unavailable,
                  error_kind::no_deployments_available, error_kind::overloaded,
-                 error_kind::shutdown}) {
+                 error_kind::shutdown, error_kind::cancelled}) {
     INFO(name_of(k));
     CHECK_FALSE(all.for_kind(k));
   }

@@ -93,6 +93,7 @@ TEST_CASE("cooldown length: which error kinds can cool a deployment down", "[coo
     {error_kind::no_deployments_available, false},
     {error_kind::overloaded, false},
     {error_kind::shutdown, false},
+    {error_kind::cancelled, false},
   };
   REQUIRE(table.size() == static_cast<std::size_t>(error_kind_count));
   for (const auto& r : table) {

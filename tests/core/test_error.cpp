@@ -33,6 +33,7 @@ const std::vector<kind_row> every_kind = {
   {error_kind::no_deployments_available, "NoDeploymentsAvailable", 429},
   {error_kind::overloaded, "OverloadedError", 429},
   {error_kind::shutdown, "ShutdownError", 503},
+  {error_kind::cancelled, "CancelledError", 499},
 };
 
 } // namespace

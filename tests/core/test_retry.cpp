@@ -63,6 +63,7 @@ TEST_CASE("should_retry for every error kind, group size, health and fallbacks",
     {error_kind::no_deployments_available, rule::never},
     {error_kind::overloaded, rule::never},
     {error_kind::shutdown, rule::never},
+    {error_kind::cancelled, rule::never},
   };
   REQUIRE(table.size() == static_cast<std::size_t>(error_kind_count));
 

@@ -1,0 +1,259 @@
+#include "switchyard/mock_transport.hpp"
+
+#include "timer_thread.hpp"
+
+#include "switchyard/token_estimate.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+namespace switchyard {
+
+namespace {
+
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+class no_op_handle final : public call_handle {
+public:
+  void cancel() noexcept override {}
+};
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+json chunk_body(const std::string& model, std::int64_t created, std::uint64_t number,
+                json delta, json finish_reason) {
+  return json{{"id", "chatcmpl-mock-" + std::to_string(number)},
+              {"object", "chat.completion.chunk"},
+              {"created", created},
+              {"model", model},
+              {"choices", json::array({json{{"index", 0},
+                                            {"delta", std::move(delta)},
+                                            {"finish_reason", std::move(finish_reason)}}})}};
+}
+
+router_error timeout_error(const deployment_config& d, bool stream, bool committed) {
+  std::string what = !stream    ? "did not answer within the timeout"
+                     : committed ? "stopped streaming: no chunk within stream_timeout"
+                                 : "sent no first chunk within the timeout";
+  return router_error::make(error_kind::timeout, "deployment '" + d.id + "' " + what);
+}
+
+// One call's timers, shared by its handle and its callbacks.
+struct pending_call {
+  std::mutex mutex;
+  bool cancelled = false;
+  std::uint64_t timers[2] = {0, 0};
+};
+
+class mock_handle final : public call_handle {
+public:
+  mock_handle(std::shared_ptr<timer_thread> timers, std::shared_ptr<pending_call> call)
+    : timers_(std::move(timers)), call_(std::move(call)) {}
+  void cancel() noexcept override {
+    std::uint64_t ids[2];
+    {
+      std::lock_guard<std::mutex> lock(call_->mutex);
+      call_->cancelled = true;
+      ids[0] = call_->timers[0];
+      ids[1] = call_->timers[1];
+    }
+    for (auto id : ids)
+      if (id)
+        timers_->cancel(id);
+  }
+
+private:
+  std::shared_ptr<timer_thread> timers_;
+  std::shared_ptr<pending_call> call_;
+};
+
+class mock_transport final : public transport {
+public:
+  mock_transport(std::shared_ptr<const router_config> config, std::uint64_t seed)
+    : config_(std::move(config)), states_(config_->deployments.size()) {
+    for (std::size_t i = 0; i < states_.size(); ++i)
+      states_[i].rng.emplace(derive_seed(seed, 2000003ULL * (i + 1)));
+  }
+
+  call_handle_ptr start(const call_spec& spec, std::shared_ptr<call_sink> sink) override {
+    const auto& d = *spec.deployment;
+    const auto& request = *spec.request;
+    const bool first_hop = request.mock_testing_context_fallbacks
+                           && config_->resolve_group(request.model) == d.group;
+    mock_call plan;
+    auto& st = states_[&d - config_->deployments.data()];
+    {
+      std::lock_guard<std::mutex> lock(st.mutex);
+      plan = plan_mock_call(d, request, first_hop, st.calls++, *st.rng);
+    }
+    const auto number = next_number_.fetch_add(1, std::memory_order_relaxed);
+    const double timeout_ms = spec.timeout.count() * 1000.0;
+    if (!plan.outcome.ok)
+      plan.outcome.first_token_ms.reset();
+    const std::string reply = plan.outcome.content;
+    const double end_ms = plan.delay.count() * 1000.0;
+    auto& out = plan.outcome;
+    if (out.ok && !request.stream)
+      out.response = body_of(d, request, out, number);
+
+    // What happens when: the first chunk (streams), then the end.
+    std::optional<double> chunk_ms;
+    double done_ms = end_ms;
+    if (request.stream && out.ok && out.first_token_ms) {
+      if (*out.first_token_ms > timeout_ms) {
+        done_ms = timeout_ms;
+        out = timed_out(d, true, false);
+      } else {
+        chunk_ms = *out.first_token_ms;
+        if (end_ms - *chunk_ms > timeout_ms) {
+          done_ms = *chunk_ms + timeout_ms;
+          auto first = out.first_token_ms;
+          out = timed_out(d, true, true);
+          out.first_token_ms = first;
+        }
+      }
+    } else if (end_ms > timeout_ms) {
+      done_ms = timeout_ms;
+      out = timed_out(d, request.stream, false);
+    }
+
+    const bool stream_reply = request.stream && chunk_ms.has_value();
+    const auto created = unix_seconds();
+    auto model = public_model_name(d);
+    auto first_chunk = [=] {
+      return chunk_body(model, created, number,
+                        json{{"role", "assistant"}, {"content", reply}}, nullptr);
+    };
+    auto finish = [=, &d, request = spec.request](call_sink& s, call_outcome o) {
+      if (stream_reply && o.ok) {
+        s.on_chunk(chunk_body(model, created, number, json::object(), o.finish_reason));
+        o.response = body_of(d, *request, o, number);
+      }
+      s.on_done(std::move(o));
+    };
+
+    if (done_ms <= 0) {
+      if (stream_reply)
+        sink->on_chunk(first_chunk());
+      finish(*sink, std::move(out));
+      return std::make_unique<no_op_handle>();
+    }
+    auto call = std::make_shared<pending_call>();
+    const auto t0 = steady::now();
+    auto at = [t0](double ms) {
+      return t0 + std::chrono::duration_cast<steady::duration>(
+                    std::chrono::duration<double, std::milli>(ms));
+    };
+    std::lock_guard<std::mutex> lock(call->mutex);
+    if (stream_reply) {
+      if (*chunk_ms <= 0)
+        sink->on_chunk(first_chunk());
+      else
+        call->timers[0] = timers_->schedule(at(*chunk_ms), [sink, first_chunk] {
+          sink->on_chunk(first_chunk());
+        });
+    }
+    call->timers[1] = timers_->schedule(
+      at(done_ms), [sink, finish, o = std::move(out)]() mutable { finish(*sink, std::move(o)); });
+    return std::make_unique<mock_handle>(timers_, call);
+  }
+
+private:
+  struct deployment_state {
+    std::mutex mutex;
+    std::optional<seeded_random> rng;
+    std::uint64_t calls = 0;
+  };
+
+  static call_outcome timed_out(const deployment_config& d, bool stream, bool committed) {
+    call_outcome o;
+    o.timed_out = true;
+    o.error = timeout_error(d, stream, committed);
+    return o;
+  }
+
+  static json body_of(const deployment_config& d, const chat_request& request,
+                      const call_outcome& o, std::uint64_t number) {
+    return make_completion_body(d, o.content, o.finish_reason,
+                                estimate_prompt_tokens(request.messages),
+                                estimate_text_tokens(o.content), unix_seconds(), number);
+  }
+
+  std::shared_ptr<const router_config> config_;
+  std::vector<deployment_state> states_;
+  std::atomic<std::uint64_t> next_number_{0};
+  // Started on first use of a delay would race; a timer thread is cheap.
+  std::shared_ptr<timer_thread> timers_ = std::make_shared<timer_thread>();
+};
+
+class dispatching_transport final : public transport {
+public:
+  dispatching_transport(std::shared_ptr<const router_config> config,
+                        std::shared_ptr<transport> mock, std::shared_ptr<transport> http)
+    : config_(std::move(config)), mock_(std::move(mock)), http_(std::move(http)) {}
+
+  call_handle_ptr start(const call_spec& spec, std::shared_ptr<call_sink> sink) override {
+    if (http_ && !is_mock_call(*config_, *spec.deployment, *spec.request))
+      return http_->start(spec, std::move(sink));
+    return mock_->start(spec, std::move(sink));
+  }
+
+private:
+  std::shared_ptr<const router_config> config_;
+  std::shared_ptr<transport> mock_;
+  std::shared_ptr<transport> http_;
+};
+
+} // namespace
+
+bool is_mock_call(const router_config& config, const deployment_config& deployment,
+                  const chat_request& request) {
+  return request.mock.is_set() || deployment.mock.is_set()
+         || deployment.mock_failure_rate > 0
+         || (request.mock_testing_context_fallbacks
+             && config.resolve_group(request.model) == deployment.group);
+}
+
+std::shared_ptr<transport> make_mock_transport(std::shared_ptr<const router_config> config,
+                                               std::uint64_t seed) {
+  return std::make_shared<mock_transport>(std::move(config), seed);
+}
+
+std::shared_ptr<transport> make_dispatching_transport(std::shared_ptr<const router_config> config,
+                                                      std::shared_ptr<transport> mock,
+                                                      std::shared_ptr<transport> http) {
+  return std::make_shared<dispatching_transport>(std::move(config), std::move(mock),
+                                                 std::move(http));
+}
+
+std::string public_model_name(const deployment_config& d) {
+  if (d.model_from_env)
+    return d.model_name;
+  auto slash = d.model.find('/');
+  return slash == std::string::npos ? d.model : d.model.substr(slash + 1);
+}
+
+json make_completion_body(const deployment_config& d, const std::string& content,
+                          const std::string& finish_reason, std::uint32_t prompt_tokens,
+                          std::uint32_t completion_tokens, std::int64_t created,
+                          std::uint64_t number) {
+  return json{
+    {"id", "chatcmpl-mock-" + std::to_string(number)},
+    {"object", "chat.completion"},
+    {"created", created},
+    {"model", public_model_name(d)},
+    {"choices", json::array({json{{"index", 0},
+                                  {"message", json{{"role", "assistant"}, {"content", content}}},
+                                  {"finish_reason", finish_reason}}})},
+    {"usage", json{{"prompt_tokens", prompt_tokens},
+                   {"completion_tokens", completion_tokens},
+                   {"total_tokens", prompt_tokens + completion_tokens}}}};
+}
+
+} // namespace switchyard
