@@ -6,6 +6,7 @@
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace switchyard {
 
@@ -19,6 +20,7 @@ const std::vector<double> duration_bounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25
                                              2.5,   5,    10,    30,   60,  120,  300};
 
 constexpr char label_separator = '\x1f';
+constexpr std::string_view unknown_group = "(unknown)";
 
 std::string outcome_label(const std::optional<error_kind>& error) {
   return error ? std::string(name_of(*error)) : std::string("ok");
@@ -250,6 +252,18 @@ struct metrics::impl {
   /// Deployment -> end of its cooldown (time_point::max(): until "ended").
   std::map<std::string, std::optional<clock::time_point>, std::less<>> cooling;
 
+  // Set by declare(), before any event: the groups a model_group label may
+  // name. A request for a name that is no group (a client's typo, or junk)
+  // counts under unknown_group, so clients cannot mint label values.
+  std::unordered_set<std::string> known_groups;
+  bool groups_declared = false;
+
+  std::string_view group_label(std::string_view name) const {
+    if (!groups_declared || known_groups.count(std::string(name)))
+      return name;
+    return unknown_group;
+  }
+
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> overload_rejections{0};
 
@@ -270,6 +284,9 @@ const std::vector<double>& metrics::duration_buckets() {
 }
 
 void metrics::declare(const router_config& config) {
+  impl_->groups_declared = true;
+  for (const auto& g : config.groups)
+    impl_->known_groups.insert(g.name);
   std::lock_guard<std::mutex> lock(impl_->cooling_mutex);
   for (const auto& d : config.deployments)
     impl_->cooling.try_emplace(d.id, std::nullopt);
@@ -277,11 +294,12 @@ void metrics::declare(const router_config& config) {
 
 void metrics::on_request(const request_event& e) {
   auto& m = *impl_;
-  m.requests.add({e.model_group, outcome_label(e.error)}, 1);
-  m.request_duration.observe({e.model_group}, e.duration_ms / 1000.0);
-  m.failovers.add({e.model_group}, e.failovers);
-  m.fallbacks.add({e.model_group}, e.fallbacks);
-  m.retries.add({e.model_group}, e.retries);
+  const auto group = m.group_label(e.model_group);
+  m.requests.add({group, outcome_label(e.error)}, 1);
+  m.request_duration.observe({group}, e.duration_ms / 1000.0);
+  m.failovers.add({group}, e.failovers);
+  m.fallbacks.add({group}, e.fallbacks);
+  m.retries.add({group}, e.retries);
 }
 
 void metrics::on_attempt(const attempt_event& e) {

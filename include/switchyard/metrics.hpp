@@ -77,7 +77,9 @@ public:
   metrics& operator=(const metrics&) = delete;
 
   /// Creates the series every deployment of `config` has from the start
-  /// (cooling at 0), so a scrape shows them before their first event.
+  /// (cooling at 0), so a scrape shows them before their first event, and
+  /// from then on counts requests for a model that is no group of
+  /// `config` under model_group="(unknown)". Call it before events flow.
   void declare(const router_config& config);
 
   void on_request(const request_event& e) override;

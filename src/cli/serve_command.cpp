@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -75,9 +76,15 @@ bool load_everything(const std::string& file, std::optional<router_config>& conf
   try {
     general = load_general_settings_file(file);
   } catch (const config_error& e) {
-    // A file that cannot be read or parsed is already reported once.
-    if (config)
-      problems.insert(problems.end(), e.problems().begin(), e.problems().end());
+    // A file that cannot be read or parsed fails both loads the same way:
+    // report it once.
+    for (const auto& p : e.problems()) {
+      const bool seen = std::any_of(problems.begin(), problems.end(), [&p](const auto& q) {
+        return q.path == p.path && q.message == p.message;
+      });
+      if (!seen)
+        problems.push_back(p);
+    }
   }
   if (problems.empty())
     return true;

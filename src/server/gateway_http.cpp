@@ -305,9 +305,8 @@ std::optional<bool> is_loopback_host(const std::string& host) {
 }
 
 std::string resolved_group(const router_config& config, const std::string& model) {
-  auto it = config.settings.model_group_alias.find(model);
-  return it != config.settings.model_group_alias.end() && !config.find_group(model) ? it->second
-                                                                                     : model;
+  const auto g = config.resolve_group(model);
+  return g ? config.groups[*g].name : model;
 }
 
 } // namespace switchyard::server

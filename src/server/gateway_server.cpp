@@ -393,10 +393,8 @@ private:
           self->on_chunk(gen, std::move(event));
         });
       };
-      // Until the router streams (async_stream), a streamed request's
-      // answer comes whole and on_done replays it as chunks.
-      (void)on_chunk;
-      ex.handle = st_->routes.async_complete(std::move(*parsed.request), std::move(done));
+      ex.handle = st_->routes.async_stream(std::move(*parsed.request), std::move(on_chunk),
+                                           std::move(done));
     } else {
       ex.handle = st_->routes.async_complete(std::move(*parsed.request), std::move(done));
     }

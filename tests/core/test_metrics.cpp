@@ -153,6 +153,19 @@ TEST_CASE("metrics: declare shows every deployment's cooling gauge at 0") {
   CHECK(f->values.at({"b"}) == 0);
 }
 
+TEST_CASE("metrics: after declare, a model that is no group counts as (unknown)") {
+  router_config cfg;
+  cfg.groups.push_back({"gpt", {}});
+  metrics m;
+  m.declare(cfg);
+  m.on_request(request("gpt", std::nullopt, 1));
+  m.on_request(request("no-such-model-from-a-client", error_kind::bad_request, 1));
+  const auto s = m.snapshot();
+  CHECK(s.value("switchyard_requests_total", {"gpt", "ok"}) == 1);
+  CHECK(s.value("switchyard_requests_total", {"(unknown)", "BadRequestError"}) == 1);
+  CHECK(s.find("switchyard_requests_total")->values.size() == 2);
+}
+
 TEST_CASE("metrics: in flight gauge and overload rejections") {
   metrics m;
   m.add_in_flight(1);
