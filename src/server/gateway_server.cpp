@@ -101,12 +101,19 @@ struct gateway_server::state {
 
   void accept(std::shared_ptr<state> self);
 
+  // Calls f outside the registry's lock: dropping the last reference to a
+  // session runs its destructor, which takes that lock.
   template <class F>
   void for_each_session(F f) {
-    std::lock_guard<std::mutex> lock(sessions_mutex);
-    for (auto& w : sessions)
-      if (auto s = w.lock())
-        f(std::move(s));
+    std::vector<std::shared_ptr<session>> live;
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex);
+      for (auto& w : sessions)
+        if (auto s = w.lock())
+          live.push_back(std::move(s));
+    }
+    for (auto& s : live)
+      f(s);
   }
 };
 
@@ -124,6 +131,8 @@ public:
 
   ~session() {
     st_->connections.fetch_sub(1);
+    if (!registered_)
+      return;
     std::lock_guard<std::mutex> lock(st_->sessions_mutex);
     st_->sessions.erase(registry_entry_);
   }
@@ -132,6 +141,7 @@ public:
     {
       std::lock_guard<std::mutex> lock(st_->sessions_mutex);
       registry_entry_ = st_->sessions.insert(st_->sessions.end(), weak_from_this());
+      registered_ = true;
     }
     net::post(stream_.get_executor(), [self = shared_from_this(), reject] {
       if (reject) {
@@ -152,12 +162,8 @@ public:
       close();
   }
 
-  /// Stop: the request in flight (if any) is cancelled.
-  void force_close() {
-    if (exchange_)
-      exchange_->handle.cancel();
-    close();
-  }
+  /// After stop(), with no I/O thread left: close from the stopping thread.
+  void close_now() { close(); }
 
 private:
   // One request and its answer.
@@ -299,6 +305,10 @@ private:
   }
 
   void handle(http::request<http::string_body> req) {
+    // Handlers that run after stop() (the server's destructor drains them)
+    // must not reach the router, which may be gone.
+    if (st_->stopped.load())
+      return close();
     std::string target(req.target());
     begin_exchange(std::string(req.method_string()), target.substr(0, target.find('?')),
                    req.version(), req.keep_alive());
@@ -427,7 +437,8 @@ private:
     if (ex.client_gone)
       return;
     ex.client_gone = true;
-    ex.handle.cancel();
+    if (!st_->stopped.load())
+      ex.handle.cancel();
     // The completion still comes (cancelled): the exchange ends there.
   }
 
@@ -639,6 +650,7 @@ private:
   std::uint64_t generation_ = 0;
   bool first_ = true;
   std::list<std::weak_ptr<session>>::iterator registry_entry_;
+  bool registered_ = false;
 };
 
 } // namespace
@@ -669,8 +681,10 @@ gateway_server::gateway_server(router& r, std::shared_ptr<metrics> m, gateway_op
 
 gateway_server::~gateway_server() {
   stop();
-  // Handlers still queued (closed sockets, late router completions) run
-  // here, so the sessions they hold are released.
+  // No I/O thread runs now: close every connection from here, then run
+  // what is still queued (the aborted operations, late router
+  // completions), so the sessions they hold are released.
+  state_->for_each_session([](const std::shared_ptr<session>& s) { s->close_now(); });
   state_->ioc.restart();
   state_->ioc.poll();
 }
@@ -716,9 +730,8 @@ void gateway_server::begin_shutdown() {
     s->acceptor.close(ec);
     s->accept_retry.cancel();
   });
-  st.for_each_session([](std::shared_ptr<session> s) {
-    auto* raw = s.get();
-    net::post(raw->get_executor(), [s = std::move(s)] { s->close_if_idle(); });
+  st.for_each_session([](const std::shared_ptr<session>& s) {
+    net::post(s->get_executor(), [s] { s->close_if_idle(); });
   });
 }
 
@@ -731,10 +744,6 @@ void gateway_server::stop() {
   if (st.stopped.exchange(true))
     return;
   begin_shutdown();
-  st.for_each_session([](std::shared_ptr<session> s) {
-    auto* raw = s.get();
-    net::post(raw->get_executor(), [s = std::move(s)] { s->force_close(); });
-  });
   st.work.reset();
   st.ioc.stop();
   for (auto& t : st.threads)

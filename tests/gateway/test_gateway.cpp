@@ -492,3 +492,46 @@ TEST_CASE("SIGTERM with 200 requests in flight finishes every one and exits 0") 
   }
   CHECK(ok == 200);
 }
+
+TEST_CASE("an idle keep-alive connection is closed after its timeout") {
+  serve_process s(base_config(), {"--keep-alive-timeout-ms", "200"});
+  raw_connection c(s.port());
+  c.send("GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto reply = c.receive(std::chrono::seconds(30));
+  REQUIRE(reply.has_value());
+  CHECK(reply->rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  const auto after = c.receive(std::chrono::seconds(30));
+  REQUIRE(after.has_value());
+  CHECK(after->empty()); // closed by the server
+}
+
+TEST_CASE("past --max-connections a new connection gets 503 and is closed") {
+  serve_process s(base_config(), {"--max-connections", "2"});
+  raw_connection a(s.port());
+  raw_connection b(s.port());
+  // Both are open (and idle) once the server answers on them.
+  for (auto* c : {&a, &b}) {
+    c->send("GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto got = c->receive(std::chrono::seconds(30));
+    REQUIRE(got.has_value());
+    CHECK(got->rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  }
+  const auto refused = http_request(s.port(), "GET", "/health/liveness");
+  check_openai_error(refused, 503, "ServiceUnavailableError");
+  a.close();
+  b.close();
+  // Places free up as connections close.
+  bool answered = false;
+  for (int i = 0; i < 500 && !answered; ++i) {
+    answered = http_request(s.port(), "GET", "/health/liveness").status == 200;
+    if (!answered)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(answered);
+}
+
+TEST_CASE("--allow-unauthenticated is a switch") {
+  serve_process s(base_config(false), {"--allow-unauthenticated", "--threads", "1"});
+  CHECK(post_chat(s, chat("solo"), {}).status == 200);
+  CHECK(s.stop(SIGINT) == 0);
+}
