@@ -154,14 +154,6 @@ public:
     });
   }
 
-  auto get_executor() { return stream_.get_executor(); }
-
-  /// Shutdown: a connection waiting for its next request closes now.
-  void close_if_idle() {
-    if (!exchange_)
-      close();
-  }
-
   /// After stop(), with no I/O thread left: close from the stopping thread.
   void close_now() { close(); }
 
@@ -197,10 +189,6 @@ private:
   // ---- reading ------------------------------------------------------------
 
   void read_request() {
-    if (st_->draining.load() && !first_) {
-      close();
-      return;
-    }
     parser_.emplace();
     parser_->body_limit(st_->options.max_body_bytes);
     parser_->header_limit(header_limit);
@@ -725,13 +713,13 @@ void gateway_server::begin_shutdown() {
   auto& st = *state_;
   if (st.draining.exchange(true))
     return;
+  // Open connections stay: their next request (a health probe, most
+  // likely) is answered, with 503 for readiness, liveness and new chat
+  // requests, and `connection: close`.
   net::post(st.acceptor.get_executor(), [s = state_] {
     error_code ec;
     s->acceptor.close(ec);
     s->accept_retry.cancel();
-  });
-  st.for_each_session([](const std::shared_ptr<session>& s) {
-    net::post(s->get_executor(), [s] { s->close_if_idle(); });
   });
 }
 

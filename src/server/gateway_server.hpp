@@ -57,9 +57,9 @@ public:
   /// Binds, listens and starts the I/O threads. Returns the bound port.
   /// Throws std::runtime_error saying what failed (address, port, errno).
   std::uint16_t start();
-  /// Stops accepting, turns readiness and liveness to 503, closes idle
-  /// connections; requests in flight go on, and their connections close
-  /// after their answer.
+  /// Stops accepting and turns readiness and liveness to 503. Requests in
+  /// flight go on; every connection closes after its next answer, and a
+  /// chat request that arrives now gets 503 (ShutdownError).
   void begin_shutdown();
   /// Requests dispatched and not yet fully answered (streams included).
   std::size_t in_flight() const noexcept;

@@ -103,6 +103,11 @@ serve_process::~serve_process() {
   std::filesystem::remove_all(dir_, ec);
 }
 
+void serve_process::signal(int sig) const {
+  if (pid_ > 0)
+    kill(pid_, sig);
+}
+
 int serve_process::stop(int sig, std::chrono::seconds limit) {
   if (pid_ <= 0)
     return -1;

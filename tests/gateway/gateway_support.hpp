@@ -33,6 +33,8 @@ public:
   serve_process& operator=(const serve_process&) = delete;
 
   std::uint16_t port() const { return port_; }
+  /// Sends `sig` and returns at once.
+  void signal(int sig) const;
   /// Sends `sig` and waits for the exit (at most `limit`, then SIGKILL).
   /// Returns the exit status, or -1 when killed by a signal.
   int stop(int sig, std::chrono::seconds limit = std::chrono::seconds(120));

@@ -535,3 +535,57 @@ TEST_CASE("--allow-unauthenticated is a switch") {
   CHECK(post_chat(s, chat("solo"), {}).status == 200);
   CHECK(s.stop(SIGINT) == 0);
 }
+
+TEST_CASE("while draining, open connections see readiness and liveness 503 and new chats 503") {
+  serve_process s(base_config());
+  // Three keep-alive connections, open before the signal.
+  std::vector<std::unique_ptr<raw_connection>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<raw_connection>(s.port()));
+    open.back()->send("GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto got = open.back()->receive(std::chrono::seconds(30));
+    REQUIRE(got.has_value());
+    REQUIRE(got->rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  }
+  std::vector<http_reply> slow;
+  std::thread t([&] {
+    slow = http_concurrent(s.port(), 1, "/v1/chat/completions", {chat("slow").dump()}, auth);
+  });
+  REQUIRE(wait_for_metric(s, "switchyard_in_flight", 1));
+  s.signal(SIGTERM);
+  // Wait until the drain has begun: new connections are refused then.
+  for (int i = 0; i < 3000; ++i) {
+    try {
+      raw_connection probe(s.port());
+    } catch (const std::exception&) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto ask = [](raw_connection& c, const std::string& request) {
+    c.send(request);
+    std::string all;
+    for (;;) {
+      auto got = c.receive(std::chrono::seconds(30));
+      if (!got || got->empty())
+        return all;
+      all += *got;
+    }
+  };
+  const auto ready = ask(*open[0], "GET /health/readiness HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(ready.rfind("HTTP/1.1 503 ", 0) == 0);
+  CHECK(ready.find("\"status\":\"draining\"") != std::string::npos);
+  CHECK(ready.find("Connection: close") != std::string::npos);
+  CHECK(ask(*open[1], "GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n").rfind("HTTP/1.1 503 ", 0)
+        == 0);
+  const std::string body = chat("solo").dump();
+  const auto refused =
+    ask(*open[2], "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-api-key: " + key
+                    + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  CHECK(refused.rfind("HTTP/1.1 503 ", 0) == 0);
+  CHECK(refused.find("ShutdownError") != std::string::npos);
+  t.join();
+  REQUIRE(slow.size() == 1);
+  CHECK(slow[0].status == 200);
+  CHECK(s.stop(SIGTERM) == 0);
+}
