@@ -15,12 +15,38 @@ time_point now() {
   return clock_type::now();
 }
 
+// A bug in a group's actor (an exception from a handler) ends that actor
+// with the error, which its requesters receive; the router's supervisor
+// sees it go down, logs once and restarts the group's actors.
+template <class Self>
+void contain_failures(Self* self) {
+  self->set_exception_handler([](std::exception_ptr& e) -> caf::error {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+    return caf::make_error(caf::sec::runtime_error, std::move(what));
+  });
+}
+
+// Fault injection for tests: the next request of an armed actor throws.
+void injected_fault(bool& armed) {
+  if (armed) {
+    armed = false;
+    throw std::runtime_error("injected failure");
+  }
+}
+
 // --- picker: owns the group's candidate pipeline and its random source ---
 
 struct picker_state {
   std::unique_ptr<group_picker> picker;
   std::unique_ptr<seeded_random> rng;
   std::optional<time_point> next_expiry;
+  bool fault = false;
   static inline const char* name = "switchyard.picker";
 };
 
@@ -29,9 +55,12 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
                            std::uint32_t group, std::uint64_t seed) {
   self->state.picker = std::make_unique<group_picker>(*config, group);
   self->state.rng = std::make_unique<seeded_random>(seed);
+  contain_failures(self);
   return {
+    [=](fault_atom) { self->state.fault = true; },
     [=](pick_atom, const pick_request& request) {
       auto& st = self->state;
+      injected_fault(st.fault);
       auto t = now();
       pick_reply r{st.picker->pick(request, t, *st.rng), std::nullopt};
       if (!r.picked.chosen && st.next_expiry)
@@ -52,6 +81,7 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
 
 struct cooldown_actor_state {
   std::unique_ptr<cooldown_state> cooling;
+  bool fault = false;
   static inline const char* name = "switchyard.cooldown";
 };
 
@@ -67,11 +97,14 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
     self->send(picker, avail_atom::value,
                cooldown_snapshot{c.available(t), c.next_expiry()});
   };
+  contain_failures(self);
   return {
+    [=](fault_atom) { self->state.fault = true; },
     // Starts a cooldown; answers how many deployments are still healthy.
     // The picker hears of it before the requester gets this answer, so the
     // requester's next pick already avoids the deployment.
     [=](cool_atom, local_index i, double seconds) {
+      injected_fault(self->state.fault);
       auto& c = *self->state.cooling;
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
       auto t = now();
@@ -87,7 +120,10 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       self->delayed_send(self, length, expire_atom::value);
       return c.available_count(t);
     },
-    [=](healthy_atom) { return self->state.cooling->available_count(now()); },
+    [=](healthy_atom) {
+      injected_fault(self->state.fault);
+      return self->state.cooling->available_count(now());
+    },
     [=](expire_atom) {
       std::vector<local_index> ended;
       if (!self->state.cooling->expire(now(), ended))
@@ -106,6 +142,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
 
 struct health_state {
   std::unique_ptr<deployment_health> health;
+  bool fault = false;
   static inline const char* name = "switchyard.health";
 };
 
@@ -118,7 +155,9 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
   // spare the picker's mailbox.
   const bool feed_picker = config->settings.routing_strategy != "simple-shuffle"
                            || config->settings.enable_pre_call_checks;
+  contain_failures(self);
   return {
+    [=](fault_atom) { self->state.fault = true; },
     [=](outcome_atom, local_index i, const call_feedback& f) {
       self->state.health->record_success(i, now());
       if (feed_picker)
@@ -127,6 +166,7 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
     // A failure: answers (through the cooldown actor) how many deployments
     // of the group are healthy once it has been taken into account.
     [=](outcome_atom, local_index i, const call_report& r) {
+      injected_fault(self->state.fault);
       if (feed_picker)
         self->send(picker, finished_atom::value, i, r.feedback);
       const auto& e = r.error;

@@ -34,6 +34,10 @@ using call_done_atom = caf::atom_constant<caf::atom("calldone")>;
 using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+/// Fault injection (tests): `(fault_atom, role)` to the router actor arms
+/// the named actor of a group ("picker", "cooldown", "health") to throw on
+/// its next request, as a bug would.
+using fault_atom = caf::atom_constant<caf::atom("fault")>;
 
 /// One chunk of a streamed call, from the transport's thread to the
 /// request's orchestrator.
@@ -71,11 +75,30 @@ struct group_actors {
   caf::actor health;
 };
 
+/// Where a group's actors are found. The supervisor swaps in a new set
+/// when one of them fails; orchestrators read it at each step. Thread-safe.
+class group_slot {
+public:
+  explicit group_slot(group_actors a)
+    : actors_(std::make_shared<const group_actors>(std::move(a))) {}
+  std::shared_ptr<const group_actors> get() const { return std::atomic_load(&actors_); }
+  void set(group_actors a) const {
+    std::atomic_store(&actors_, std::make_shared<const group_actors>(std::move(a)));
+  }
+
+private:
+  mutable std::shared_ptr<const group_actors> actors_;
+};
+
 /// Everything an orchestrator needs to find its way: immutable once the
 /// router has started, shared by every orchestrator.
 struct routing_table {
   std::shared_ptr<const router_config> config;
-  std::vector<group_actors> groups;
+  std::vector<group_slot> groups;
+  /// Restarts a group's actors when one fails (router_actor.cpp).
+  caf::actor supervisor;
+  /// Set by stop_routing: failures of peers are then a shutdown.
+  mutable std::atomic<bool> stopping{false};
   caf::actor fallback;
   /// Performs every deployment call (the mock, or HTTP for real ones).
   std::shared_ptr<transport> calls;

@@ -88,16 +88,16 @@ struct orchestrator_state {
       std::get<completion_handler>(d)(std::move(r));
   }
 
-  ~orchestrator_state() {
-    // Killed before finishing (the actor system stopped): still one answer.
-    if (done) {
-      route_result r;
-      r.error = router_error::make(error_kind::shutdown,
-                                   "the router stopped before the request finished");
-      if (flow)
-        r.attempts = flow->take_result().attempts;
-      answer(std::move(r));
-    }
+  // Told to exit before finishing: still one answer, from the exit
+  // handler (orchestrator()), never from a destructor. No other path ends
+  // an orchestrator unanswered: it quits itself only after answering, and
+  // the exception handler answers too.
+  void answer_on_exit(const caf::error& reason, caf::actor_system& sys) {
+    if (!done || !flow)
+      return;
+    answer(flow->abort(router_error::make(
+      error_kind::shutdown,
+      "the router stopped before the request finished (" + sys.render(reason) + ")")));
   }
 };
 
@@ -136,7 +136,7 @@ void finish_call(orchestrator_actor* self, call_outcome o) {
   auto& st = self->state;
   st.call.reset();
   ++st.call_id;
-  const auto& health = st.table->groups[st.call_group].health;
+  const auto health = st.table->groups[st.call_group].get()->health;
   const auto local = st.call_local;
   auto& f = st.last_feedback;
   f = call_feedback{};
@@ -164,13 +164,19 @@ void finish_call(orchestrator_actor* self, call_outcome o) {
   step(self, next);
 }
 
-// A peer actor is gone (the router is stopping): answer with a clear error.
+// A peer actor failed or is gone: the router is stopping (ShutdownError),
+// or one of the group's actors failed and is being restarted (an internal
+// error: the request cannot know what that actor had done for it).
 auto on_peer_error(orchestrator_actor* self) {
   return [self](caf::error& err) {
-    route_result r = self->state.flow->abort(router_error::make(
-      error_kind::shutdown,
-      "the router stopped while the request was in flight ("
-        + self->system().render(err) + ")"));
+    auto& st = self->state;
+    const bool stopping = st.table->stopping.load(std::memory_order_relaxed);
+    route_result r = st.flow->abort(router_error::make(
+      stopping ? error_kind::shutdown : error_kind::internal_server,
+      stopping ? "the router stopped while the request was in flight ("
+                   + self->system().render(err) + ")"
+               : "an actor of model group '" + st.table->config->groups[st.flow->current_group()].name
+                   + "' failed while the request was in flight; it is being restarted"));
     finish_request(self, std::move(r));
   };
 }
@@ -194,7 +200,8 @@ void start_call(orchestrator_actor* self, const flow_action& a) {
 void step(orchestrator_actor* self, flow_action a) {
   auto& st = self->state;
   auto& flow = *st.flow;
-  const auto& group = st.table->groups[a.group];
+  const auto group_ptr = st.table->groups[a.group].get();
+  const auto& group = *group_ptr;
   switch (a.what) {
     case flow_action::kind::pick:
       self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
@@ -263,6 +270,26 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
   st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
   st.table = std::move(table);
   st.on_chunk = std::move(on_chunk);
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    self->state.answer_on_exit(m.reason, self->system());
+    self->quit(std::move(m.reason));
+  });
+  // A bug in the flow must not leave the caller waiting: answer it, then
+  // this actor ends (CAF quits an actor whose handler threw).
+  self->set_exception_handler([self](std::exception_ptr& e) -> caf::error {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+    auto& st = self->state;
+    if (st.done && st.flow)
+      st.answer(st.flow->abort(router_error::make(
+        error_kind::internal_server, "internal error while routing the request: " + what)));
+    return caf::make_error(caf::sec::runtime_error, std::move(what));
+  });
   if (done) {
     st.done = std::move(*done);
     begin(self);

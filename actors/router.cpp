@@ -64,6 +64,8 @@ struct router::impl {
 
 router::router(router_config config, router_options options)
   : impl_(std::make_unique<impl>()) {
+  // Before any actor exists: a broken hand-built config throws here.
+  validate_config(config);
   impl_->owned_config = make_system_config(options.threads);
   impl_->owned_system = std::make_unique<caf::actor_system>(*impl_->owned_config);
   impl_->start(*impl_->owned_system, std::move(config), options);
@@ -76,6 +78,7 @@ router::router(router_config config, router_options options)
 router::router(caf::actor_system& system, router_config config,
                router_options options)
   : impl_(std::make_unique<impl>()) {
+  validate_config(config);
   impl_->start(system, std::move(config), options);
 }
 

@@ -6,10 +6,74 @@
 #include "switchyard/mock_transport.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 namespace switchyard {
 
 namespace {
+
+route_result null_request() {
+  route_result r;
+  r.error = router_error::make(error_kind::bad_request,
+                               "request: expected a request, got a null request_ptr");
+  return r;
+}
+
+// --- supervisor: restarts a group's actors when one of them fails --------
+
+struct supervisor_state {
+  std::weak_ptr<const routing_table> table;
+  std::shared_ptr<router_observer> observer;
+  std::uint64_t restarts = 0;
+  static inline const char* name = "switchyard.supervisor";
+};
+
+using supervisor_actor = caf::stateful_actor<supervisor_state>;
+
+void watch(supervisor_actor* self, const group_actors& g) {
+  self->monitor(g.picker);
+  self->monitor(g.cooldown);
+  self->monitor(g.health);
+}
+
+caf::behavior supervisor(supervisor_actor* self, std::shared_ptr<router_observer> observer,
+                         std::weak_ptr<const routing_table> weak_table) {
+  self->state.observer = std::move(observer);
+  self->state.table = weak_table;
+  if (auto table = weak_table.lock())
+    for (const auto& slot : table->groups)
+      watch(self, *slot.get());
+  self->set_down_handler([self](caf::down_msg& m) {
+    auto table = self->state.table.lock();
+    if (!table || table->stopping.load())
+      return;
+    for (std::uint32_t g = 0; g < table->groups.size(); ++g) {
+      auto actors = table->groups[g].get();
+      const caf::actor* members[] = {&actors->picker, &actors->cooldown, &actors->health};
+      const char* roles[] = {"picker", "cooldown", "health"};
+      for (int k = 0; k < 3; ++k) {
+        if (members[k]->address() != m.source)
+          continue;
+        // Once per failure; the reason is an exception's text or an exit
+        // reason, never request data.
+        spdlog::error("model group '{}': its {} actor failed ({}); restarting the group's actors",
+                      table->config->groups[g].name, roles[k], self->system().render(m.reason));
+        for (int other = 0; other < 3; ++other)
+          if (other != k)
+            self->send_exit(*members[other], caf::exit_reason::user_shutdown);
+        auto fresh = spawn_group(self->system(), table->config, g,
+                                 derive_seed(table->seed, 7919 * ++self->state.restarts),
+                                 self->state.observer);
+        watch(self, fresh);
+        table->groups[g].set(std::move(fresh));
+        return;
+      }
+    }
+  });
+  return {
+    [](caf::unit_t) {},
+  };
+}
 
 } // namespace
 
@@ -31,6 +95,8 @@ namespace {
 caf::behavior router_actor(caf::event_based_actor* self, routing_table_ptr table) {
   return {
     [self, table](route_atom, request_ptr request) -> caf::result<route_result> {
+      if (!request)
+        return null_request();
       if (!table->admit())
         return overloaded(*table);
       // The orchestrator answers the requester itself, with its own promise.
@@ -39,10 +105,22 @@ caf::behavior router_actor(caf::event_based_actor* self, routing_table_ptr table
       return caf::delegated<route_result>{};
     },
     [self, table](route_atom, request_ptr request, completion_handler done) {
+      if (!request)
+        return done(null_request());
       if (!table->admit())
         return done(overloaded(*table));
       spawn_orchestrator(self->system(), table, std::move(request),
                          completion{std::move(done)});
+    },
+    [table](fault_atom, const std::string& group, const std::string& role) {
+      auto g = table->config->find_group(group);
+      if (!g)
+        return;
+      auto actors = table->groups[*g].get();
+      const caf::actor& target = role == "picker" ? actors->picker
+                                 : role == "cooldown" ? actors->cooldown
+                                                      : actors->health;
+      caf::anon_send(target, fault_atom::value);
     },
   };
 }
@@ -64,7 +142,9 @@ routing_table_ptr start_routing(caf::actor_system& system,
   table->calls = make_dispatching_transport(config, make_mock_transport(config, seed),
                                             options.http);
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
-    table->groups.push_back(spawn_group(system, config, g, seed, options.observer));
+    table->groups.emplace_back(spawn_group(system, config, g, seed, options.observer));
+  table->supervisor = system.spawn(supervisor, options.observer,
+                                   std::weak_ptr<const routing_table>(table));
   table->fallback = spawn_fallback(system, config);
   return table;
 }
@@ -73,10 +153,13 @@ void stop_routing(const routing_table& table) {
   auto stop = [](const caf::actor& a) {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
-  for (const auto& g : table.groups) {
-    stop(g.health);
-    stop(g.cooldown);
-    stop(g.picker);
+  table.stopping.store(true);
+  stop(table.supervisor);
+  for (const auto& slot : table.groups) {
+    auto g = slot.get();
+    stop(g->health);
+    stop(g->cooldown);
+    stop(g->picker);
   }
   stop(table.fallback);
 }

@@ -209,6 +209,12 @@ struct general_settings {
 general_settings load_general_settings_file(const std::string& file,
                                             const env_lookup& env = process_env());
 
+/// Checks a router_config built in code by the loader's rules (every
+/// deployment's values, the strategy name, fallback and alias targets),
+/// and indexes its groups. Throws config_error listing every problem with
+/// its path. The router runs it on every config it is given.
+void validate_config(router_config& config);
+
 /// LiteLLM's generated id: hex SHA-256 of model_name followed by each
 /// litellm_params key and value in file order (values written as Python's
 /// str() / json.dumps would write them), after secret resolution.
