@@ -589,3 +589,24 @@ TEST_CASE("while draining, open connections see readiness and liveness 503 and n
   CHECK(slow[0].status == 200);
   CHECK(s.stop(SIGTERM) == 0);
 }
+
+TEST_CASE("a request that is not HTTP gets 400, headers past 64 KiB get 431") {
+  serve_process s(base_config());
+  {
+    raw_connection c(s.port());
+    c.send("THIS IS NOT HTTP\r\n\r\n");
+    const auto got = c.receive(std::chrono::seconds(30));
+    REQUIRE(got.has_value());
+    CHECK(got->rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+    CHECK(got->find("malformed HTTP request") != std::string::npos);
+  }
+  {
+    raw_connection c(s.port());
+    c.send("GET /health/liveness HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(70 * 1024, 'a')
+           + "\r\n\r\n");
+    const auto got = c.receive(std::chrono::seconds(30));
+    REQUIRE(got.has_value());
+    CHECK(got->rfind("HTTP/1.1 431 ", 0) == 0);
+  }
+  CHECK(http_request(s.port(), "GET", "/health/liveness").status == 200);
+}
