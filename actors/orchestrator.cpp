@@ -145,9 +145,9 @@ void finish_call(orchestrator_actor* self, call_outcome o) {
   f.latency_ms = ms_since(st.call_started);
   o.latency_ms = f.latency_ms;
   st.upstream_ms += f.latency_ms;
-  // Latency routing ranks streamed requests by time to first token.
-  if (st.flow->request().stream && o.first_token_ms)
-    f.latency_ms = *o.first_token_ms;
+  // Latency routing keeps whole-call latency and time to first token apart.
+  if (st.flow->request().stream)
+    f.first_token_ms = o.first_token_ms;
   report_attempt(st, o, o.latency_ms);
   const std::uint64_t tokens =
     o.prompt_tokens && o.completion_tokens

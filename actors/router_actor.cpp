@@ -3,7 +3,10 @@
 #include "group_actors.hpp"
 #include "orchestrator.hpp"
 
+#include "switchyard/http_transport.hpp"
 #include "switchyard/mock_transport.hpp"
+
+#include <algorithm>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -139,8 +142,13 @@ routing_table_ptr start_routing(caf::actor_system& system,
   table->seed = seed;
   table->max_in_flight = options.max_in_flight;
   table->observer = options.observer;
+  // The HTTP client (and its I/O thread) only when a deployment is real.
+  auto http = options.http;
+  if (!http && std::any_of(config->deployments.begin(), config->deployments.end(),
+                           [](const deployment_config& d) { return d.endpoint != nullptr; }))
+    http = make_http_transport(options.http_client);
   table->calls = make_dispatching_transport(config, make_mock_transport(config, seed),
-                                            options.http);
+                                            std::move(http));
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
     table->groups.emplace_back(spawn_group(system, config, g, seed, options.observer));
   table->supervisor = system.spawn(supervisor, options.observer,

@@ -36,7 +36,7 @@ router_config make_bench_config(const bench_shape& shape) {
     settings["disable_cooldowns"] = true;
     settings["num_retries"] = 0;
   }
-  return load_config({{"model_list", model_list}, {"router_settings", settings}});
+  return load_config(nlohmann::ordered_json{{"model_list", model_list}, {"router_settings", settings}});
 }
 
 namespace {

@@ -78,7 +78,7 @@ int main() {
   caf::actor_system system{cfg};
 
   switchyard::router router{system,
-                            switchyard::load_config(nlohmann::json::parse(config_json)),
+                            switchyard::load_config(nlohmann::ordered_json::parse(config_json)),
                             switchyard::router_options{42, 0}};
 
   constexpr int count = 500;

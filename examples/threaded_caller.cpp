@@ -35,7 +35,7 @@ switchyard::chat_request make_request(const std::string& model, int i) {
 } // namespace
 
 int main() {
-  switchyard::router router{switchyard::load_config(nlohmann::json::parse(config_json))};
+  switchyard::router router{switchyard::load_config(nlohmann::ordered_json::parse(config_json))};
 
   constexpr int threads = 4;
   constexpr int per_thread = 250;

@@ -2,6 +2,7 @@
 #include "ordered_config.hpp"
 #include "yaml_config.hpp"
 
+#include "switchyard/provider.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,7 +38,8 @@ const key_list router_keys = {
   "allowed_fails_policy", "retry_policy", "model_group_retry_policy",
   "model_group_alias", "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
   "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
-  "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args"};
+  "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args",
+  "redis_host", "redis_port", "redis_password", "redis_url", "redis_key_prefix"};
 // litellm_settings keys that LiteLLM's Router falls back to (module globals
 // such as litellm.num_retries) when router_settings leaves them unset.
 const key_list litellm_keys = {
@@ -112,6 +115,11 @@ private:
                                                    std::string& id_path);
   void load_litellm_params(const ojson& p, const std::string& path,
                            deployment_config& dep);
+  std::shared_ptr<const provider_endpoint> load_endpoint(const ojson& p,
+                                                         const std::string& path,
+                                                         deployment_config& dep);
+  void load_extra_headers(const ojson& p, const std::string& path, http_headers& headers);
+  void load_tls(const ojson& p, const std::string& path, tls_settings& tls);
   void load_shared_settings(const ojson& s, const std::string& path,
                             std::string_view timeout_key, const router_config& cfg,
                             router_settings& out);
@@ -119,6 +127,7 @@ private:
                              const router_config& cfg, router_settings& out);
   void load_router_settings(const ojson& s, const std::string& path,
                             const router_config& cfg, router_settings& out);
+  std::optional<redis_settings> load_redis_settings(const ojson& s, const std::string& path);
   per_kind_counts per_kind_at(const ojson& policy, const std::string& path,
                               std::string_view suffix, std::int64_t max = INT_MAX);
   void load_group_retry_policy(const ojson& groups, const std::string& path,
@@ -278,7 +287,7 @@ loader::load_deployment(const ojson& d, const std::string& path,
         check_.fail(id_path, "expected a non-empty string or a number");
     }
     set_if(dep.max_input_tokens,
-           check_.integer_at(*info, "max_input_tokens", info_path, 1, INT64_MAX));
+           check_.integer_at(*info, "max_input_tokens", info_path, 0, INT64_MAX));
     // Costs may sit in either place; litellm_params wins.
     const auto input_cost = check_.number_at(*info, "input_cost_per_token", info_path, at_least_zero);
     const auto output_cost = check_.number_at(*info, "output_cost_per_token", info_path, at_least_zero);
@@ -294,13 +303,6 @@ loader::load_deployment(const ojson& d, const std::string& path,
 
 void loader::load_litellm_params(const ojson& p, const std::string& path,
                                  deployment_config& dep) {
-  note_unknown(p, path,
-               {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
-                "timeout", "stream_timeout", "cooldown_time", "num_retries",
-                "input_cost_per_token", "output_cost_per_token", "mock_response",
-                "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
-                "mock_failure_rate",
-                "mock_failure", "mock_failure_after_calls"});
   dep.model = check_.string_at(p, "model", path, required | non_empty).value_or("");
   dep.model_from_env = from_env_.count(key_path(path, "model")) != 0;
   if (auto key = check_.string_at(p, "api_key", path))
@@ -331,6 +333,229 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
     set_if(dep.mock_failure, check_.error_kind_at(*kind, key_path(path, "mock_failure")));
   set_if(dep.mock_failure_after_calls,
          check_.integer_at(p, "mock_failure_after_calls", path, 0, INT64_MAX));
+  // A real deployment sends every key that is not the router's or the
+  // transport's as a provider parameter, so none is unknown there; a mock
+  // ignores all it does not read.
+  if (json_checks::find(p, "mock_response"))
+    note_unknown(p, path,
+                 {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
+                  "timeout", "stream_timeout", "cooldown_time", "num_retries",
+                  "input_cost_per_token", "output_cost_per_token", "mock_response",
+                  "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
+                  "mock_failure_rate", "mock_failure", "mock_failure_after_calls"});
+  else if (!dep.model.empty())
+    dep.endpoint = load_endpoint(p, path, dep);
+}
+
+// LiteLLM's litellm_params that are the router's or the transport's, never
+// sent upstream as provider parameters (besides router_request_keys() and
+// every mock_* key). docs/configuration.md lists them.
+const key_list deployment_keys = {
+  "model", "api_key", "api_base", "api_version", "azure_ad_token", "extra_headers",
+  "ssl_verify", "weight", "rpm", "tpm", "order", "timeout", "stream_timeout",
+  "cooldown_time", "num_retries", "max_retries", "input_cost_per_token",
+  "output_cost_per_token", "input_cost_per_second", "output_cost_per_second",
+  "custom_llm_provider", "base_model", "model_info", "tags", "region_name",
+  "organization", "max_parallel_requests", "litellm_credential_name",
+  "use_in_pass_through", "use_litellm_proxy", "merge_reasoning_content_in_choices",
+  "max_budget", "budget_duration", "tenant_id", "client_id", "client_secret",
+  "azure_username", "azure_password", "azure_scope", "api_type", "stream",
+  "drop_params", "additional_drop_params", "configurable_clientside_auth_params",
+  "litellm_trace_id", "metadata", "model_name", "deployment_id", "access_groups"};
+
+// Credentials of other clouds (aws_secret_access_key, vertex_credentials,
+// azure_client_secret, ...) are never a provider parameter either.
+constexpr std::string_view deployment_key_prefixes[] = {"mock_", "aws_", "vertex_", "azure_",
+                                                        "watsonx_"};
+
+bool is_deployment_key(std::string_view key) {
+  if (is_known(deployment_keys, key) || is_router_request_key(key))
+    return true;
+  for (auto prefix : deployment_key_prefixes)
+    if (key.substr(0, prefix.size()) == prefix)
+      return true;
+  return false;
+}
+
+// The first of the variables that is set and non-empty.
+std::optional<std::string> first_env(const env_lookup& env,
+                                     std::initializer_list<std::string_view> names) {
+  if (!env)
+    return std::nullopt;
+  for (auto name : names) {
+    if (name.empty())
+      continue;
+    auto value = env(std::string(name));
+    if (value && !value->empty())
+      return value;
+  }
+  return std::nullopt;
+}
+
+bool is_http_url(const std::string& url) {
+  return url.compare(0, 7, "http://") == 0 || url.compare(0, 8, "https://") == 0;
+}
+
+bool is_header_name(const std::string& name) {
+  if (name.empty())
+    return false;
+  for (unsigned char c : name)
+    if (c <= ' ' || c >= 127 || c == ':')
+      return false;
+  return true;
+}
+
+bool is_header_value(const std::string& value) {
+  return value.find_first_of("\r\n") == std::string::npos
+         && value.find('\0') == std::string::npos;
+}
+
+// Replaces a header of the same name (ASCII case-insensitive) or appends.
+void put_header(http_headers& headers, http_header h) {
+  for (auto& existing : headers)
+    if (find_header({existing}, h.name)) {
+      existing = std::move(h);
+      return;
+    }
+  headers.push_back(std::move(h));
+}
+
+std::shared_ptr<const provider_endpoint>
+loader::load_endpoint(const ojson& p, const std::string& path, deployment_config& dep) {
+  const std::string model_path = key_path(path, "model");
+  const auto slash = dep.model.find('/');
+  const std::string prefix = slash == std::string::npos ? "openai" : dep.model.substr(0, slash);
+  const provider_info* provider = find_provider(prefix);
+  if (!provider) {
+    check_.fail(model_path, "unknown provider"
+                              + (dep.model_from_env ? std::string() : " '" + prefix + "'")
+                              + "; expected one of: " + supported_providers()
+                              + " (or a mock_response)");
+    return nullptr;
+  }
+  auto ep = std::make_shared<provider_endpoint>();
+  ep->provider = provider;
+  ep->upstream_model = slash == std::string::npos ? dep.model : dep.model.substr(slash + 1);
+  if (ep->upstream_model.empty())
+    check_.fail(model_path, "expected a model name after the provider prefix");
+
+  const std::string name(provider->name);
+  // api_base: the params, else the provider's variable, else its default.
+  endpoint_url_parts parts;
+  parts.model = ep->upstream_model;
+  parts.model_from_env = dep.model_from_env;
+  const std::string base_path = key_path(path, "api_base");
+  if (!dep.api_base.empty()) {
+    parts.base = dep.api_base;
+    parts.base_from_env = from_env_.count(base_path) != 0;
+  } else if (auto base = first_env(env_, {provider->base_env})) {
+    parts.base = *base;
+    parts.base_from_env = true;
+  } else {
+    parts.base = std::string(provider->default_base);
+  }
+  if (parts.base.empty())
+    check_.fail(base_path, "is required for provider '" + name + "' (or set "
+                             + std::string(provider->base_env) + ")");
+  else if (!is_http_url(parts.base))
+    check_.fail(base_path, "expected an http:// or https:// URL");
+
+  // The key: api_key, else the provider's variables. Azure may use an AD
+  // token instead (Authorization: Bearer).
+  const std::string key_path_s = key_path(path, "api_key");
+  secret key = dep.api_key;
+  if (key.empty())
+    if (auto from_env = first_env(env_, {provider->key_env, provider->key_env_alt[0],
+                                         provider->key_env_alt[1], provider->key_env_alt[2]}))
+      key = secret(std::move(*from_env));
+  std::optional<std::string> ad_token;
+  if (provider->kind == dialect::azure) {
+    ad_token = check_.string_at(p, "azure_ad_token", path, non_empty);
+    if (!ad_token && key.empty())
+      ad_token = first_env(env_, {"AZURE_AD_TOKEN"});
+    if (auto v = check_.string_at(p, "api_version", path, non_empty)) {
+      parts.api_version = *v;
+      parts.api_version_from_env = from_env_.count(key_path(path, "api_version")) != 0;
+    } else if (auto env_version = first_env(env_, {"AZURE_API_VERSION"})) {
+      parts.api_version = *env_version;
+    } else {
+      parts.api_version = std::string(azure_default_api_version);
+    }
+  }
+  if (provider->needs_key && key.empty() && !ad_token)
+    check_.fail(key_path_s, "is required for provider '" + name + "' (or set "
+                              + std::string(provider->key_env)
+                              + (provider->kind == dialect::azure ? ", or azure_ad_token" : "")
+                              + ")");
+  set_endpoint_url(*ep, parts);
+
+  const auto secret_header = [](std::string n, std::string v) {
+    return http_header{std::move(n), std::move(v), true};
+  };
+  switch (provider->kind) {
+  case dialect::azure:
+    if (ad_token)
+      ep->headers.push_back(secret_header("Authorization", "Bearer " + *ad_token));
+    else
+      ep->headers.push_back(secret_header("api-key", key.reveal()));
+    break;
+  case dialect::anthropic:
+    ep->headers.push_back(secret_header("x-api-key", key.reveal()));
+    ep->headers.push_back({"anthropic-version", std::string(anthropic_api_version), false});
+    break;
+  default:
+    if (!key.empty())
+      ep->headers.push_back(secret_header("Authorization", "Bearer " + key.reveal()));
+    // As the openai client sends `organization`.
+    if (auto org = check_.string_at(p, "organization", path, non_empty))
+      ep->headers.push_back({"OpenAI-Organization", *org,
+                             from_env_.count(key_path(path, "organization")) != 0});
+  }
+  ep->headers.push_back({"content-type", "application/json", false});
+
+  load_extra_headers(p, path, ep->headers);
+  load_tls(p, path, ep->tls);
+  for (const auto& item : p.items())
+    if (!is_deployment_key(item.key()) && !item.value().is_null())
+      ep->param_defaults[item.key()] = nlohmann::json(item.value());
+  return ep;
+}
+
+// extra_headers: an object of strings, each replacing a default header of
+// its name; a value from os.environ/ is a secret.
+void loader::load_extra_headers(const ojson& p, const std::string& path,
+                                http_headers& headers) {
+  const ojson* extra = check_.object_at(p, "extra_headers", path);
+  if (!extra)
+    return;
+  const std::string extra_path = key_path(path, "extra_headers");
+  for (const auto& item : extra->items()) {
+    const std::string header_path = key_path(extra_path, item.key());
+    if (!is_header_name(item.key())) {
+      check_.fail(header_path, "expected a header name (visible ASCII, no ':')");
+      continue;
+    }
+    if (!item.value().is_string()
+        || !is_header_value(item.value().get_ref<const std::string&>())) {
+      check_.fail(header_path, "expected a string without line breaks");
+      continue;
+    }
+    put_header(headers, {item.key(), item.value().get<std::string>(),
+                         from_env_.count(header_path) != 0});
+  }
+}
+
+// ssl_verify: true (the default), false, or a CA bundle path.
+void loader::load_tls(const ojson& p, const std::string& path, tls_settings& tls) {
+  const ojson* verify = json_checks::find(p, "ssl_verify");
+  if (!verify)
+    return;
+  if (verify->is_boolean())
+    tls.verify = verify->get<bool>();
+  else if (verify->is_string() && !verify->get_ref<const std::string&>().empty())
+    tls.ca_file = verify->get<std::string>();
+  else
+    check_.fail(key_path(path, "ssl_verify"), "expected true, false or a CA bundle path");
 }
 
 // The keys router_settings and litellm_settings share; each one overwrites
@@ -390,6 +615,60 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
     set_if(out.lowest_latency_buffer,
            check_.number_at(*args, "lowest_latency_buffer", args_path, at_least_zero));
   }
+  out.redis = load_redis_settings(s, path);
+}
+
+// LiteLLM's redis_url, or redis_host with redis_port and redis_password;
+// the url wins over the separate keys (as redis.from_url does), but for a
+// password the url lacks. Values are never echoed: a url holds the
+// password, and any of them may come from the environment.
+std::optional<redis_settings> loader::load_redis_settings(const ojson& s,
+                                                          const std::string& path) {
+  redis_settings r;
+  auto host = check_.string_at(s, "redis_host", path, non_empty);
+  auto password = check_.string_at(s, "redis_password", path);
+  auto prefix = check_.string_at(s, "redis_key_prefix", path, non_empty);
+  std::optional<std::int64_t> port;
+  const std::string port_path = key_path(path, "redis_port");
+  if (const ojson* p = json_checks::find(s, "redis_port")) {
+    // From os.environ/ a port is a string of digits.
+    std::int64_t x = 0;
+    if (p->is_string()) {
+      const auto& text = p->get_ref<const std::string&>();
+      auto res = std::from_chars(text.data(), text.data() + text.size(), x);
+      if (text.empty() || res.ec != std::errc() || res.ptr != text.data() + text.size())
+        check_.fail(port_path, "expected a port number (1 to 65535)");
+      else if (check_.integer_in(x, port_path, 1, 65535))
+        port = x;
+    } else {
+      port = check_.integer_at(s, "redis_port", path, 1, 65535);
+    }
+  }
+  const std::string url_path = key_path(path, "redis_url");
+  if (auto url = check_.string_at(s, "redis_url", path, non_empty)) {
+    std::string error;
+    auto parsed = parse_redis_url(*url, error);
+    if (!parsed) {
+      check_.fail(url_path, error);
+      return std::nullopt;
+    }
+    r = std::move(*parsed);
+    r.host_from_env = from_env_.count(url_path) != 0;
+    if (r.password.empty() && password)
+      r.password = secret(std::move(*password));
+  } else if (host) {
+    r.host = std::move(*host);
+    r.host_from_env = from_env_.count(key_path(path, "redis_host")) != 0;
+    if (port)
+      r.port = static_cast<int>(*port);
+    if (password)
+      r.password = secret(std::move(*password));
+  } else {
+    return std::nullopt; // no Redis: the state stays in the process
+  }
+  if (prefix)
+    r.key_prefix = std::move(*prefix);
+  return r;
 }
 
 per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path,
@@ -399,6 +678,7 @@ per_kind_counts loader::per_kind_at(const ojson& policy, const std::string& path
     check_.fail(path, "expected an object");
     return out;
   }
+  out.present = true;
   for (const auto& item : policy.items()) {
     const std::string& key = item.key();
     const auto field = std::find_if(
@@ -557,6 +837,68 @@ bool is_yaml_file(const std::string& file, const std::string& text) {
 
 } // namespace
 
+std::optional<redis_settings> parse_redis_url(std::string_view url, std::string& error) {
+  const auto bad = [&error](std::string why) {
+    error = std::move(why) + " (expected redis://[[user]:password@]host[:port][/db])";
+    return std::nullopt;
+  };
+  constexpr std::string_view scheme = "redis://";
+  if (url.substr(0, 9) == "rediss://")
+    return bad("TLS (rediss://) is not supported");
+  if (url.substr(0, scheme.size()) != scheme)
+    return bad("not a redis:// url");
+  std::string_view rest = url.substr(scheme.size());
+  redis_settings r;
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    db = db.substr(0, db.find('?'));
+    if (!db.empty()) {
+      int x = 0;
+      auto res = std::from_chars(db.data(), db.data() + db.size(), x);
+      if (res.ec != std::errc() || res.ptr != db.data() + db.size() || x < 0)
+        return bad("the database after '/' is not a number");
+      r.db = x;
+    }
+  }
+  const auto at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = userinfo.find(':');
+    r.username = std::string(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos)
+      r.password = secret(std::string(userinfo.substr(colon + 1)));
+  }
+  std::string_view host = authority;
+  if (!authority.empty() && authority.front() == '[') { // [::1]:6379
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      return bad("an IPv6 host lacks its ']'");
+    host = authority.substr(1, close - 1);
+    authority = authority.substr(close + 1);
+  } else {
+    host = authority.substr(0, authority.find(':'));
+    authority = authority.substr(host.size());
+  }
+  if (!authority.empty()) {
+    if (authority.front() != ':')
+      return bad("unexpected text after the host");
+    std::string_view port = authority.substr(1);
+    int x = 0;
+    auto res = std::from_chars(port.data(), port.data() + port.size(), x);
+    if (port.empty() || res.ec != std::errc() || res.ptr != port.data() + port.size()
+        || x < 1 || x > 65535)
+      return bad("the port is not a number from 1 to 65535");
+    r.port = x;
+  }
+  if (host.empty())
+    return bad("no host");
+  r.host = std::string(host);
+  return r;
+}
+
 std::optional<int> per_kind_counts::for_kind(error_kind k) const {
   switch (k) {
   case error_kind::content_policy_violation:
@@ -643,13 +985,6 @@ void check_depth(const Json& doc) {
 router_config load_config(const nlohmann::ordered_json& doc, const env_lookup& env) {
   check_depth(doc);
   return loader(env).load(doc);
-}
-
-// nlohmann::json has sorted every object, so generated ids follow the sorted
-// key order here; load_config_text and load_config_file keep file order.
-router_config load_config(const nlohmann::json& doc, const env_lookup& env) {
-  check_depth(doc);
-  return loader(env).load(nlohmann::ordered_json(doc));
 }
 
 namespace {

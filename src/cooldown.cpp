@@ -56,6 +56,21 @@ deployment_health::deployment_health(const router_config& config,
   for (auto d : config.groups.at(group).deployments)
     cooldown_time_s_.push_back(config.deployments[d].cooldown_time_s);
   windows_.resize(cooldown_time_s_.size());
+  remote_.resize(cooldown_time_s_.size());
+}
+
+const deployment_health::window* deployment_health::remote(local_index i,
+                                                           time_point now) const {
+  const auto& r = remote_.at(i);
+  return r.requests > 0 && now - r.start < window_length ? &r : nullptr;
+}
+
+void deployment_health::set_remote(local_index i, std::uint64_t requests,
+                                   std::uint64_t failures, time_point now) {
+  const auto clamp = [](std::uint64_t x) {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(x, UINT32_MAX / 2));
+  };
+  remote_.at(i) = window{now, clamp(requests), clamp(std::min(failures, requests))};
 }
 
 deployment_health::window& deployment_health::current(local_index i,
@@ -77,19 +92,25 @@ deployment_health::record_failure(local_index i, const router_error& e,
   auto& w = current(i, now);
   ++w.requests;
   ++w.failures;
+  const auto* r = remote(i, now);
+  const std::uint32_t fleet_failures = w.failures + (r ? r->failures : 0);
+  const std::uint32_t fleet_requests = w.requests + (r ? r->requests : 0);
   auto length = cooldown_length(settings_, cooldown_time_s_.at(i), e, request_cooldown_s);
   if (!length)
     return std::nullopt;
   // allowed_fails_policy (per kind) over allowed_fails; either one replaces
-  // the default rules.
-  auto allowed = settings_.allowed_fails_policy.for_kind(e.kind);
-  if (!allowed)
-    allowed = settings_.allowed_fails;
+  // the default rules. With a policy, a kind it leaves out gets
+  // allowed_fails or LiteLLM's default 3 (should_cooldown_based_on_
+  // allowed_fails_policy), never the default rules.
+  std::optional<int> allowed = settings_.allowed_fails;
+  if (const auto& policy = settings_.allowed_fails_policy; policy.is_set())
+    allowed = policy.for_kind(e.kind).value_or(
+      settings_.allowed_fails.value_or(default_allowed_fails));
   bool cool;
   if (allowed)
-    cool = w.failures > static_cast<std::uint32_t>(*allowed);
+    cool = fleet_failures > static_cast<std::uint32_t>(*allowed);
   else
-    cool = default_cooldown_rule(e.status, w.failures, w.requests,
+    cool = default_cooldown_rule(e.status, fleet_failures, fleet_requests,
                                  windows_.size());
   if (!cool)
     return std::nullopt;
@@ -98,12 +119,14 @@ deployment_health::record_failure(local_index i, const router_error& e,
 
 std::uint32_t deployment_health::failures(local_index i, time_point now) const {
   const auto& w = windows_.at(i);
-  return now - w.start >= window_length ? 0 : w.failures;
+  const auto* r = remote(i, now);
+  return (now - w.start >= window_length ? 0 : w.failures) + (r ? r->failures : 0);
 }
 
 std::uint32_t deployment_health::requests(local_index i, time_point now) const {
   const auto& w = windows_.at(i);
-  return now - w.start >= window_length ? 0 : w.requests;
+  const auto* r = remote(i, now);
+  return (now - w.start >= window_length ? 0 : w.requests) + (r ? r->requests : 0);
 }
 
 cooldown_state::cooldown_state(std::size_t deployments) : until_(deployments) {
@@ -117,6 +140,26 @@ bool cooldown_state::start(local_index i, time_point now, time_point until) {
   if (!u || *u < until)
     u = until;
   return was_available;
+}
+
+bool cooldown_state::apply_remote(local_index i, time_point now, time_point until) {
+  if (until <= now)
+    return false;
+  const auto& u = until_.at(i);
+  if (cooling(i, now) && *u >= until)
+    return false;
+  start(i, now, until);
+  return true;
+}
+
+time_point steady_deadline(wall_ms deadline, wall_ms wall_now, time_point steady_now) {
+  return steady_now + std::chrono::duration_cast<clock_type::duration>(
+                        std::chrono::milliseconds(deadline - wall_now));
+}
+
+wall_ms wall_deadline(time_point until, time_point steady_now, wall_ms wall_now) {
+  // Rounded up: the shared deadline never ends before the local one.
+  return wall_now + std::chrono::ceil<std::chrono::milliseconds>(until - steady_now).count();
 }
 
 bool cooldown_state::expire(time_point now) {

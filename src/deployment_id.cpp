@@ -262,12 +262,4 @@ std::string litellm_deployment_id(const std::string& model_name,
   return sha256_hex(concat);
 }
 
-// nlohmann::json has already sorted the keys, so this hashes them in sorted
-// order; only callers holding file order (load_config_text) match LiteLLM
-// for multi-key params.
-std::string litellm_deployment_id(const std::string& model_name,
-                                  const nlohmann::json& litellm_params) {
-  return litellm_deployment_id(model_name, ojson(litellm_params));
-}
-
 } // namespace switchyard

@@ -47,16 +47,21 @@ std::vector<std::uint32_t> resolve_fallbacks(const router_config& config,
                                              error_kind kind) {
   const auto& s = config.settings;
   const std::string& name = config.groups.at(group).name;
-  if (kind == error_kind::context_window_exceeded) {
-    auto r = find_rule(s.context_window_fallbacks, name);
-    return r ? to_groups(config, r->to) : std::vector<std::uint32_t>{};
-  }
-  if (kind == error_kind::content_policy_violation) {
-    auto r = find_rule(s.content_policy_fallbacks, name);
-    return r ? to_groups(config, r->to) : std::vector<std::uint32_t>{};
-  }
-  if (status_of(kind) == 400)
+  // A non-empty list of the error's own is final: its exact key, or the
+  // error is raised. An empty or unset one defers to the generic
+  // fallbacks, as LiteLLM's "No context_window_fallback set. Defaulting to
+  // fallbacks" (its default for both lists is None).
+  const std::vector<fallback_rule>* own = nullptr;
+  if (kind == error_kind::context_window_exceeded)
+    own = &s.context_window_fallbacks;
+  else if (kind == error_kind::content_policy_violation)
+    own = &s.content_policy_fallbacks;
+  else if (status_of(kind) == 400)
     return {};
+  if (own && !own->empty()) {
+    auto r = find_rule(*own, name);
+    return r ? to_groups(config, r->to) : std::vector<std::uint32_t>{};
+  }
   auto targets = generic_targets(config, group);
   return targets ? to_groups(config, *targets) : std::vector<std::uint32_t>{};
 }

@@ -106,7 +106,7 @@ group_pick group_picker::pick(const pick_request& request, time_point now,
     for (auto e : request.excluded)
       if (e < tier_of_.size() && &tiers_[tier_of_[e]] == &t)
         scratch_.push_back(pos_in_tier_[e]);
-    pick_context ctx{scratch_, request.estimated_tokens, now};
+    pick_context ctx{scratch_, request.estimated_tokens, now, request.stream};
     out.order = t.order;
     out.context_window = false;
     auto r = t.strategy->pick(ctx, rng);

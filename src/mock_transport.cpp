@@ -2,6 +2,7 @@
 
 #include "timer_thread.hpp"
 
+#include "switchyard/request_flow.hpp"
 #include "switchyard/token_estimate.hpp"
 
 #include <atomic>
@@ -214,7 +215,7 @@ private:
 
 bool is_mock_call(const router_config& config, const deployment_config& deployment,
                   const chat_request& request) {
-  return request.mock.is_set() || deployment.mock.is_set()
+  return !deployment.endpoint || request.mock.is_set() || deployment.mock.is_set()
          || deployment.mock_failure_rate > 0
          || (request.mock_testing_context_fallbacks
              && config.resolve_group(request.model) == deployment.group);
@@ -230,13 +231,6 @@ std::shared_ptr<transport> make_dispatching_transport(std::shared_ptr<const rout
                                                       std::shared_ptr<transport> http) {
   return std::make_shared<dispatching_transport>(std::move(config), std::move(mock),
                                                  std::move(http));
-}
-
-std::string public_model_name(const deployment_config& d) {
-  if (d.model_from_env)
-    return d.model_name;
-  auto slash = d.model.find('/');
-  return slash == std::string::npos ? d.model : d.model.substr(slash + 1);
 }
 
 json make_completion_body(const deployment_config& d, const std::string& content,

@@ -31,6 +31,11 @@ std::string unknown_group_message(const router_config& config,
          + known + ")";
 }
 
+void add_once(exclusion_list& list, local_index i) {
+  if (std::find(list.begin(), list.end(), i) == list.end())
+    list.push_back(i);
+}
+
 router_error no_deployments(const std::string& group,
                             std::optional<seconds_d> retry_in) {
   // "Try again in N seconds" only when a cooldown says when: a group out
@@ -49,6 +54,19 @@ router_error no_deployments(const std::string& group,
 
 } // namespace
 
+std::string response_model_name(std::string_view litellm_model) {
+  // LiteLLM answers with the model after get_llm_provider took the
+  // provider off: "openai/gpt-4o" -> "gpt-4o", "openrouter/a/b" -> "a/b".
+  const auto slash = litellm_model.find('/');
+  if (slash == std::string_view::npos || slash + 1 == litellm_model.size())
+    return std::string(litellm_model);
+  return std::string(litellm_model.substr(slash + 1));
+}
+
+std::string public_model_name(const deployment_config& d) {
+  return d.model_from_env ? d.model_name : response_model_name(d.model);
+}
+
 request_flow::request_flow(std::shared_ptr<const router_config> config,
                            request_ptr request)
   : config_(std::move(config)), request_(std::move(request)) {
@@ -64,23 +82,43 @@ flow_action request_flow::start() {
   if (!g)
     return finish_error(router_error::make(
       error_kind::bad_request, unknown_group_message(*config_, request_->model)));
-  origin_group_ = *g;
+  entered_groups_.push_back(*g);
   return start_hop(*g);
 }
 
 flow_action request_flow::start_hop(std::uint32_t group) {
   group_ = group;
-  pick_.excluded.clear();
+  hop_excluded_.clear();
   pick_.min_order.reset();
   tier_ = group_pick::unordered;
-  retries_used_ = 0;
-  attempted_in_hop_ = false;
-  last_error_.reset();
+  reset_hop_state();
   return pick_action();
 }
 
+void request_flow::reset_hop_state() {
+  retries_used_ = 0;
+  attempted_in_hop_ = false;
+  last_error_.reset();
+  failed_in_hop_.clear();
+  failed_in_round_.clear();
+  retry_stage_ = retry_stage::none;
+}
+
 flow_action request_flow::pick_action() {
+  pick_.excluded = hop_excluded_;
+  pick_.stream = request_->stream;
   return make_action(flow_action::kind::pick, group_);
+}
+
+flow_action request_flow::retry_pick(retry_stage stage) {
+  auto a = pick_action();
+  retry_stage_ = stage;
+  if (stage == retry_stage::round)
+    for (auto i : failed_in_round_)
+      add_once(pick_.excluded, i);
+  else if (stage == retry_stage::avoid_last)
+    add_once(pick_.excluded, last_deployment_);
+  return a;
 }
 
 flow_action request_flow::on_picked(const group_pick& picked,
@@ -95,6 +133,22 @@ flow_action request_flow::on_picked(const group_pick& picked,
     start_same_group_hop();
   }
   if (!picked.chosen) {
+    switch (retry_stage_) {
+      case retry_stage::round: {
+        // Every candidate left failed in this round: a new round, which
+        // does not start with the deployment that failed last unless it
+        // is the only candidate (then it is the round's only member).
+        const bool only_last = failed_in_round_.size() == 1;
+        failed_in_round_.clear();
+        return retry_pick(only_last ? retry_stage::any : retry_stage::avoid_last);
+      }
+      case retry_stage::avoid_last:
+        return retry_pick(retry_stage::any);
+      case retry_stage::any:
+      case retry_stage::none:
+        break;
+    }
+    retry_stage_ = retry_stage::none;
     // A retry that finds nothing healthy ends the hop with the latest error.
     if (attempted_in_hop_ && last_error_)
       return hop_failed(*last_error_);
@@ -106,6 +160,7 @@ flow_action request_flow::on_picked(const group_pick& picked,
           + config_->groups[group_].name + "' (enable_pre_call_checks)"));
     return hop_failed(no_deployments(config_->groups[group_].name, retry_in));
   }
+  retry_stage_ = retry_stage::none;
   last_deployment_ = *picked.chosen;
   tier_ = picked.order;
   attempted_in_hop_ = true;
@@ -119,9 +174,7 @@ flow_action request_flow::on_picked(const group_pick& picked,
 flow_action request_flow::start_same_group_hop() {
   ++depth_;
   ++hop_;
-  retries_used_ = 0;
-  attempted_in_hop_ = false;
-  last_error_.reset();
+  reset_hop_state();
   return pick_action();
 }
 
@@ -214,7 +267,7 @@ flow_action request_flow::on_call(call_outcome outcome) {
     result_.finish_reason = std::move(outcome.finish_reason);
     result_.deployment_id = d.id;
     result_.model_group = d.model_name;
-    result_.model = d.model_from_env ? d.model_name : d.model;
+    result_.model = public_model_name(d);
     result_.fallback_depth = depth_;
     result_.usage_estimated = !(outcome.prompt_tokens && outcome.completion_tokens);
     if (outcome.prompt_tokens)
@@ -227,6 +280,8 @@ flow_action request_flow::on_call(call_outcome outcome) {
   }
   outcome.error.stamp(d.id);
   last_error_ = std::move(outcome.error);
+  add_once(failed_in_hop_, last_deployment_);
+  add_once(failed_in_round_, last_deployment_);
   auto r = make_action(flow_action::kind::report_failure, group_);
   r.deployment = last_deployment_;
   r.error = last_error_->kind;
@@ -248,10 +303,8 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
   if (retries_used_ < allowed
       && should_retry(*last_error_, group_size, healthy,
                       has_generic_fallbacks(*config_, group_))) {
-    // Draw the jitter only when there is a delay to jitter.
-    const bool immediate = group_size > 1 && healthy > 0;
     auto delay = retry_delay(group_size, healthy, last_error_->retry_after_s,
-                             retries_used_, immediate ? 0.0 : rng.next_unit());
+                             retries_used_, rng);
     ++retries_used_;
     ++retries_total_;
     if (delay.count() > 0) {
@@ -259,13 +312,13 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
       w.delay = delay;
       return w;
     }
-    return pick_action();
+    return retry_pick(retry_stage::round);
   }
   return hop_failed(*last_error_);
 }
 
 flow_action request_flow::on_wait_done() {
-  return pick_action();
+  return retry_pick(retry_stage::round);
 }
 
 flow_action request_flow::hop_failed(router_error e) {
@@ -281,9 +334,9 @@ flow_action request_flow::hop_failed(router_error e) {
                         && !e.deployment_id.empty() && depth_ < s.max_fallbacks;
   hop_error_ = std::move(e);
   if (failover) {
-    auto& excluded = pick_.excluded;
-    if (std::find(excluded.begin(), excluded.end(), last_deployment_) == excluded.end())
-      excluded.push_back(last_deployment_);
+    // Every deployment that failed in the hop, not only its last attempt.
+    for (auto i : failed_in_hop_)
+      add_once(hop_excluded_, i);
     failover_probe_ = true;
     return pick_action();
   }
@@ -315,7 +368,7 @@ flow_action request_flow::to_fallbacks() {
 
 flow_action request_flow::on_fallbacks(const std::vector<std::uint32_t>& groups) {
   if (!groups.empty())
-    frames_.push_back(frame{groups, 0, group_});
+    frames_.push_back(frame{groups, 0});
   return next_fallback_group();
 }
 
@@ -327,13 +380,17 @@ flow_action request_flow::next_fallback_group() {
       continue;
     }
     auto g = f.groups[f.next++];
-    if (g == f.source || g == origin_group_)
+    // At most once per request however it is reached (a list naming it
+    // twice, a nested list leading back to it): skipped without a hop.
+    if (std::find(entered_groups_.begin(), entered_groups_.end(), g)
+        != entered_groups_.end())
       continue;
     if (depth_ >= config_->settings.max_fallbacks)
       break;
     ++depth_;
     ++hop_;
     ++fallbacks_;
+    entered_groups_.push_back(g);
     return start_hop(g);
   }
   return finish_error();

@@ -54,20 +54,16 @@ bool should_retry(const router_error& e, std::size_t group_size,
 
 seconds_d retry_delay(std::size_t group_size, std::size_t healthy,
                       std::optional<double> retry_after_s, int attempt,
-                      double unit_random) {
+                      random_source& rng) {
   if (group_size > 1 && healthy > 0)
     return seconds_d(0);
+  // A reasonable Retry-After is what the provider asked for: waited as is.
+  if (retry_after_s && *retry_after_s > 0 && *retry_after_s <= 60)
+    return seconds_d(*retry_after_s);
   constexpr double initial = 0.5;
   constexpr double max_delay = 8.0;
-  constexpr double max_jitter = 0.75;
-  double base;
-  if (retry_after_s && *retry_after_s > 0 && *retry_after_s <= 60)
-    base = *retry_after_s;
-  else
-    base = std::min(std::max(initial * std::pow(2.0, attempt),
-                             retry_after_s.value_or(0.0)),
-                    max_delay);
-  return seconds_d(base + max_jitter * unit_random);
+  const double backoff = std::min(initial * std::pow(2.0, attempt), max_delay);
+  return seconds_d(backoff * (1.0 - 0.25 * rng.next_unit()));
 }
 
 } // namespace switchyard

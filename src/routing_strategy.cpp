@@ -5,8 +5,6 @@
 #include "switchyard/usage_based.hpp"
 #include "switchyard/simple_shuffle.hpp"
 
-#include <algorithm>
-
 namespace switchyard {
 
 const strategy_registry& strategy_registry::builtin() {
@@ -70,17 +68,6 @@ strategy_registry::make(const std::string& name,
   if (i == factories_.end())
     return nullptr;
   return i->second(deployments, settings);
-}
-
-std::vector<std::string>
-filter_excluded(const std::vector<std::string>& deployment_ids,
-                const std::vector<std::string>& excluded) {
-  std::vector<std::string> out;
-  out.reserve(deployment_ids.size());
-  for (const auto& id : deployment_ids)
-    if (std::find(excluded.begin(), excluded.end(), id) == excluded.end())
-      out.push_back(id);
-  return out;
 }
 
 } // namespace switchyard

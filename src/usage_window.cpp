@@ -2,7 +2,21 @@
 
 namespace switchyard {
 
-usage_window::usage_window(std::size_t deployments) : counts_(deployments) {
+usage_window::usage_window(std::size_t deployments)
+  : counts_(deployments), remote_(deployments) {
+}
+
+const usage_window::remote_counts* usage_window::remote(local_index i,
+                                                        time_point now) const {
+  const auto& r = remote_.at(i);
+  const bool fresh = (r.requests > 0 || r.tokens > 0)
+                     && now - r.received < std::chrono::minutes(1);
+  return fresh ? &r : nullptr;
+}
+
+void usage_window::set_remote(local_index i, std::uint64_t requests,
+                              std::uint64_t tokens, time_point now) {
+  remote_.at(i) = remote_counts{now, requests, tokens};
 }
 
 std::int64_t usage_window::minute_of(time_point now) {
@@ -27,12 +41,14 @@ void usage_window::add_tokens(local_index i, std::uint64_t tokens, time_point no
 
 std::uint64_t usage_window::requests(local_index i, time_point now) const {
   const auto& c = counts_.at(i);
-  return c.minute == minute_of(now) ? c.requests : 0;
+  const auto* r = remote(i, now);
+  return (c.minute == minute_of(now) ? c.requests : 0) + (r ? r->requests : 0);
 }
 
 std::uint64_t usage_window::tokens(local_index i, time_point now) const {
   const auto& c = counts_.at(i);
-  return c.minute == minute_of(now) ? c.tokens : 0;
+  const auto* r = remote(i, now);
+  return (c.minute == minute_of(now) ? c.tokens : 0) + (r ? r->tokens : 0);
 }
 
 } // namespace switchyard

@@ -19,6 +19,8 @@
 
 namespace switchyard {
 
+struct provider_endpoint;
+
 /// One entry of `model_list`, validated. Immutable after load.
 struct deployment_config {
   /// `model_info.id`, or the LiteLLM-compatible SHA-256 id.
@@ -30,8 +32,13 @@ struct deployment_config {
   /// `model` came from `os.environ/`: a secret like any such value, so
   /// results name the model group instead.
   bool model_from_env = false;
+  /// `litellm_params.api_base` / `api_key` as written (the resolved ones,
+  /// with the provider's variables and defaults, are in `endpoint`).
   std::string api_base;
   secret api_key;
+  /// Where real calls go (switchyard/provider.hpp): null only for a mock, a
+  /// deployment with `mock_response` in its litellm_params.
+  std::shared_ptr<const provider_endpoint> endpoint;
   std::optional<double> weight;
   std::optional<double> rpm; ///< also accepted at the deployment's top level
   std::optional<double> tpm; ///< likewise
@@ -81,11 +88,34 @@ struct per_kind_counts {
   std::optional<int> rate_limit;
   std::optional<int> content_policy_violation;
   std::optional<int> internal_server;
+  /// The policy was given (`{}` too), even with no count set.
+  bool present = false;
 
+  /// A policy is in force: given, or some count set in code.
+  bool is_set() const noexcept {
+    return present || bad_request || authentication || timeout || rate_limit
+           || content_policy_violation || internal_server;
+  }
   /// The count that applies to an error of kind `k` (LiteLLM's isinstance
   /// order: a ContentPolicyViolation or ContextWindowExceeded error is a
   /// BadRequestError unless its own entry is set), or nullopt.
   std::optional<int> for_kind(error_kind k) const;
+};
+
+/// Where replicas share state (SHARED_STATE.md): router_settings'
+/// `redis_host`, `redis_port`, `redis_password`, `redis_url` (LiteLLM's
+/// keys) and `redis_key_prefix` (Switchyard's). Immutable.
+struct redis_settings {
+  std::string host;
+  int port = 6379;
+  std::string username; ///< from redis_url's user part (Redis 6 ACL); empty: none
+  secret password;
+  int db = 0; ///< from redis_url's /db
+  /// Prefix of every key and channel, so that several configurations can
+  /// share one Redis.
+  std::string key_prefix = "switchyard:";
+  /// The host or url came from os.environ/: a secret, never printed.
+  bool host_from_env = false;
 };
 
 /// `router_settings`, validated, with LiteLLM's defaults. Immutable.
@@ -98,6 +128,8 @@ struct router_settings {
   /// `total_timeout` (seconds): bounds a whole request (retries, waits,
   /// failovers, fallbacks); unset: unbounded, as LiteLLM.
   std::optional<double> total_timeout_s;
+  /// Unset: the default cooldown rules, unless allowed_fails_policy is set
+  /// (then LiteLLM's default of 3 for the kinds the policy leaves out).
   std::optional<int> allowed_fails;
   /// `allowed_fails_policy`: per-kind thresholds, over allowed_fails.
   per_kind_counts allowed_fails_policy;
@@ -119,6 +151,9 @@ struct router_settings {
   int max_fallbacks = 5;
   /// routing_strategy_args.lowest_latency_buffer (latency-based-routing).
   double lowest_latency_buffer = 0;
+  /// Set when redis_host or redis_url is: share state through Redis.
+  /// Unset: state stays in the process.
+  std::optional<redis_settings> redis;
 };
 
 /// A model group: the deployments that serve one public model name.
@@ -180,11 +215,17 @@ env_lookup process_env();
 
 /// Validates a LiteLLM-style JSON document into a router_config.
 /// Throws config_error listing every problem with its path.
-/// nlohmann::json keeps object keys sorted, so ids generated here hash
-/// litellm_params in sorted key order; load_config_text and
-/// load_config_file keep the file's order, as LiteLLM does.
-router_config load_config(const nlohmann::json& doc,
+/// Takes nlohmann::ordered_json, whose objects keep their order, because
+/// generated ids hash litellm_params in file order (as LiteLLM does): so
+/// load_config, load_config_text and load_config_file give the same ids
+/// for the same config. Parse with nlohmann::ordered_json::parse.
+router_config load_config(const nlohmann::ordered_json& doc,
                           const env_lookup& env = process_env());
+/// Deleted: nlohmann::json has sorted every object, its file order is lost,
+/// and the ids would differ from the ones load_config_text computes for the
+/// same text (every replica must compute the same ids: SHARED_STATE.md).
+router_config load_config(const nlohmann::json& doc,
+                          const env_lookup& env = process_env()) = delete;
 
 /// Parses `text` as JSON first (syntax errors are a config_error with the
 /// line and column), then load_config.
@@ -219,7 +260,16 @@ void validate_config(router_config& config);
 /// litellm_params key and value in file order (values written as Python's
 /// str() / json.dumps would write them), after secret resolution.
 std::string litellm_deployment_id(const std::string& model_name,
-                                  const nlohmann::json& litellm_params);
+                                  const nlohmann::ordered_json& litellm_params);
+/// Deleted for the reason load_config(const nlohmann::json&) is.
+std::string litellm_deployment_id(const std::string& model_name,
+                                  const nlohmann::json& litellm_params) = delete;
+
+/// Parses LiteLLM's `redis_url` (`redis://[[user]:password@]host[:port][/db]`,
+/// a `?query` after the db is ignored). On a bad url returns nullopt and
+/// sets `error` to what is wrong, without echoing the url (it holds the
+/// password). Pure.
+std::optional<redis_settings> parse_redis_url(std::string_view url, std::string& error);
 
 /// Parses a mock_response value (string, `litellm.<Kind>` or error object)
 /// at `path`; problems are appended to `problems`.

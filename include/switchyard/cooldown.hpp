@@ -2,6 +2,7 @@
 
 #include "switchyard/config.hpp"
 #include "switchyard/routing_strategy.hpp"
+#include "switchyard/shared_state.hpp"
 
 #include <chrono>
 #include <optional>
@@ -10,6 +11,10 @@
 namespace switchyard {
 
 using seconds_d = std::chrono::duration<double>;
+
+/// LiteLLM's `allowed_fails` when a router sets none (litellm.allowed_fails):
+/// what a kind that an allowed_fails_policy leaves out is allowed.
+constexpr int default_allowed_fails = 3;
 
 /// Per-deployment outcome counts over the current one-minute window, and the
 /// cooldown rules of ROUTER_SEMANTICS.md section 5 applied to them.
@@ -25,8 +30,18 @@ public:
                                           time_point now,
                                           std::optional<double> request_cooldown_s = std::nullopt);
 
+  /// The counts the rules see: this replica's window plus the other
+  /// replicas' counts (set_remote) while they are fresh.
   std::uint32_t failures(local_index i, time_point now) const;
   std::uint32_t requests(local_index i, time_point now) const;
+
+  /// The other replicas' calls and failures of deployment `i` in the
+  /// current minute (fleet_outcomes::others_*), replacing the previous
+  /// ones. They count toward allowed_fails and the failure-rate rule for
+  /// one window length after they came (so that they age out when Redis
+  /// goes quiet). Without them the rules are exactly the local ones.
+  void set_remote(local_index i, std::uint64_t requests, std::uint64_t failures,
+                  time_point now);
 
 private:
   struct window {
@@ -35,10 +50,12 @@ private:
     std::uint32_t failures = 0;
   };
   window& current(local_index i, time_point now);
+  const window* remote(local_index i, time_point now) const;
 
   const router_settings& settings_;
   std::vector<std::optional<double>> cooldown_time_s_; ///< per deployment
   std::vector<window> windows_;
+  std::vector<window> remote_; ///< start: when they came
 };
 
 /// The cooldown length for a failure (the request's cooldown_time >
@@ -56,6 +73,13 @@ std::optional<seconds_d> cooldown_length(const router_settings& settings,
 bool default_cooldown_rule(int status, std::uint32_t failures,
                            std::uint32_t requests, std::size_t group_size);
 
+/// The local steady-clock time of a shared wall-clock deadline, given both
+/// clocks' `now` read together: steady_now + (deadline - wall_now). Pure.
+time_point steady_deadline(wall_ms deadline, wall_ms wall_now, time_point steady_now);
+
+/// The wall-clock deadline to share for a local cooldown end. Pure.
+wall_ms wall_deadline(time_point until, time_point steady_now, wall_ms wall_now);
+
 /// Which deployments of a group are cooling down, until when.
 /// Owned by one group's cooldown actor; time comes in as an argument.
 class cooldown_state {
@@ -65,6 +89,12 @@ public:
   /// Starts (or extends) a cooldown. Returns true when the deployment was
   /// not cooling down at `now` (the available set changed).
   bool start(local_index i, time_point now, time_point until);
+  /// Applies a cooldown heard from another replica (`until` from
+  /// steady_deadline): the later end wins, it never shortens one. Returns
+  /// true when anything changed: the deployment started cooling down, or
+  /// its end moved later (the "try again in" changed). One already over at
+  /// `now` changes nothing.
+  bool apply_remote(local_index i, time_point now, time_point until);
   /// Ends every cooldown whose time has come. Returns true when any ended.
   bool expire(time_point now);
   /// The same, appending the deployments whose cooldown ended to `ended`.

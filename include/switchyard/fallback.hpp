@@ -9,11 +9,12 @@ namespace switchyard {
 
 /// Which groups to try when `group` is exhausted with an error of `kind`
 /// (ROUTER_SEMANTICS.md section 8). Pure; the fallback actor calls it.
-/// ContextWindowExceeded: context_window_fallbacks (exact key) only;
-/// ContentPolicyViolation: content_policy_fallbacks (exact key) only; any
-/// other 400: none (a malformed request is not re-sent elsewhere, as in
-/// LiteLLM); everything else: `fallbacks` by exact key, then the key without
-/// a `provider/` prefix, then `*`, then default_fallbacks.
+/// ContextWindowExceeded / ContentPolicyViolation: their own list
+/// (context_window_fallbacks / content_policy_fallbacks) by exact key when
+/// that list is non-empty (no entry: none); when it is empty, the generic
+/// rule below. Any other 400: none (a malformed request is not re-sent
+/// elsewhere). Everything else: `fallbacks` by exact key, then the key
+/// without a `provider/` prefix, then `*`, then default_fallbacks.
 /// Returns group indices in configured order; empty: raise the error.
 std::vector<std::uint32_t> resolve_fallbacks(const router_config& config,
                                              std::uint32_t group,

@@ -20,6 +20,8 @@ struct pick_request {
   std::optional<int> min_order;
   /// The request's estimated prompt tokens (pre-call checks, usage limits).
   std::uint32_t estimated_tokens = 0;
+  /// A streamed request (latency-based-routing ranks it by first token).
+  bool stream = false;
 };
 
 /// A pick's outcome as a value.

@@ -41,8 +41,4 @@ nlohmann::json make_completion_body(const deployment_config& deployment,
                                     std::uint32_t completion_tokens,
                                     std::int64_t created, std::uint64_t number);
 
-/// `litellm_params.model` without its `provider/` prefix ("gpt-4o" for
-/// "openai/gpt-4o"); the model group when the model came from os.environ/.
-std::string public_model_name(const deployment_config& deployment);
-
 } // namespace switchyard

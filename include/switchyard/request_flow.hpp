@@ -10,9 +10,18 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace switchyard {
+
+/// The `model` of a reply from a deployment whose `litellm_params.model`
+/// is `litellm_model`: without its `provider/` prefix, as LiteLLM's.
+std::string response_model_name(std::string_view litellm_model);
+/// The reply's `model` for a deployment: response_model_name of its
+/// litellm_params.model, or its model group when that came from os.environ/.
+std::string public_model_name(const deployment_config& deployment);
 
 /// The next thing the orchestrator must do for a request.
 struct flow_action {
@@ -38,6 +47,14 @@ struct flow_action {
 /// request's excluded ids, hop count and attempt trace, and answers each
 /// event with the next action. The orchestrator actor is a thin shell that
 /// carries actions out; tests drive it directly with scripted events.
+///
+/// Retries go round the hop's healthy candidates (docs/reliability.md
+/// section 2): a retry's pick excludes every deployment that failed in the
+/// current round; when that leaves nothing, a new round starts and its
+/// first pick excludes only the deployment that failed last; when that
+/// leaves nothing too, that deployment is the only candidate and is
+/// retried. A weighted-failover hop excludes every deployment that failed
+/// in the hops before it. A fallback group is entered at most once.
 /// Owned by one orchestrator actor; not thread-safe.
 class request_flow {
 public:
@@ -98,35 +115,52 @@ private:
   struct frame {
     std::vector<std::uint32_t> groups;
     std::size_t next = 0;
-    std::uint32_t source = 0;
+  };
+
+  /// Which pick of a retry is pending (see the class comment).
+  enum class retry_stage : std::uint8_t {
+    none,       ///< not a retry's pick
+    round,      ///< excluding the current round's failures
+    avoid_last, ///< a new round: excluding the deployment that failed last
+    any,        ///< only the hop's own exclusions
   };
 
   flow_action pick_action();
+  flow_action retry_pick(retry_stage stage);
   flow_action start_hop(std::uint32_t group);
   flow_action hop_failed(router_error e);
   flow_action next_tier_or_fallbacks();
   flow_action to_fallbacks();
   flow_action start_same_group_hop();
+  void reset_hop_state();
   flow_action next_fallback_group();
   flow_action finish_error();
   flow_action finish_error(router_error e);
 
   std::shared_ptr<const router_config> config_;
   request_ptr request_;
-  std::uint32_t origin_group_ = 0;
   std::uint32_t group_ = 0;
   std::size_t hop_ = 0;          ///< hops started, the first is 0
   int depth_ = 0;                ///< hops after the first (vs max_fallbacks)
   int retries_used_ = 0;         ///< in the current hop
   bool attempted_in_hop_ = false;
   bool failover_probe_ = false;  ///< the pending pick starts a failover hop
+  retry_stage retry_stage_ = retry_stage::none;
   local_index last_deployment_ = 0;
+  /// The group's exclusions for every hop of this visit (weighted failover).
+  exclusion_list hop_excluded_;
+  /// Every deployment that failed in the current hop, retries included.
+  exclusion_list failed_in_hop_;
+  /// Those that failed in the current round of retries.
+  exclusion_list failed_in_round_;
+  /// Groups entered so far (the first included): none is entered twice.
+  std::vector<std::uint32_t> entered_groups_;
   int tier_ = group_pick::unordered; ///< `order` of the current tier
   pick_request pick_;               ///< exclusions, tier floor, tokens
   std::optional<router_error> last_error_;  ///< latest in the current hop
   std::optional<router_error> original_;    ///< the first hop's error
   router_error hop_error_;                  ///< the latest hop's error
-  std::vector<frame> frames_;
+  std::vector<frame> frames_; ///< fallback lists being walked, innermost last
   route_result result_;
   bool committed_ = false;
   std::vector<nlohmann::json> held_; ///< role-only chunks before the commit

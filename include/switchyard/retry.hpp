@@ -2,6 +2,7 @@
 
 #include "switchyard/config.hpp"
 #include "switchyard/cooldown.hpp"
+#include "switchyard/random_source.hpp"
 #include "switchyard/request.hpp"
 
 namespace switchyard {
@@ -30,12 +31,14 @@ int retries_allowed(const router_settings& settings, const std::string& group,
 bool should_retry(const router_error& e, std::size_t group_size,
                   std::size_t healthy, bool fallbacks_configured);
 
-/// Delay before retry number `attempt` (0-based): 0 when the group has more
-/// than one deployment and one is healthy; else Retry-After (if in (0, 60]
-/// s) or min(max(0.5 * 2^attempt, retry_after), 8) s, plus up to 0.75 s of
-/// jitter (`unit_random` in [0, 1) scales it).
+/// Delay before retry number `attempt` (0-based), LiteLLM's
+/// `_time_to_sleep_before_retry` / `_calculate_retry_after`: 0 when the
+/// group has more than one deployment and one is healthy; else the
+/// Retry-After exactly when it is in (0, 60] s (no draw); else
+/// min(0.5 * 2^attempt, 8) s times a jitter factor 1 - 0.25 * u, in
+/// (0.75, 1], for one draw u from `rng`.
 seconds_d retry_delay(std::size_t group_size, std::size_t healthy,
                       std::optional<double> retry_after_s, int attempt,
-                      double unit_random);
+                      random_source& rng);
 
 } // namespace switchyard

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "switchyard/config.hpp"
+#include "switchyard/http_client.hpp"
 #include "switchyard/request.hpp"
 
 #include <cstdint>
@@ -70,6 +71,9 @@ struct router_options {
   /// HTTP transport (libcurl, its own I/O thread), started only when the
   /// config has a real deployment.
   std::shared_ptr<transport> http;
+  /// The built-in HTTP transport's connection pool: keep-alive
+  /// connections per host (a cap; calls past it queue), HTTP/2.
+  http_client_options http_client;
 };
 
 /// The embedding API: a router built from a validated config.

@@ -20,7 +20,8 @@ using time_point = clock_type::time_point;
 /// Positions inside a group (deployment_config::index_in_group).
 using local_index = std::uint32_t;
 
-/// Request-level exclusions: local indices, small (one per failed hop).
+/// Request-level exclusions: local indices, small (the deployments that
+/// already failed for the request).
 using exclusion_list = std::vector<local_index>;
 
 /// The outcome of a pick: a deployment, or none (nothing healthy and not
@@ -36,14 +37,18 @@ struct pick_context {
   /// The request's estimated prompt tokens (usage limits).
   std::uint32_t estimated_tokens = 0;
   time_point now{};
+  /// A streamed request.
+  bool stream = false;
 };
 
 /// What a finished call (any terminal outcome) tells the strategy.
 struct call_feedback {
   bool ok = false;
   bool timed_out = false;
-  /// For a streamed request: time to first token.
+  /// The whole call, start to last byte.
   double latency_ms = 0;
+  /// Time to first token: a streamed call's, when it got one.
+  std::optional<double> first_token_ms;
   /// Tokens of the exchange (prompt + completion), for usage limits.
   std::uint64_t tokens = 0;
 };
@@ -98,13 +103,5 @@ public:
 private:
   std::map<std::string, strategy_factory> factories_;
 };
-
-/// The exclusion filter (twin of LiteLLM's
-/// `_get_excluded_filtered_deployments`): the ids not in `excluded`, in
-/// order. Empty `excluded` returns all; excluding everything returns an empty
-/// list (never the unfiltered one).
-std::vector<std::string>
-filter_excluded(const std::vector<std::string>& deployment_ids,
-                const std::vector<std::string>& excluded);
 
 } // namespace switchyard

@@ -25,6 +25,12 @@ public:
   void on_finished(local_index i, std::uint64_t tokens, time_point now) {
     usage_.add_tokens(i, tokens, now);
   }
+  /// The other replicas' usage this minute (usage_window::set_remote): the
+  /// limits then hold across the fleet.
+  void set_remote(local_index i, std::uint64_t requests, std::uint64_t tokens,
+                  time_point now) {
+    usage_.set_remote(i, requests, tokens, now);
+  }
   const usage_window& usage() const noexcept { return usage_; }
 
 private:

@@ -1,13 +1,17 @@
 #include "cli_common.hpp"
 
+#include "switchyard/provider.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 // `switchyard check`: the summary shows routing-relevant structure only.
-// Deployment ids, weights and orders are safe to print; api keys, api bases
-// and models are not printed at all, since any string may have come from
-// `os.environ/` and the loaded config no longer says which.
+// Deployment ids, weights and orders are safe to print; api keys and models
+// are not printed at all, since any string may have come from `os.environ/`
+// and the loaded config no longer says which. Each deployment's transport
+// is printed with its endpoint's display_url, in which the loader already
+// redacted every part that came from the environment.
 
 namespace switchyard::cli {
 
@@ -36,6 +40,13 @@ void print_settings(const router_settings& s, std::ostream& out) {
       << "  max_fallbacks:            " << s.max_fallbacks << '\n';
 }
 
+// " mock", or " <provider> <url>" for a real deployment.
+std::string transport_of(const deployment_config& d) {
+  if (!d.endpoint)
+    return " mock";
+  return " " + std::string(d.endpoint->provider->name) + " " + d.endpoint->display_url;
+}
+
 void print_group(const router_config& c, const model_group& g, std::ostream& out) {
   out << "model group " << g.name << ": " << plural(g.deployments.size(), "deployment") << '\n';
   std::size_t width = 0;
@@ -47,7 +58,7 @@ void print_group(const router_config& c, const model_group& g, std::ostream& out
         << "  weight=" << optional_number(d.weight)
         << " order=" << optional_number(d.order)
         << " rpm=" << optional_number(d.rpm) << " tpm=" << optional_number(d.tpm)
-        << (d.mock.is_set() ? " mock" : "") << '\n';
+        << transport_of(d) << '\n';
   }
 }
 

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <string_view>
 
 namespace switchyard::cli {
 
@@ -22,8 +23,8 @@ using json = nlohmann::json;
 
 constexpr const char* usage =
   "usage: switchyard [demo [--requests N] [--concurrency N] [--seed S]]\n"
-  "       switchyard run --config FILE --input FILE [--output FILE]\n"
-  "                      [--concurrency N] [--seed S]\n"
+  "       switchyard run --config FILE --input FILE [--output FILE [--resume]]\n"
+  "                      [--concurrency N] [--ordered] [--seed S]\n"
   "       switchyard check --config FILE\n"
   "       switchyard serve --config FILE [--host 127.0.0.1] [--port 4000] [--threads N]\n"
   "                      [--max-body-bytes N] [--max-in-flight N] [--grace-seconds N]\n"
@@ -34,7 +35,9 @@ constexpr const char* usage =
   "         configuration with a failing region and a fallback group\n"
   "         (defaults: --requests 4000 --concurrency 256)\n"
   "  run    route OpenAI Batch-format requests (JSON lines) and write one\n"
-  "         result line per request, in input order (default --concurrency 64)\n"
+  "         result line per request as each completes, N in flight\n"
+  "         (default --concurrency 64); --ordered writes in input order;\n"
+  "         --resume appends to --output, skipping the custom_ids it answers\n"
   "  check  validate a configuration; exit status 1 when it is invalid\n"
   "  serve  an OpenAI-compatible HTTP gateway (POST /v1/chat/completions,\n"
   "         GET /v1/models, /health/*, /metrics); SIGTERM drains and exits 0\n"
@@ -126,8 +129,7 @@ std::string output_line(const custom_id& id, ojson response, ojson error,
 
 batch_line malformed(custom_id id, std::size_t line_no, const std::string& what) {
   return {std::move(id), std::nullopt,
-          router_error::make(error_kind::bad_request,
-                             "line " + std::to_string(line_no) + ": " + what)};
+          router_error::make(error_kind::bad_request, line_message(line_no, what))};
 }
 
 // nlohmann prefixes "[json.exception.parse_error.101] "; the rest says where.
@@ -160,26 +162,28 @@ std::string format_number(const char* fmt, double v) {
 
 flags::flags(const args& a, const std::vector<std::string>& known,
              const std::vector<std::string>& switches) {
+  const auto listed = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& arg = a[i];
     if (arg.rfind("--", 0) != 0)
       throw usage_error("unexpected argument '" + arg + "'");
     const auto eq = arg.find('=');
     const std::string name = arg.substr(0, eq);
-    const bool is_switch = std::find(switches.begin(), switches.end(), name) != switches.end();
-    if (!is_switch && std::find(known.begin(), known.end(), name) == known.end())
+    const bool is_switch = listed(switches, name);
+    if (!is_switch && !listed(known, name))
       throw usage_error("unknown option '" + name + "'");
-    if (is_switch && eq != std::string::npos)
-      throw usage_error(name + " takes no value");
     std::string value;
-    if (!is_switch) {
+    if (is_switch) {
       if (eq != std::string::npos)
-        value = arg.substr(eq + 1);
-      else if (i + 1 < a.size() && a[i + 1].rfind("--", 0) != 0)
-        value = a[++i];
-      else
-        throw usage_error(name + " needs a value");
-    }
+        throw usage_error(name + " takes no value");
+    } else if (eq != std::string::npos)
+      value = arg.substr(eq + 1);
+    else if (i + 1 < a.size() && a[i + 1].rfind("--", 0) != 0)
+      value = a[++i];
+    else
+      throw usage_error(name + " needs a value");
     if (!values_.emplace(name, value).second)
       throw usage_error(name + " is given more than once");
   }
@@ -190,6 +194,10 @@ std::optional<std::string> flags::get(const std::string& name) const {
   if (i == values_.end())
     return std::nullopt;
   return i->second;
+}
+
+bool flags::has(const std::string& name) const {
+  return values_.count(name) != 0;
 }
 
 std::string flags::required(const std::string& name) const {
@@ -268,13 +276,33 @@ std::string batch_result_line(const custom_id& id, const route_result& result,
                               std::uint64_t sequence) {
   if (!result.ok)
     return output_line(id, nullptr, error_object(result.error), trace_object(result));
+  // The provider's complete answer as the router carries it; a body of
+  // our own only for a transport that gave none.
   ojson response{{"status_code", 200},
-                 {"body", completion_object(result, sequence)}};
+                 {"body", result.response.is_object() ? ojson(result.response)
+                                                      : completion_object(result, sequence)}};
   return output_line(id, std::move(response), nullptr, trace_object(result));
 }
 
 std::string batch_error_line(const custom_id& id, const router_error& error) {
   return output_line(id, nullptr, error_object(error), trace_object(route_result{}));
+}
+
+std::string line_message(std::size_t line_no, const std::string& what) {
+  return "line " + std::to_string(line_no) + ": " + what;
+}
+
+std::optional<std::size_t> line_of_message(const std::string& message) {
+  constexpr std::string_view prefix = "line ";
+  if (message.compare(0, prefix.size(), prefix) != 0)
+    return std::nullopt;
+  const auto colon = message.find(": ", prefix.size());
+  if (colon == std::string::npos)
+    return std::nullopt;
+  const auto n = parse_unsigned(message.substr(prefix.size(), colon - prefix.size()));
+  if (!n || *n == 0)
+    return std::nullopt;
+  return static_cast<std::size_t>(*n);
 }
 
 // The envelope in file order of its fields, so the first problem reported is

@@ -24,7 +24,8 @@ using args = std::vector<std::string>;
 
 /// `switchyard check --config FILE`
 int check_command(const args& a);
-/// `switchyard run --config FILE --input FILE [--output FILE] [--concurrency N] [--seed S]`
+/// `switchyard run --config FILE --input FILE [--output FILE [--resume]]
+/// [--concurrency N] [--ordered] [--seed S]`
 int run_command(const args& a);
 /// `switchyard demo [--requests N] [--concurrency N] [--seed S]`
 int demo_command(const args& a);
@@ -45,16 +46,19 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-/// Parsed `--flag value` / `--flag=value` options of one subcommand.
+/// Parsed `--flag value` / `--flag=value` options and `--switch`es (no
+/// value) of one subcommand.
 class flags {
 public:
-  /// Throws usage_error on a flag not in `known` or `switches`, a flag
-  /// without a value, a repeated flag or a positional argument. A switch
-  /// takes no value.
+  /// Throws usage_error on a flag in neither `known` nor `switches`, a flag
+  /// without a value, a switch with one, a repeated flag or a positional
+  /// argument.
   flags(const args& a, const std::vector<std::string>& known,
         const std::vector<std::string>& switches = {});
 
   std::optional<std::string> get(const std::string& name) const;
+  /// Whether the flag or switch was given.
+  bool has(const std::string& name) const;
   /// The value, or a usage_error saying the flag is required.
   std::string required(const std::string& name) const;
   /// A whole number >= 1, or `fallback` when the flag is absent.
@@ -64,8 +68,6 @@ public:
   /// A whole number in [min, max], or `fallback` when the flag is absent.
   std::uint64_t number(const std::string& name, std::uint64_t fallback, std::uint64_t min,
                        std::uint64_t max) const;
-  /// Whether a switch was given.
-  bool has(const std::string& name) const { return values_.count(name) != 0; }
 
 private:
   std::map<std::string, std::string> values_;
@@ -97,6 +99,11 @@ struct batch_line {
   std::optional<chat_request> request;
   router_error error;
 };
+
+/// "line N: <what>", the message of an error about input line N.
+std::string line_message(std::size_t line_no, const std::string& what);
+/// N of a message line_message built; nullopt for any other message.
+std::optional<std::size_t> line_of_message(const std::string& message);
 
 /// Parses line `line_no` of `run` input: the JSON envelope (custom_id,
 /// method POST, url /v1/chat/completions, body) in the order a reader meets

@@ -39,7 +39,7 @@ std::map<std::string, int> serve(switchyard::router& router, bool stream, int n)
 } // namespace
 
 TEST_CASE("latency routing ranks streamed requests by time to first token") {
-  switchyard::router router{switchyard::load_config(nlohmann::json::parse(config_json)),
+  switchyard::router router{switchyard::load_config(nlohmann::ordered_json::parse(config_json)),
                             switchyard::router_options{5}};
   // Unseen deployments count 0, so both get tried first; after that every
   // streamed request goes to the one whose first token comes sooner.
@@ -49,9 +49,23 @@ TEST_CASE("latency routing ranks streamed requests by time to first token") {
 }
 
 TEST_CASE("latency routing ranks plain requests by the whole reply") {
-  switchyard::router router{switchyard::load_config(nlohmann::json::parse(config_json)),
+  switchyard::router router{switchyard::load_config(nlohmann::ordered_json::parse(config_json)),
                             switchyard::router_options{5}};
   serve(router, false, 4);
   auto plain = serve(router, false, 20);
   CHECK(plain["steady"] == 20);
+}
+
+TEST_CASE("latency routing keeps the two windows apart: streamed calls do not make plain "
+          "requests see their first-token time") {
+  switchyard::router router{switchyard::load_config(nlohmann::ordered_json::parse(config_json)),
+                            switchyard::router_options{5}};
+  // Only streamed calls so far: "early" has the sooner first token, but its
+  // whole calls take 40 ms against "steady"'s 10.
+  serve(router, true, 4);
+  auto plain = serve(router, false, 20);
+  CHECK(plain["steady"] == 20);
+  // And the plain calls leave the streamed ranking as it was.
+  auto streamed = serve(router, true, 10);
+  CHECK(streamed["early"] == 10);
 }

@@ -18,7 +18,11 @@
 //
 // Two shorter runs check the same answers when the router is destroyed
 // mid-chaos (ShutdownError allowed) and when max_in_flight refuses part of
-// the load (OverloadedError allowed).
+// the load (OverloadedError allowed). A third runs the chaos with
+// `num_retries: 2` and cooldowns off (so every deployment of a group is a
+// healthy candidate at every pick) and checks, besides the rest, that a
+// request never calls a deployment that already failed for it while one of
+// the group that has not failed remains (docs/reliability.md section 2).
 //
 // Checks run in the completion callbacks (worker threads) and only touch
 // atomics; Catch2 assertions run on the test thread afterwards.
@@ -37,6 +41,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <map>
@@ -115,7 +120,14 @@ const std::vector<std::string> group_names{"alpha", "beta", "gamma", "delta", "e
 // The generic fallbacks form a tree (alpha -> beta -> delta, alpha -> gamma
 // -> epsilon) and the context-window / content-policy lists point along the
 // same edges, so a request can enter each group at most once.
-std::string chaos_config_text() {
+/// How a run configures retries: `num_retries` 0 (every attempt is a hop)
+/// and cooldowns on, or retries with cooldowns off.
+struct retry_shape {
+  int num_retries = 0;
+  bool disable_cooldowns = false;
+};
+
+std::string chaos_config_text(retry_shape shape = {}) {
   ordered_json list = ordered_json::array();
   for (const auto& d : deployment_specs()) {
     ordered_json params{{"model", std::string("openai/") + d.id},
@@ -138,7 +150,8 @@ std::string chaos_config_text() {
   }
   ordered_json settings{
     {"routing_strategy", "simple-shuffle"},
-    {"num_retries", 0},
+    {"num_retries", shape.num_retries},
+    {"disable_cooldowns", shape.disable_cooldowns},
     {"timeout", 30}, // generous: only the two slow deployments should time out
     {"cooldown_time", 0.1},
     {"enable_weighted_failover", true},
@@ -153,8 +166,8 @@ std::string chaos_config_text() {
     .dump(2);
 }
 
-switchyard::router_config chaos_config() {
-  return switchyard::load_config_text(chaos_config_text());
+switchyard::router_config chaos_config(retry_shape shape = {}) {
+  return switchyard::load_config_text(chaos_config_text(shape));
 }
 
 /// Longest cooldown the config can start (deployment cooldown_time wins,
@@ -234,10 +247,13 @@ switchyard::chat_request make_request(std::size_t i, const request_plan& p) {
 /// Read-only facts about the deployments, shared by every callback.
 struct deployment_facts {
   std::unordered_map<std::string, std::size_t> index; ///< id -> spec position
+  std::unordered_map<std::string, std::size_t> group_size;
   deployment_facts() {
     const auto& specs = deployment_specs();
-    for (std::size_t k = 0; k < specs.size(); ++k)
+    for (std::size_t k = 0; k < specs.size(); ++k) {
       index.emplace(specs[k].id, k);
+      ++group_size[specs[k].group];
+    }
   }
   const deployment_spec* find(const std::string& id) const {
     auto i = index.find(id);
@@ -297,6 +313,8 @@ struct chaos_stats {
   std::atomic<std::size_t> failover_hops{0};   ///< next attempt in the same group
   std::atomic<std::size_t> fallback_hops{0};   ///< next attempt in another group
   std::atomic<std::size_t> max_attempts{0};
+  /// Retries runs: a deployment called again once all of its group failed.
+  std::atomic<std::size_t> round_repeats{0};
 
   std::size_t failed(error_kind k) const {
     return failed_by_kind[static_cast<std::size_t>(k)].load();
@@ -306,8 +324,9 @@ struct chaos_stats {
   }
   std::string summary() const {
     std::ostringstream s;
-    s << "ok " << ok << ", attempts " << attempts << " (failover hops " << failover_hops
-      << ", fallback hops " << fallback_hops << ", most in one request " << max_attempts
+    s << "ok " << ok << ", attempts " << attempts << " (next in the same group "
+      << failover_hops << ", in another group " << fallback_hops << ", most in one request "
+      << max_attempts << ", repeats after a whole group failed " << round_repeats
       << ")\n  failed:";
     for (int k = 0; k < switchyard::error_kind_count; ++k)
       if (failed_by_kind[k])
@@ -324,9 +343,60 @@ struct chaos_stats {
 /// Which ending, besides a normal one, a run allows.
 enum class also_allowed { nothing, shutdown, overloaded };
 
+/// Whether the router retries an attempt that failed with `k` in a chaos
+/// group (more than one deployment, all healthy: cooldowns off): every kind
+/// but the 400 family, 404 and 422 (ROUTER_SEMANTICS.md section 6).
+bool retried_in_chaos(error_kind k) {
+  const int status = switchyard::status_of(k);
+  return status != 400 && status != 404 && status != 422;
+}
+
+/// How many attempts the first hop made (it is in the first group): it
+/// ends after 1 + retries attempts, or at the first error that is not
+/// retried, or with the last attempt.
+std::size_t first_hop_length(const route_result& r, std::size_t per_hop) {
+  std::size_t n = 1;
+  while (n < per_hop && n < r.attempts.size() && r.attempts[n - 1].outcome
+         && retried_in_chaos(*r.attempts[n - 1].outcome)
+         && r.attempts[n].model_group == r.attempts[0].model_group)
+    ++n;
+  return n;
+}
+
+/// The retries rule of a run with cooldowns off, where every deployment of
+/// a group is a healthy candidate at every pick: within one visit of a
+/// group (consecutive attempts in it), a deployment is called again only
+/// once every deployment of the group has failed in the visit; and within
+/// the first hop (no failover exclusions yet), never twice in a row in a
+/// group of more than one. Counts the repeats it allows. (A failover hop
+/// left with one candidate retries that one, as a group of one does.)
+void check_retry_rounds(const deployment_facts& facts, const route_result& r,
+                        std::size_t per_hop, chaos_stats& stats,
+                        const std::function<void(const std::string&)>& fail) {
+  const std::size_t first_hop = r.attempts.empty() ? 0 : first_hop_length(r, per_hop);
+  std::set<std::string> failed;
+  for (std::size_t k = 0; k < r.attempts.size(); ++k) {
+    const auto& a = r.attempts[k];
+    if (k > 0 && a.model_group != r.attempts[k - 1].model_group)
+      failed.clear();
+    const auto size = facts.group_size.at(a.model_group);
+    if (failed.count(a.deployment_id)) {
+      if (failed.size() < size)
+        fail("a deployment called again while one of its group had not failed yet");
+      else
+        ++stats.round_repeats;
+      if (k < first_hop && r.attempts[k - 1].deployment_id == a.deployment_id && size > 1)
+        fail("a retry called the deployment that just failed, in a group of more than one");
+    }
+    failed.insert(a.deployment_id);
+  }
+}
+
 /// Checks one answer against every invariant; runs on a worker thread.
+/// `retries`: the run's num_retries (with cooldowns off when > 0).
 void check_answer(const deployment_facts& facts, std::size_t i, const route_result& r,
-                  also_allowed allowed, chaos_stats& stats, violations& bad) {
+                  also_allowed allowed, chaos_stats& stats, violations& bad,
+                  int retries = 0) {
   const request_plan p = plan_for(i);
   const auto fail = [&](const std::string& rule) { bad.add(i, rule, r); };
 
@@ -363,16 +433,23 @@ void check_answer(const deployment_facts& facts, std::size_t i, const route_resu
     return;
   }
 
-  // Hops: attempts - 1 <= depth <= max_fallbacks.
-  if (r.attempts.size() > static_cast<std::size_t>(max_fallbacks) + 1)
-    fail("more attempts than 1 + max_fallbacks");
+  // Hops: (attempts - 1 <= depth, without retries) <= max_fallbacks.
+  const auto per_hop = static_cast<std::size_t>(1 + retries);
+  if (r.attempts.size() > (static_cast<std::size_t>(max_fallbacks) + 1) * per_hop)
+    fail("more attempts than (1 + max_fallbacks) * (1 + num_retries)");
   if (r.fallback_depth < 0 || r.fallback_depth > max_fallbacks)
     fail("fallback_depth outside [0, max_fallbacks]");
+  std::size_t visits = r.attempts.empty() ? 0 : 1;
+  for (std::size_t k = 1; k < r.attempts.size(); ++k)
+    visits += r.attempts[k].model_group != r.attempts[k - 1].model_group ? 1 : 0;
   if (!r.attempts.empty()
-      && static_cast<std::size_t>(r.fallback_depth) + 1 < r.attempts.size())
-    fail("fewer hops counted than attempts made");
+      && static_cast<std::size_t>(r.fallback_depth) + 1 < (retries ? visits : r.attempts.size()))
+    fail("fewer hops counted than hops made");
 
-  // No deployment twice in one request.
+  // No deployment twice in one request (without retries); with them, only
+  // once its whole group has failed.
+  if (retries > 0)
+    check_retry_rounds(facts, r, per_hop, stats, fail);
   std::set<std::string> ids;
   for (std::size_t k = 0; k < r.attempts.size(); ++k) {
     const auto& a = r.attempts[k];
@@ -383,7 +460,7 @@ void check_answer(const deployment_facts& facts, std::size_t i, const route_resu
     }
     if (a.model_group != d->group)
       fail("an attempt's model_group is not its deployment's group");
-    if (!ids.insert(a.deployment_id).second)
+    if (!ids.insert(a.deployment_id).second && retries == 0)
       fail("a deployment attempted twice in one request");
     if (d->hangs && a.outcome != error_kind::timeout && !shutdown_seen)
       fail("a deployment that never answers in time did not time out");
@@ -396,8 +473,9 @@ void check_answer(const deployment_facts& facts, std::size_t i, const route_resu
       fail("the request went on after a successful attempt");
   }
   if (p.disable_fallbacks
-      && (r.attempts.size() > 1 || r.fallback_depth != 0
-          || (!r.attempts.empty() && r.attempts[0].model_group != p.model)))
+      && (r.attempts.size() > per_hop || r.fallback_depth != 0
+          || std::any_of(r.attempts.begin(), r.attempts.end(),
+                         [&](const auto& a) { return a.model_group != p.model; })))
     fail("disable_fallbacks did not stop at the first hop");
   if (p.force_context_window && !r.attempts.empty() && r.attempts[0].model_group == p.model
       && r.attempts[0].outcome != error_kind::context_window_exceeded
@@ -421,14 +499,17 @@ void check_answer(const deployment_facts& facts, std::size_t i, const route_resu
     fail("a failure whose last attempt succeeded");
   if (r.error.status != switchyard::status_of(r.error.kind))
     fail("error status does not match its kind");
-  // The original error: the first hop's. With num_retries 0 that is the
-  // first attempt when the first group had someone to pick, else
-  // NoDeploymentsAvailable (everyone there was cooling down).
+  // The original error: the first hop's latest. With num_retries 0 that is
+  // the first attempt when the first group had someone to pick, else
+  // NoDeploymentsAvailable (everyone there was cooling down). With retries
+  // (and no cooldowns), the attempt that ended the first hop: its last
+  // retry, or the first error that is not retried.
   if (!r.attempts.empty() && r.attempts[0].model_group == p.model) {
-    if (r.error.kind != r.attempts[0].outcome)
-      fail("an exhausted request does not carry the first attempt's error");
-    if (r.error.deployment_id != r.attempts[0].deployment_id)
-      fail("the original error is not stamped with the first attempt's deployment");
+    const std::size_t last = first_hop_length(r, per_hop) - 1;
+    if (r.error.kind != r.attempts[last].outcome)
+      fail("an exhausted request does not carry the first hop's error");
+    if (r.error.deployment_id != r.attempts[last].deployment_id)
+      fail("the original error is not stamped with the first hop's deployment");
   } else if (r.error.kind != error_kind::no_deployments_available) {
     fail("no attempt in the first group, yet the error is not NoDeploymentsAvailable");
   }
@@ -563,6 +644,45 @@ std::pair<double, double> chi_square(const std::vector<std::size_t>& observed,
   const double h = 2.0 / (9.0 * dof);
   const double critical = dof * std::pow(1.0 - h + z * std::sqrt(h), 3.0);
   return {chi2, critical};
+}
+
+/// Sends `answers.size()` chaos requests through a router of `config` and
+/// `options`, built and destroyed on its own thread, checking each answer
+/// (check_answer with `allowed` and `retries`), and waits for them all.
+/// Returns {the thread finished in time, every answer came in time}.
+std::pair<bool, bool> run_checked(switchyard::router_config config,
+                                  switchyard::router_options options, answer_counter& answers,
+                                  also_allowed allowed, int retries,
+                                  const deployment_facts& facts, chaos_stats& stats,
+                                  violations& bad) {
+  const std::size_t n = answers.size();
+  bool in_time = false;
+  const bool returned = run_owner_thread(time_limit(n) + 30s, [&] {
+    const auto deadline = steady::now() + time_limit(n);
+    switchyard::router router(std::move(config), options);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!answers.acquire(deadline))
+        break;
+      router.async_complete(make_request(i, plan_for(i)), [&, i](route_result r) {
+        check_answer(facts, i, r, allowed, stats, bad, retries);
+        answers.answered(i);
+      });
+    }
+    in_time = answers.wait_all(deadline);
+  });
+  return {returned, in_time};
+}
+
+/// What every run must show: the router went away in time, each request
+/// got exactly one answer, and no answer broke a rule.
+void check_run(bool returned, bool in_time, const answer_counter& answers, violations& bad) {
+  REQUIRE(returned);
+  CHECK(in_time);
+  const auto [missing, duplicated] = answers.missing_and_duplicated();
+  CHECK(missing == 0);
+  CHECK(duplicated == 0);
+  INFO(bad.examples());
+  CHECK(bad.count() == 0);
 }
 
 } // namespace
@@ -751,31 +871,39 @@ TEST_CASE("past max_in_flight every request still gets exactly one answer") {
   answer_counter answers(n, n); // no limit of the driver's own: flood it
   chaos_stats stats;
   violations bad;
-  bool in_time = false;
-
-  const bool returned = run_owner_thread(time_limit(n) + 30s, [&] {
-    const auto deadline = steady::now() + time_limit(n);
-    switchyard::router router(chaos_config(), chaos_options(11, 64));
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!answers.acquire(deadline))
-        break;
-      router.async_complete(make_request(i, plan_for(i)), [&, i](route_result r) {
-        check_answer(facts, i, r, also_allowed::overloaded, stats, bad);
-        answers.answered(i);
-      });
-    }
-    in_time = answers.wait_all(deadline);
-  });
-
+  const auto [returned, in_time] = run_checked(chaos_config(), chaos_options(11, 64), answers,
+                                               also_allowed::overloaded, 0, facts, stats, bad);
   std::cout << "chaos overload: " << n << " requests, max_in_flight 64\n  " << stats.summary()
             << "\n";
-  REQUIRE(returned);
-  CHECK(in_time);
-  const auto [missing, duplicated] = answers.missing_and_duplicated();
-  CHECK(missing == 0);
-  CHECK(duplicated == 0);
-  INFO(bad.examples());
-  CHECK(bad.count() == 0);
+  check_run(returned, in_time, answers, bad);
   CHECK(stats.failed(error_kind::overloaded) > 0);
   CHECK(stats.failed(error_kind::overloaded) < n);
+}
+
+TEST_CASE("with retries on, no deployment is called again while one of its group that has "
+          "not failed for the request remains") {
+  // num_retries 2 and cooldowns off: every deployment of a group is a
+  // healthy candidate at every pick, so the rule is exact.
+  const std::size_t n = std::clamp<std::size_t>(switchyard::chaos::request_count() / 2, 1000,
+                                                50000);
+  const std::size_t limit = switchyard::chaos::in_flight_limit();
+  const deployment_facts facts;
+  answer_counter answers(n, limit);
+  chaos_stats stats;
+  violations bad;
+  constexpr int retries = 2;
+  const auto [returned, in_time] =
+    run_checked(chaos_config({retries, true}), chaos_options(20241201, limit), answers,
+                also_allowed::nothing, retries, facts, stats, bad);
+  std::cout << "chaos with retries: " << n << " requests, num_retries " << retries
+            << ", cooldowns off\n  " << stats.summary() << "\n";
+  check_run(returned, in_time, answers, bad);
+  // Retries really ran, and some went round a whole group (epsilon has two
+  // deployments failing 70% of the time).
+  CHECK(stats.attempts > n + n / 2);
+  CHECK(stats.round_repeats > 0);
+  CHECK(stats.failover_hops > 0);
+  CHECK(stats.fallback_hops > 0);
+  CHECK(stats.ok > n / 10);
+  CHECK(stats.failed(error_kind::no_deployments_available) == 0);
 }

@@ -36,11 +36,12 @@ std::string run_args(const std::string& config, const std::string& input,
   return "run --config " + quoted(config) + " --input " + quoted(input) + " " + extra;
 }
 
-/// The good fixture run once per test process, concurrently (default 64).
+/// The good fixture run once per test process, concurrently (default 64),
+/// with --ordered so that tests can find lines by position.
 const std::vector<json>& good_run_lines() {
   static const std::vector<json> lines = [] {
-    const cli_result r =
-      run_cli(run_args(data_file("good_config.json"), data_file("requests.jsonl"), "--seed 1"));
+    const cli_result r = run_cli(
+      run_args(data_file("good_config.json"), data_file("requests.jsonl"), "--ordered --seed 1"));
     REQUIRE(r.status == 0);
     REQUIRE(r.err.empty());
     return json_lines(r.out);
@@ -94,7 +95,7 @@ std::string write_batch(const std::string& name, std::size_t n,
 
 } // namespace
 
-TEST_CASE("run: every non-blank input line gets one output line, in input order") {
+TEST_CASE("run: every non-blank input line gets one output line, in input order with --ordered") {
   const std::vector<std::string> expected{
     "success",         "failover",     "fallback",      "exhausted",   "unknown-model",
     "ctx-no-fallback", "ctx-fallback", "no-fallbacks",  "mock-rate-limit", "<null>",
@@ -105,7 +106,7 @@ TEST_CASE("run: every non-blank input line gets one output line, in input order"
 
 TEST_CASE("run: a successful request gets a chat.completion body and a one-attempt trace") {
   const json& line = good_line("success");
-  require_served(line, "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(line, "solo-1", "solo", "solo-model", "solo reply", 0);
   CHECK(trace(line) == std::vector<std::string>{"solo-1@solo:ok"});
   const json& body = line["response"]["body"];
   CHECK(body["choices"][0]["index"] == 0);
@@ -139,14 +140,14 @@ TEST_CASE("run: completion ids are unique within a run") {
 
 TEST_CASE("run: weighted failover moves a failed call to the other deployment in the same request") {
   const json& line = good_line("failover");
-  require_served(line, "fo-b", "failover", "azure/fo-b", "reply from fo-b", 1);
+  require_served(line, "fo-b", "failover", "fo-b", "reply from fo-b", 1);
   CHECK(trace(line) == std::vector<std::string>{"fo-a@failover:InternalServerError",
                                                 "fo-b@failover:ok"});
 }
 
 TEST_CASE("run: cross-group fallback is served by the fallback group") {
   const json& line = good_line("fallback");
-  require_served(line, "fb-dst-1", "fallback-dst", "azure/fb-dst", "reply from fallback", 1);
+  require_served(line, "fb-dst-1", "fallback-dst", "fb-dst", "reply from fallback", 1);
   CHECK(trace(line) == std::vector<std::string>{"fb-src-1@fallback-src:ServiceUnavailableError",
                                                 "fb-dst-1@fallback-dst:ok"});
 }
@@ -174,7 +175,7 @@ TEST_CASE("run: mock_testing_context_fallbacks without context_window_fallbacks 
 
 TEST_CASE("run: mock_testing_context_fallbacks with context_window_fallbacks is served by the fallback") {
   const json& line = good_line("ctx-fallback");
-  require_served(line, "ctx-large-1", "ctx-large", "azure/ctx-large", "ctx-large reply", 1);
+  require_served(line, "ctx-large-1", "ctx-large", "ctx-large", "ctx-large reply", 1);
   CHECK(trace(line) == std::vector<std::string>{"ctx-with-fb-1@ctx-with-fb:ContextWindowExceededError",
                                                 "ctx-large-1@ctx-large:ok"});
 }
@@ -206,7 +207,7 @@ TEST_CASE("run: malformed lines each get an error line naming the line and the p
   require_bad_line(lines[14], nullptr, "line 16: expected a JSON object");
   require_bad_line(lines[15], nullptr, "line 17: custom_id: expected a string");
   // The lines around them were routed normally.
-  require_served(lines[16], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(lines[16], "solo-1", "solo", "solo-model", "solo reply", 0);
 }
 
 TEST_CASE("run: a number too large for a double or too many retries is an error line, not the end of the run") {
@@ -216,23 +217,23 @@ TEST_CASE("run: a number too large for a double or too many retries is an error 
   write_text(input, batch_line("before", "solo") + "\n"
                       + R"({"custom_id": "big", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "solo", "timeout": 1e999}})"
                       + "\n" + huge_retries.dump() + "\n" + batch_line("after", "solo") + "\n");
-  const cli_result r = run_cli(run_args(data_file("good_config.json"), input));
+  const cli_result r = run_cli(run_args(data_file("good_config.json"), input, "--ordered"));
   REQUIRE(r.status == 0);
   const auto lines = json_lines(r.out);
   REQUIRE(lines.size() == 4);
-  require_served(lines[0], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(lines[0], "solo-1", "solo", "solo-model", "solo reply", 0);
   require_bad_line(lines[1], nullptr, "line 2: not valid JSON: a number is too large");
   require_bad_line(lines[2], "many-retries",
                    "line 3: body.num_retries: expected an integer <= 100");
-  require_served(lines[3], "solo-1", "solo", "openai/solo-model", "solo reply", 0);
+  require_served(lines[3], "solo-1", "solo", "solo-model", "solo reply", 0);
 }
 
-TEST_CASE("run: output follows input order with --concurrency 8 and mixed latencies") {
+TEST_CASE("run: --ordered output follows input order with --concurrency 8 and mixed latencies") {
   // Every other request takes 15 ms, the rest answer at once: completion
   // order differs from input order, the output must not.
   const std::string input = write_batch("order.jsonl", 200, {"slow", "solo", "solo", "solo"});
   const cli_result r =
-    run_cli(run_args(data_file("good_config.json"), input, "--concurrency 8"));
+    run_cli(run_args(data_file("good_config.json"), input, "--concurrency 8 --ordered"));
   REQUIRE(r.status == 0);
   const auto lines = json_lines(r.out);
   REQUIRE(lines.size() == 200);
@@ -245,7 +246,7 @@ TEST_CASE("run: output follows input order with --concurrency 8 and mixed latenc
 TEST_CASE("run: --output writes the lines to the file and nothing to stdout") {
   const std::string output = temp_file("out.jsonl");
   const cli_result r = run_cli(run_args(data_file("good_config.json"), data_file("requests.jsonl"),
-                                        "--output " + quoted(output)));
+                                        "--ordered --output " + quoted(output)));
   REQUIRE(r.status == 0);
   CHECK(r.out.empty());
   CHECK(r.err.empty());
@@ -283,14 +284,7 @@ TEST_CASE("run: bad usage exits 2 with a message and the usage") {
     {"run --config", "--config needs a value"},
     {"explode", "unknown command 'explode'"},
   };
-  for (const auto& [args, message] : cases) {
-    INFO(args);
-    const cli_result r = run_cli(args);
-    CHECK(r.status == 2);
-    CHECK(r.out.empty());
-    CHECK(contains(r.err, message));
-    CHECK(contains(r.err, "usage: switchyard"));
-  }
+  check_usage_errors(cases);
 }
 
 TEST_CASE("run: an invalid config exits 1 listing its problems") {
@@ -324,6 +318,37 @@ TEST_CASE("check: a good config prints its summary and exits 0") {
                         "  fo-b  weight=0 order=- rpm=- tpm=- mock\n"));
   CHECK(contains(r.out, "fallbacks:\n  fallback-src -> fallback-dst\n  exhausted -> exhausted-fb\n"));
   CHECK(contains(r.out, "context_window_fallbacks:\n  ctx-with-fb -> ctx-large\n"));
+}
+
+TEST_CASE("check: prints each deployment's transport and endpoint, never a key or a "
+          "secret from the environment") {
+  const std::string env =
+    "SY_CHECK_KEY=sk-env-check-5e6f7a8b SY_CHECK_BASE=https://secret-base-9c8d.example.net";
+  const cli_result r = run_cli("check --config " + quoted(data_file("real_config.json")), env);
+  REQUIRE(r.status == 0);
+  INFO(r.out);
+  CHECK(contains(r.out, "  chat-openai     weight=- order=- rpm=- tpm=- openai "
+                        "https://api.openai.com/v1/chat/completions\n"));
+  CHECK(contains(r.out, "  chat-azure      weight=- order=- rpm=- tpm=- azure "
+                        "https://eastus.openai.azure.com/openai/deployments/eastus-gpt4o/"
+                        "chat/completions?api-version=2024-10-21\n"));
+  CHECK(contains(r.out, "  chat-anthropic  weight=- order=- rpm=- tpm=- anthropic "
+                        "<redacted api_base>/v1/messages\n"));
+  CHECK(contains(r.out, "  chat-mock       weight=- order=- rpm=- tpm=- mock\n"));
+  for (const char* secret : {"sk-literal-check-7a1b2c3d", "sk-env-check-5e6f7a8b",
+                             "secret-base-9c8d"}) {
+    INFO(secret);
+    CHECK_FALSE(contains(r.out, secret));
+    CHECK_FALSE(contains(r.err, secret));
+  }
+}
+
+TEST_CASE("check: a real deployment without a key is a load error at its api_key") {
+  const cli_result r = run_cli("check --config " + quoted(data_file("real_config.json")),
+                               "env -u SY_CHECK_KEY SY_CHECK_BASE=https://b.example");
+  CHECK(r.status == 1);
+  CHECK(contains(r.err, "model_list[1].litellm_params.api_key: environment variable "
+                        "SY_CHECK_KEY is not set\n"));
 }
 
 TEST_CASE("check: a broken config prints every problem with its path and exits 1") {

@@ -41,7 +41,7 @@ const std::map<std::string, std::string>& planted() {
   static const std::map<std::string, std::string> values{
     {"SY_SECRET_KEY", "sk-planted-key-3f9a1c7e55"},
     {"SY_SECRET_KEY_2", "sk-planted-key-two-81d0b2"},
-    {"SY_SECRET_BASE", "https://planted-base-6c2e.example.net/v1"},
+    {"SY_SECRET_BASE", "http://127.0.0.1:9/planted-base-6c2e/v1"},
     {"SY_SECRET_VERSION", "planted-api-version-4b7d"},
     {"SY_SECRET_AWS", "planted-aws-secret-9e1f0a"},
     {"SY_SECRET_RPM", "planted-rpm-not-a-number-2a8c"},
@@ -381,7 +381,8 @@ TEST_CASE("secrets: a provider model name resolved from the environment stays ou
     "model_list": [
       {"model_name": "g", "litellm_params": {"model": "os.environ/SY_SECRET_VERSION",
         "mock_response": "hello"}, "model_info": {"id": "g-1"}},
-      {"model_name": "bare", "litellm_params": {"model": "os.environ/SY_SECRET_AWS"},
+      {"model_name": "bare", "litellm_params": {"model": "os.environ/SY_SECRET_AWS",
+        "api_key": "sk-test", "api_base": "http://127.0.0.1:9/v1"},
        "model_info": {"id": "bare-1"}}
     ],
     "router_settings": {"num_retries": 0}

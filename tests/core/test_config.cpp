@@ -1,6 +1,8 @@
 #include "support/test_config.hpp"
 
 #include "switchyard/config.hpp"
+#include "switchyard/group_picker.hpp"
+#include "switchyard/random_source.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
@@ -18,7 +20,10 @@ using nlohmann::ordered_json;
 
 namespace {
 
-using switchyard::test::fake_env;
+// Most deployments here are real ones with no key: about loading, not providers.
+env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
+  return switchyard::test::fake_env_with_keys(std::move(vars));
+}
 
 // The problems load_config_text reports (fails the test if it loads).
 std::vector<config_problem> problems_of(const std::string& text,
@@ -149,7 +154,7 @@ TEST_CASE("config: mock_failure takes a kind with or without the litellm. prefix
   CHECK(cfg.deployments.at(0).mock_failure == error_kind::service_unavailable);
 }
 
-TEST_CASE("config: costs may sit in model_info; litellm_params wins") {
+TEST_CASE("config: costs may sit in model_info, litellm_params wins") {
   const auto cfg = load_config_text(R"({"model_list": [
       {"model_name": "g", "litellm_params": {"model": "m", "input_cost_per_token": 1},
        "model_info": {"input_cost_per_token": 2, "output_cost_per_token": 3}}]})",
@@ -159,7 +164,7 @@ TEST_CASE("config: costs may sit in model_info; litellm_params wins") {
   CHECK(d.output_cost_per_token == 3.0);
 }
 
-TEST_CASE("config: rpm and tpm at the deployment's top level; litellm_params wins") {
+TEST_CASE("config: rpm and tpm at the deployment's top level, litellm_params wins") {
   const auto cfg = load_config_text(R"({"model_list": [
       {"model_name": "g", "rpm": 100, "tpm": 2000, "litellm_params": {"model": "a"}},
       {"model_name": "g", "rpm": 100, "tpm": 2000, "litellm_params": {"model": "b", "rpm": 7, "tpm": 8}}]})",
@@ -357,8 +362,8 @@ TEST_CASE("config: generated ids match LiteLLM's (hashes computed with Python)")
    "label": "caf\u00e9 \u2615 \ud83d\ude00"})json",
      "d83faf455e903fa2654cbfb8a6c0f457ef6d6b22aac64fd9dfbfca3e91e27811"},
     {"unicode model name", "\xe6\xa8\xa1\xe5\x9e\x8b",
-     R"({"model": "x/\u6a21\u578b", "api_base": "https://example.com/v1"})",
-     "b2ed4d9aee227f4790eb6dbeb2c3cd6b358f1db16798216ebd9ba176a293805f"},
+     R"({"model": "hosted_vllm/\u6a21\u578b", "api_base": "https://example.com/v1"})",
+     "17d97d0c689d284565bb8e4488fa9d439231c66220801440515200c6199ba778"},
     {"float spellings (Python repr)", "f",
      R"({"model": "m", "a": 1e16, "b": 1e15, "c": 0.0001, "d": -2.5e-7, "e": 1.5e300, "f": 123456.789, "g": 0.1, "h": -0.0, "i": 5e-324, "j": 1.7976931348623157e308, "k": 12345678901234567890})",
      "3d60b2dd8bbae136472612adf2434e94d96da06973f59e8388151737bd91eb24"},
@@ -376,18 +381,22 @@ TEST_CASE("config: generated ids match LiteLLM's (hashes computed with Python)")
   }
 }
 
-TEST_CASE("config: litellm_deployment_id on nlohmann::json hashes in its (sorted) key order") {
-  CHECK(litellm_deployment_id("g", json{{"model", "openai/gpt-4o"}})
+TEST_CASE("config: litellm_deployment_id hashes an ordered_json in its own key order") {
+  CHECK(litellm_deployment_id("g", ordered_json{{"model", "openai/gpt-4o"}})
         == "c73de01b418c6082ea81ad7f2a315e9755af4680247b404e0b1b8c9a1a893936");
-  // {"api_key", "model", "weight"}: sorted order, hashed as Python would hash
-  // a dict in that order.
-  CHECK(litellm_deployment_id("gpt-4o", json{{"model", "azure/eastus2"},
-                                             {"api_key", "sk-test-123"},
-                                             {"weight", 50}})
+  // As written, not sorted: the id load_config_text computes for this text.
+  CHECK(litellm_deployment_id("gpt-4o", ordered_json{{"model", "azure/eastus2"},
+                                                     {"api_key", "sk-test-123"},
+                                                     {"weight", 50}})
+        == "0bda56416ce03fb55611fd2ecd70865c6a80e004027383bb225c46ab9773b6a6");
+  // In sorted order (what a nlohmann::json would have held).
+  CHECK(litellm_deployment_id("gpt-4o", ordered_json{{"api_key", "sk-test-123"},
+                                                     {"model", "azure/eastus2"},
+                                                     {"weight", 50}})
         == "53be1c4cbf7d4b0a32a54f52941c5ddb228a83ee0a8cc586a13d30530e835f1a");
 }
 
-TEST_CASE("config: model_info.id is used as is; a numeric id becomes a string") {
+TEST_CASE("config: model_info.id is used as is, a numeric id becomes a string") {
   const auto cfg = load_config_text(R"({"model_list": [
       {"model_name": "g", "litellm_params": {"model": "a"}, "model_info": {"id": 7}},
       {"model_name": "g", "litellm_params": {"model": "b"}, "model_info": {"id": 2.5}},
@@ -503,7 +512,8 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     {"/model_list/0/model_info", "x", "model_list[0].model_info", "expected an object"},
     {"/model_list/0/model_info", {{"id", true}}, "model_list[0].model_info.id", "expected a non-empty string or a number"},
     {"/model_list/0/model_info", {{"id", ""}}, "model_list[0].model_info.id", "expected a non-empty string or a number"},
-    {"/model_list/0/model_info", {{"max_input_tokens", 0}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 1"},
+    {"/model_list/0/model_info", {{"max_input_tokens", -1}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 0"},
+    {"/model_list/0/model_info", {{"max_input_tokens", 1.5}}, "model_list[0].model_info.max_input_tokens", "expected an integer >= 0"},
     {"/model_list/0/model_info", {{"output_cost_per_token", -2}}, "model_list[0].model_info.output_cost_per_token", "expected a number >= 0"},
     {"/router_settings", json::array(), "router_settings", "expected an object"},
     {"/router_settings/routing_strategy", 5, "router_settings.routing_strategy", "expected a non-empty string"},
@@ -572,7 +582,7 @@ TEST_CASE("config: every invalid value is reported at its JSON path") {
     INFO(c.pointer << " = " << c.value.dump());
     std::vector<config_problem> problems;
     try {
-      load_config(doc, fake_env());
+      load_config(ordered_json(doc), fake_env());
     } catch (const config_error& e) {
       problems = e.problems();
     }
@@ -999,7 +1009,7 @@ TEST_CASE("config: os.environ/ is resolved only where Switchyard reads the value
       "model_list": [{"model_name": "g", "litellm_params": {"model": "m"}}],
       "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
       "environment_variables": {"X": "os.environ/Y"},
-      "router_settings": {"redis_password": "os.environ/REDIS_PASSWORD"},
+      "router_settings": {"cache_kwargs": {"password": "os.environ/REDIS_PASSWORD"}},
       "litellm_settings": {"cache_params": {"password": "os.environ/REDIS_PASSWORD"}}})",
                                       fake_env());
     CHECK(cfg.deployments.size() == 1);
@@ -1026,4 +1036,27 @@ TEST_CASE("config: os.environ/ is resolved only where Switchyard reads the value
     CHECK(problems[0].path == "litellm_settings.request_timeout");
     CHECK(problems[0].message == "expected a number > 0");
   }
+}
+
+TEST_CASE("config: model_info.max_input_tokens 0 is accepted: no prompt fits") {
+  const auto cfg = load_config_text(R"({
+    "model_list": [{"model_name": "g", "litellm_params": {"model": "m"},
+                    "model_info": {"id": "closed", "max_input_tokens": 0}},
+                   {"model_name": "g", "litellm_params": {"model": "m2"},
+                    "model_info": {"id": "open", "max_input_tokens": 1}}],
+    "router_settings": {"enable_pre_call_checks": true}})",
+                                    fake_env());
+  CHECK(cfg.deployments.at(0).max_input_tokens == 0);
+  // The picker's pre-call check leaves only the deployment with room.
+  group_picker picker(cfg, 0);
+  pick_request one_token;
+  one_token.estimated_tokens = 1;
+  seeded_random rng(1);
+  for (int k = 0; k < 20; ++k)
+    CHECK(picker.pick(one_token, {}, rng).chosen == local_index{1});
+  pick_request two_tokens;
+  two_tokens.estimated_tokens = 2;
+  const auto none = picker.pick(two_tokens, {}, rng);
+  CHECK_FALSE(none.chosen);
+  CHECK(none.context_window);
 }

@@ -390,6 +390,29 @@ TEST_CASE("health: allowed_fails_policy per kind overrides allowed_fails", "[coo
   }
 }
 
+TEST_CASE("health: an empty allowed_fails_policy still replaces the default rules",
+          "[cooldown]") {
+  // `allowed_fails_policy: {}` is a policy (LiteLLM: not None): every kind
+  // gets allowed_fails, by default 3.
+  router_settings s;
+  s.allowed_fails_policy.present = true;
+  REQUIRE(s.allowed_fails_policy.is_set());
+  auto config = group_of_size(2, s);
+  deployment_health h(config, 0);
+  // A 404 cools at once under the default rules.
+  for (int i = 0; i < 3; ++i)
+    CHECK_FALSE(h.record_failure(0, error_of(error_kind::not_found), at(i)));
+  CHECK(seconds_of(h.record_failure(0, error_of(error_kind::not_found), at(3))) == 5.0);
+  SECTION("with allowed_fails set, that instead") {
+    auto one = s;
+    one.allowed_fails = 1;
+    auto c = group_of_size(2, one);
+    deployment_health g(c, 0);
+    CHECK_FALSE(g.record_failure(0, error_of(error_kind::not_found), at(0)));
+    CHECK(seconds_of(g.record_failure(0, error_of(error_kind::not_found), at(1))) == 5.0);
+  }
+}
+
 TEST_CASE("health: allowed_fails_policy without allowed_fails", "[cooldown]") {
   router_settings s;
   s.allowed_fails_policy.timeout = 1;
@@ -404,13 +427,16 @@ TEST_CASE("health: allowed_fails_policy without allowed_fails", "[cooldown]") {
     CHECK_FALSE(h.record_failure(1, error_of(error_kind::timeout), at(0)));
     CHECK(seconds_of(h.record_failure(1, error_of(error_kind::timeout), at(1))) == 5.0);
   }
-  SECTION("other kinds keep the default rules") {
-    // 429 in a group of two: the default rules cool at once.
-    CHECK(seconds_of(h.record_failure(0, error_of(error_kind::rate_limit), at(0))) == 5.0);
-    // 500: only once more than half of at least 5 requests failed.
-    for (int i = 0; i < 4; ++i)
+  SECTION("a kind the policy leaves out gets allowed_fails' default 3, not the default rules") {
+    // The default rules would cool a 429 in a group of two at once.
+    for (int i = 0; i < 3; ++i)
+      CHECK_FALSE(h.record_failure(0, error_of(error_kind::rate_limit), at(i)));
+    CHECK(seconds_of(h.record_failure(0, error_of(error_kind::rate_limit), at(3))) == 5.0);
+    // A 500: the fourth failure too (the default rules would wait for 5
+    // requests).
+    for (int i = 0; i < 3; ++i)
       CHECK_FALSE(h.record_failure(1, error_of(error_kind::internal_server), at(i)));
-    CHECK(seconds_of(h.record_failure(1, error_of(error_kind::internal_server), at(4))) == 5.0);
+    CHECK(seconds_of(h.record_failure(1, error_of(error_kind::internal_server), at(3))) == 5.0);
   }
   SECTION("the policy does not make a failure that never cools cool") {
     auto bad = s;
@@ -419,5 +445,119 @@ TEST_CASE("health: allowed_fails_policy without allowed_fails", "[cooldown]") {
     deployment_health b(c, 0);
     CHECK_FALSE(b.record_failure(0, error_of(error_kind::bad_request), at(0)));
     CHECK_FALSE(b.record_failure(0, error_of(error_kind::content_policy_violation), at(1)));
+  }
+}
+
+// --- shared state hooks (SHARED_STATE.md) -----------------------------------
+
+TEST_CASE("shared state: wall-clock deadlines convert to the steady clock and back",
+          "[shared_state]") {
+  const wall_ms wall_now = 1'764'619'200'123;
+  const time_point steady_now = at(1000);
+  CHECK(steady_deadline(wall_now + 5000, wall_now, steady_now) == at(1005));
+  CHECK(steady_deadline(wall_now - 250, wall_now, steady_now) == at_ms(999'750));
+  CHECK(wall_deadline(at(1005), steady_now, wall_now) == wall_now + 5000);
+  // Rounded up to the next millisecond: never ends earlier when shared.
+  CHECK(wall_deadline(at(1005) + std::chrono::microseconds(1), steady_now, wall_now)
+        == wall_now + 5001);
+  const auto back = steady_deadline(wall_deadline(at(1007), steady_now, wall_now), wall_now,
+                                    steady_now);
+  CHECK(back == at(1007));
+}
+
+TEST_CASE("cooldown state: a remote cooldown, the later end wins", "[shared_state]") {
+  cooldown_state c(2);
+  SECTION("it starts a cooldown on an available deployment") {
+    CHECK(c.apply_remote(1, at(0), at(10)));
+    CHECK(c.cooling(1, at(9)));
+    CHECK_FALSE(c.cooling(1, at(10)));
+    CHECK_FALSE(c.cooling(0, at(5)));
+    CHECK(c.next_expiry() == at(10));
+  }
+  SECTION("a later one extends a local cooldown") {
+    CHECK(c.start(0, at(0), at(5)));
+    CHECK(c.apply_remote(0, at(1), at(8)));
+    CHECK(c.cooling(0, at(7)));
+    CHECK(c.shortest_remaining(at(1))->count() == 7.0);
+  }
+  SECTION("an earlier or equal one never shortens it, and changes nothing") {
+    CHECK(c.start(0, at(0), at(10)));
+    CHECK_FALSE(c.apply_remote(0, at(1), at(4)));
+    CHECK_FALSE(c.apply_remote(0, at(1), at(10)));
+    CHECK(c.cooling(0, at(9)));
+    CHECK(c.next_expiry() == at(10));
+  }
+  SECTION("one already over changes nothing") {
+    CHECK_FALSE(c.apply_remote(0, at(10), at(10)));
+    CHECK_FALSE(c.apply_remote(0, at(10), at(3)));
+    CHECK_FALSE(c.cooling(0, at(10)));
+    CHECK_FALSE(c.next_expiry());
+  }
+  SECTION("after a local cooldown ran out, a remote one starts afresh") {
+    CHECK(c.start(0, at(0), at(5)));
+    CHECK(c.apply_remote(0, at(6), at(9)));
+    CHECK(c.cooling(0, at(8)));
+    CHECK(c.expire(at(9)));
+    CHECK(c.available_count(at(9)) == 2);
+  }
+}
+
+TEST_CASE("health: other replicas' failures count toward allowed_fails", "[shared_state]") {
+  router_settings s;
+  s.allowed_fails = 2;
+  auto config = group_of_size(1, s);
+  deployment_health h(config, 0);
+  const auto boom = error_of(error_kind::internal_server);
+  SECTION("two failures elsewhere: the first one here exceeds the allowance") {
+    h.set_remote(0, 2, 2, at(0));
+    CHECK(h.failures(0, at(1)) == 2);
+    CHECK(h.record_failure(0, boom, at(1)));
+    CHECK(h.failures(0, at(1)) == 3);
+  }
+  SECTION("one elsewhere: the second here") {
+    h.set_remote(0, 5, 1, at(0));
+    CHECK_FALSE(h.record_failure(0, boom, at(1)));
+    CHECK(h.record_failure(0, boom, at(2)));
+  }
+  SECTION("a newer read replaces the older one") {
+    h.set_remote(0, 2, 2, at(0));
+    h.set_remote(0, 0, 0, at(1)); // the fleet's new minute
+    CHECK(h.failures(0, at(1)) == 0);
+    CHECK_FALSE(h.record_failure(0, boom, at(2)));
+  }
+  SECTION("they age out a window length after they came") {
+    h.set_remote(0, 2, 2, at(0));
+    CHECK(h.failures(0, at_ms(59'999)) == 2);
+    CHECK(h.failures(0, at(60)) == 0);
+    CHECK_FALSE(h.record_failure(0, boom, at(60)));
+  }
+}
+
+TEST_CASE("health: the failure-rate rule sees the fleet's requests", "[shared_state]") {
+  auto config = group_of_size(2);
+  deployment_health h(config, 0);
+  const auto boom = error_of(error_kind::internal_server);
+  SECTION("alone, one failure in one request never cools (fewer than 5 requests)") {
+    CHECK_FALSE(h.record_failure(0, boom, at(0)));
+  }
+  SECTION("with 4 calls and 2 failures elsewhere: 3 of 5 failed cools") {
+    h.set_remote(0, 4, 2, at(0));
+    CHECK(h.requests(0, at(0)) == 4);
+    CHECK(h.record_failure(0, boom, at(1)));
+  }
+  SECTION("with 9 successful calls elsewhere: 1 of 10 does not") {
+    h.set_remote(0, 9, 0, at(0));
+    CHECK_FALSE(h.record_failure(0, boom, at(1)));
+  }
+  SECTION("100% failed with >= 1000 requests, single deployment") {
+    auto single = group_of_size(1);
+    deployment_health one(single, 0);
+    one.set_remote(0, 999, 999, at(0));
+    CHECK(one.record_failure(0, boom, at(1)));
+  }
+  SECTION("the other deployment is untouched") {
+    h.set_remote(0, 4, 2, at(0));
+    CHECK(h.requests(1, at(0)) == 0);
+    CHECK_FALSE(h.record_failure(1, boom, at(1)));
   }
 }

@@ -118,7 +118,8 @@ TEST_CASE("fallbacks: ContextWindowExceeded uses context_window_fallbacks by exa
   auto c = groups_with(s);
   const auto cw = error_kind::context_window_exceeded;
   CHECK(fallbacks_for(c, "gpt-4o", cw) == names{"big-context"});
-  // No entry of its own: raise, never the generic list.
+  // A non-empty list without an entry for the group: raise, never the
+  // generic list.
   CHECK(fallbacks_for(c, "claude", cw).empty());
   // Nor the stripped key.
   CHECK(fallbacks_for(c, "openai/gpt-4o", cw).empty());
@@ -138,6 +139,46 @@ TEST_CASE("fallbacks: ContentPolicyViolation uses content_policy_fallbacks by ex
   CHECK(fallbacks_for(c, "gpt-4o", cp) == names{"safe"});
   CHECK(fallbacks_for(c, "claude", cp).empty());
   CHECK(fallbacks_for(c, "openai/gpt-4o", cp).empty());
+}
+
+TEST_CASE("fallbacks: ContextWindowExceeded and ContentPolicyViolation without a list of "
+          "their own continue into the generic fallbacks", "[fallback]") {
+  // LiteLLM: "No context_window_fallback set. Defaulting to fallbacks";
+  // both lists default to None there, and an empty one counts as unset.
+  router_settings s;
+  s.fallbacks = {{"gpt-4o", {"gpt-4o-mini"}}, {"*", {"backup"}}};
+  auto c = groups_with(s);
+  for (auto kind : {error_kind::context_window_exceeded,
+                    error_kind::content_policy_violation}) {
+    INFO(name_of(kind));
+    CHECK(fallbacks_for(c, "gpt-4o", kind) == names{"gpt-4o-mini"}); // exact key
+    CHECK(fallbacks_for(c, "openai/gpt-4o", kind) == names{"gpt-4o-mini"}); // stripped key
+    CHECK(fallbacks_for(c, "claude", kind) == names{"backup"}); // '*'
+  }
+  SECTION("default_fallbacks too") {
+    router_settings d;
+    d.default_fallbacks = {"safe"};
+    auto only_default = groups_with(d);
+    CHECK(fallbacks_for(only_default, "claude", error_kind::context_window_exceeded)
+          == names{"safe"});
+    CHECK(fallbacks_for(only_default, "claude", error_kind::content_policy_violation)
+          == names{"safe"});
+  }
+  SECTION("the other error's list does not count as its own") {
+    auto with_cw = s;
+    with_cw.context_window_fallbacks = {{"claude", {"big-context"}}};
+    auto c2 = groups_with(with_cw);
+    // A non-empty context-window list without the group: raised.
+    CHECK(fallbacks_for(c2, "gpt-4o", error_kind::context_window_exceeded).empty());
+    // The content-policy list is still empty: generic.
+    CHECK(fallbacks_for(c2, "gpt-4o", error_kind::content_policy_violation)
+          == names{"gpt-4o-mini"});
+  }
+  SECTION("no generic fallback either: raised") {
+    auto none = groups_with(router_settings{});
+    CHECK(fallbacks_for(none, "gpt-4o", error_kind::context_window_exceeded).empty());
+    CHECK(fallbacks_for(none, "gpt-4o", error_kind::content_policy_violation).empty());
+  }
 }
 
 TEST_CASE("fallbacks: a plain BadRequest is never re-sent elsewhere", "[fallback]") {

@@ -70,7 +70,7 @@ TEST_CASE("least-busy: ties are uniform, by the scripted value", "[least_busy]")
   }
 }
 
-TEST_CASE("least-busy: a pick alone changes no count; on_picked and on_finished do",
+TEST_CASE("least-busy: a pick alone changes no count, on_picked and on_finished do",
           "[least_busy]") {
   least_busy s(2);
   pick_at(s, 0.0);

@@ -2,6 +2,9 @@
 
 #include "support/scripted_random.hpp"
 #include "support/strategy_picks.hpp"
+#include "support/test_config.hpp"
+
+#include "switchyard/group_picker.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -228,4 +231,104 @@ TEST_CASE("lowest latency: only successes and timeouts are recorded, as LiteLLM'
   timeout.latency_ms = 100.0;
   s.on_finished(1, timeout, {});
   CHECK(s.average_ms(1) == Approx(switchyard::lowest_latency::timeout_penalty_ms));
+}
+
+// --- two windows: whole-call latency and time to first token ---------------------------
+
+namespace {
+
+switchyard::call_feedback streamed_success(double latency_ms, double first_token_ms) {
+  switchyard::call_feedback f;
+  f.ok = true;
+  f.latency_ms = latency_ms;
+  f.first_token_ms = first_token_ms;
+  return f;
+}
+
+switchyard::pick_result pick_for(switchyard::routing_strategy& s, bool stream, double u) {
+  const switchyard::exclusion_list none;
+  switchyard::pick_context ctx{none};
+  ctx.stream = stream;
+  scripted_random rng{u};
+  return s.pick(ctx, rng);
+}
+
+} // namespace
+
+TEST_CASE("lowest latency: a streamed call records both windows, whole-call latency as latency",
+          "[lowest_latency]") {
+  lowest_latency s(2, 0.0);
+  // 0: first token at once, a long reply; 1: a slow first token, a short reply.
+  s.on_finished(0, streamed_success(400, 5), {});
+  s.on_finished(1, streamed_success(100, 80), {});
+  CHECK(s.average_ms(0) == 400.0);
+  CHECK(s.average_ms(1) == 100.0);
+  REQUIRE(s.first_token_average_ms(0));
+  CHECK(*s.first_token_average_ms(0) == 5.0);
+  CHECK(*s.first_token_average_ms(1) == 80.0);
+  // A request that is not streamed is ranked by the whole call: 1.
+  CHECK(pick_for(s, false, 0.0).chosen == local_index{1});
+  // A streamed one by time to first token: 0.
+  CHECK(pick_for(s, true, 0.0).chosen == local_index{0});
+}
+
+TEST_CASE("lowest latency: a streamed request falls back to latency where no first token was seen",
+          "[lowest_latency]") {
+  lowest_latency s(3, 0.0);
+  s.on_finished(0, streamed_success(300, 50), {});
+  switchyard::call_feedback plain;
+  plain.ok = true;
+  plain.latency_ms = 40; // 1 only served non-streamed calls
+  s.on_finished(1, plain, {});
+  s.record_latency(2, 60, false);
+  CHECK_FALSE(s.first_token_average_ms(1));
+  CHECK(s.rank_ms(0, true) == 50.0);
+  CHECK(s.rank_ms(1, true) == 40.0);
+  CHECK(s.rank_ms(2, true) == 60.0);
+  CHECK(s.rank_ms(0, false) == 300.0);
+  CHECK(pick_for(s, true, 0.0).chosen == local_index{1});
+  CHECK(pick_for(s, false, 0.0).chosen == local_index{1});
+}
+
+TEST_CASE("lowest latency: a timeout penalises the latency window only, failures record nothing",
+          "[lowest_latency]") {
+  lowest_latency s(2, 0.0);
+  s.on_finished(0, streamed_success(100, 10), {});
+  switchyard::call_feedback timeout;
+  timeout.timed_out = true;
+  timeout.latency_ms = 20000;
+  s.on_finished(0, timeout, {});
+  CHECK(s.average_ms(0) == Approx((100 + lowest_latency::timeout_penalty_ms) / 2));
+  CHECK(*s.first_token_average_ms(0) == 10.0);
+  auto failed = streamed_success(5, 1);
+  failed.ok = false;
+  s.on_finished(1, failed, {});
+  CHECK(s.average_ms(1) == 0.0);
+  CHECK_FALSE(s.first_token_average_ms(1));
+}
+
+TEST_CASE("lowest latency: the first-token window keeps the last 10 samples", "[lowest_latency]") {
+  lowest_latency s(1, 0.0);
+  for (int k = 0; k < 10; ++k)
+    s.record_first_token(0, 100);
+  s.record_first_token(0, 1100); // pushes out one 100
+  CHECK(*s.first_token_average_ms(0) == 200.0);
+}
+
+TEST_CASE("group picker: a streamed request reaches latency-based-routing as streamed",
+          "[lowest_latency][group_picker]") {
+  router_settings settings;
+  settings.routing_strategy = "latency-based-routing";
+  const auto config = switchyard::test::make_config(
+    {switchyard::test::deployment("g", "early"), switchyard::test::deployment("g", "short")},
+    settings);
+  group_picker picker(config, 0);
+  picker.on_finished(0, streamed_success(400, 5), {});
+  picker.on_finished(1, streamed_success(100, 80), {});
+  pick_request streamed;
+  streamed.stream = true;
+  pick_request plain;
+  scripted_random rng{0.0, 0.0};
+  CHECK(picker.pick(streamed, {}, rng).chosen == local_index{0});
+  CHECK(picker.pick(plain, {}, rng).chosen == local_index{1});
 }

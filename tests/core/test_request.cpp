@@ -45,7 +45,7 @@ TEST_CASE("request: a minimal body gets the defaults") {
   CHECK_FALSE(r.cooldown_time_s);
 }
 
-TEST_CASE("request: every optional field is read; unknown keys are ignored") {
+TEST_CASE("request: every optional field is read, unknown keys are ignored") {
   const auto parsed = parse_chat_request(json::parse(R"({
     "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
     "mock_response": "litellm.RateLimitError", "mock_testing_context_fallbacks": true,

@@ -233,7 +233,7 @@ TEST_CASE("flow: success on the first try", "[request_flow]") {
   CHECK(r.content == "hello");
   CHECK(r.deployment_id == "A");
   CHECK(r.model_group == "test-model");
-  CHECK(r.model == "openai/test-model");
+  CHECK(r.model == "test-model"); // litellm_params.model without "openai/"
   CHECK(r.fallback_depth == 0);
   CHECK(trace(r) == lines{"test-model/A ok"});
   CHECK(r.attempts[0].latency_ms == 12);
@@ -273,10 +273,13 @@ TEST_CASE("flow: retries re-pick at once while the group has a healthy deploymen
   CHECK(d.picked("A") == "call g2/A");
   CHECK(d.fails(internal) == "report g2/A InternalServerError");
   CHECK(d.flow().last_error().deployment_id == "A");
-  CHECK(d.reported(2, 0.9) == "pick g2"); // no wait, no exclusion
+  // No wait (no draw), and the deployment that failed is not picked again.
+  CHECK(d.reported(2) == "pick g2 excluding A");
   CHECK(d.picked("B") == "call g2/B");
   CHECK(d.fails(internal) == "report g2/B InternalServerError");
-  CHECK(d.reported(1, 0.9) == "pick g2");
+  CHECK(d.reported(1) == "pick g2 excluding A, B");
+  // Both failed in this round: a new round, not starting with B.
+  CHECK(d.picked_none() == "pick g2 excluding B");
   CHECK(d.picked("A") == "call g2/A");
   // Retries are spent: the latest error is the hop's error.
   CHECK(d.fails(error_kind::service_unavailable) == "report g2/A ServiceUnavailableError");
@@ -297,13 +300,16 @@ TEST_CASE("flow: a group of one waits the exact backoff before each retry", "[re
   CHECK(d.start() == "pick solo");
   CHECK(d.picked("S") == "call solo/S");
   CHECK(d.fails(internal) == "report solo/S InternalServerError");
-  CHECK(d.reported(1, 0.5) == "wait 0.875s"); // 0.5 * 2^0 + 0.75 * 0.5
-  CHECK(d.last().delay.count() == 0.875);
-  CHECK(d.waited() == "pick solo");
+  CHECK(d.reported(1, 0.5) == "wait 0.4375s"); // 0.5 * 2^0 * (1 - 0.25 * 0.5)
+  CHECK(d.last().delay.count() == 0.4375);
+  // The retry avoids S; S is the only candidate, so it is retried.
+  CHECK(d.waited() == "pick solo excluding S");
+  CHECK(d.picked_none() == "pick solo");
   CHECK(d.picked("S") == "call solo/S");
   CHECK(d.fails(internal) == "report solo/S InternalServerError");
-  CHECK(d.reported(1, 0.0) == "wait 1s"); // 0.5 * 2^1
-  CHECK(d.waited() == "pick solo");
+  CHECK(d.reported(1, 0.0) == "wait 1s"); // 0.5 * 2^1 * 1
+  CHECK(d.waited() == "pick solo excluding S");
+  CHECK(d.picked_none() == "pick solo");
   CHECK(d.picked("S") == "call solo/S");
   CHECK(d.ok() == "finish");
   auto r = d.result();
@@ -318,11 +324,13 @@ TEST_CASE("flow: Retry-After sets the wait in a group of one", "[request_flow]")
   d.start();
   d.picked("S");
   CHECK(d.fails(error_kind::rate_limit, 3.0) == "report solo/S RateLimitError");
-  CHECK(d.reported(1, 0.5) == "wait 3.375s"); // 3 + 0.75 * 0.5
-  CHECK(d.waited() == "pick solo");
+  CHECK(d.reported(1) == "wait 3s"); // exactly, and no jitter drawn
+  CHECK(d.waited() == "pick solo excluding S");
+  d.picked_none();
   d.picked("S");
   d.fails(error_kind::rate_limit, 120.0);
-  CHECK(d.reported(1, 0.0) == "wait 8s"); // min(max(1, 120), 8)
+  // Over 60 s it is ignored: the backoff, 0.5 * 2^1 * (1 - 0.25 * 0).
+  CHECK(d.reported(1, 0.0) == "wait 1s");
 }
 
 TEST_CASE("flow: num_retries comes from the request, then the deployment", "[request_flow]") {
@@ -343,8 +351,8 @@ TEST_CASE("flow: num_retries comes from the request, then the deployment", "[req
     d.start();
     d.picked("A");
     d.fails(internal);
-    CHECK(d.reported(2, 0.0) == "pick g2");
-    d.picked("A");
+    CHECK(d.reported(2) == "pick g2 excluding A");
+    d.picked("B");
     d.fails(internal);
     CHECK(d.reported(2) == "resolve g2 InternalServerError");
   }
@@ -378,7 +386,9 @@ TEST_CASE("flow: a retry that finds nothing ends the hop with the latest error",
   d.start();
   d.picked("A");
   d.fails(error_kind::timeout);
-  CHECK(d.reported(1, 0.0) == "pick g2");
+  CHECK(d.reported(1) == "pick g2 excluding A");
+  // A is all the round had: the next pick may retry it, and finds nothing.
+  CHECK(d.picked_none(2.0) == "pick g2");
   CHECK(d.picked_none(2.0) == "resolve g2 Timeout");
   CHECK(d.fallbacks({}) == "finish");
   auto r = d.result();
@@ -471,19 +481,22 @@ TEST_CASE("failover: retries inside a failover hop keep its exclusions",
   d.start();
   d.picked("A");
   d.fails(internal);
-  CHECK(d.reported(3, 0.0) == "pick test-model"); // hop 0 retries without exclusions
-  d.picked("A");
-  d.fails(internal);
-  CHECK(d.reported(3) == "pick test-model excluding A");
+  CHECK(d.reported(3) == "pick test-model excluding A"); // hop 0's retry
   d.picked("B");
   d.fails(internal);
-  CHECK(d.reported(2, 0.0) == "pick test-model excluding A"); // a retry, not a new hop
-  CHECK(d.picked("B") == "call test-model/B");
+  // The failover hop excludes every deployment that failed in hop 0.
+  CHECK(d.reported(3) == "pick test-model excluding A, B");
+  d.picked("C");
+  d.fails(internal);
+  CHECK(d.reported(2) == "pick test-model excluding A, B, C"); // a retry, not a new hop
+  // C is the only candidate left: it is retried.
+  CHECK(d.picked_none() == "pick test-model excluding A, B");
+  CHECK(d.picked("C") == "call test-model/C");
   CHECK(d.ok() == "finish");
   auto r = d.result();
   CHECK(r.fallback_depth == 1);
-  CHECK(trace(r) == lines{"test-model/A InternalServerError", "test-model/A InternalServerError",
-                          "test-model/B InternalServerError", "test-model/B ok"});
+  CHECK(trace(r) == lines{"test-model/A InternalServerError", "test-model/B InternalServerError",
+                          "test-model/C InternalServerError", "test-model/C ok"});
 }
 
 TEST_CASE("failover: max_fallbacks bounds failover and fallback hops together",
@@ -605,7 +618,8 @@ TEST_CASE("flow: mock_testing_context_fallbacks fails the first hop only", "[req
   CHECK(d.picked("F") == "call fallback-model/F");
   CHECK(d.fails(internal) == "report fallback-model/F InternalServerError");
   CHECK(d.reported(1, 0.0) == "wait 0.5s");
-  CHECK(d.waited() == "pick fallback-model");
+  CHECK(d.waited() == "pick fallback-model excluding F");
+  CHECK(d.picked_none() == "pick fallback-model");
   CHECK(d.picked("F") == "call fallback-model/F"); // still not forced
   CHECK(d.ok() == "finish");
   auto r = d.result();
@@ -727,7 +741,7 @@ TEST_CASE("fallbacks: disable_fallbacks finishes with the original error",
     d.start();
     d.picked("A");
     d.fails(internal);
-    CHECK(d.reported(2, 0.0) == "pick test-model");
+    CHECK(d.reported(2) == "pick test-model excluding A");
   }
 }
 
@@ -868,7 +882,7 @@ TEST_CASE("tiers: retries stay inside the hop before the tier moves", "[request_
   d.start();
   d.picked("A", 1);
   d.fails(internal);
-  CHECK(d.reported(2, 0.0) == "pick tiered"); // a retry: no floor
+  CHECK(d.reported(2) == "pick tiered excluding A"); // a retry: no floor
   CHECK(d.picked("B", 1) == "call tiered/B");
   d.fails(internal);
   CHECK(d.reported(1) == "pick tiered from order 2");
@@ -1021,7 +1035,7 @@ TEST_CASE("flow: a content_filter reply is a ContentPolicyViolationError when a 
   }
   for (bool via_default : {false, true}) {
     DYNAMIC_SECTION((via_default ? "default_fallbacks" : "a '*' fallback")
-                    << ": the error, although no content-policy entry takes it") {
+                    << ": the error, taken by the generic fallbacks") {
       auto s = settings_with(2, false);
       if (via_default)
         s.default_fallbacks = {"fallback-model"};
@@ -1032,12 +1046,13 @@ TEST_CASE("flow: a content_filter reply is a ContentPolicyViolationError when a 
       d.picked("A");
       CHECK(d.filtered() == "report test-model/A ContentPolicyViolationError");
       CHECK(d.reported(3) == "resolve test-model ContentPolicyViolationError");
-      CHECK(d.fallbacks({}) == "finish"); // content_policy_fallbacks only
+      // No content_policy_fallbacks: the generic targets take it.
+      CHECK(d.fallbacks({"fallback-model"}) == "pick fallback-model");
+      d.picked("F");
+      CHECK(d.ok("clean") == "finish");
       auto r = d.result();
-      CHECK_FALSE(r.ok);
-      CHECK(r.error.kind == error_kind::content_policy_violation);
-      CHECK(r.error.status == 400);
-      CHECK(r.error.deployment_id == "A");
+      CHECK(r.ok);
+      CHECK(trace(r) == lines{"test-model/A ContentPolicyViolationError", "fallback-model/F ok"});
     }
   }
 }
@@ -1111,7 +1126,7 @@ TEST_CASE("flow: retry policies set the retries per error kind", "[request_flow]
     d.start();
     d.picked("A");
     d.fails(internal);
-    CHECK(d.reported(2, 0.0) == "pick g2");
+    CHECK(d.reported(2) == "pick g2 excluding A");
     d.picked("B");
     d.fails(internal);
     CHECK(d.reported(2) == "resolve g2 InternalServerError");
@@ -1123,11 +1138,13 @@ TEST_CASE("flow: retry policies set the retries per error kind", "[request_flow]
     s.model_group_retry_policy["solo"].internal_server = 0;
     flow_driver d(pair_and_solo_config(s), request_for("g2"));
     d.start();
-    for (int k = 0; k < 2; ++k) {
-      d.picked("A");
-      d.fails(internal);
-      CHECK(d.reported(2, 0.0) == "pick g2");
-    }
+    d.picked("A");
+    d.fails(internal);
+    CHECK(d.reported(2) == "pick g2 excluding A");
+    d.picked("B");
+    d.fails(internal);
+    CHECK(d.reported(2) == "pick g2 excluding A, B");
+    d.picked_none();
     d.picked("A");
     d.fails(internal);
     CHECK(d.reported(2) == "resolve g2 InternalServerError");
@@ -1141,7 +1158,7 @@ TEST_CASE("flow: retry policies set the retries per error kind", "[request_flow]
     d.start();
     d.picked("A");
     d.fails(internal); // no policy for 500: the request's 3
-    CHECK(d.reported(2, 0.0) == "pick g2");
+    CHECK(d.reported(2) == "pick g2 excluding A");
     d.picked("B");
     d.fails(error_kind::rate_limit); // the policy's 0 for 429
     CHECK(d.reported(2) == "resolve g2 RateLimitError");
@@ -1156,4 +1173,163 @@ TEST_CASE("flow: retry policies set the retries per error kind", "[request_flow]
     d.fails(error_kind::bad_request);
     CHECK(d.reported(2) == "resolve g2 BadRequestError");
   }
+}
+
+// --- retries avoid what already failed (docs/reliability.md section 2) -------------
+
+namespace {
+
+/// "g3": A, B and C.
+std::shared_ptr<const router_config> three_config(router_settings s) {
+  return shared_config({deployment("g3", "A"), deployment("g3", "B"), deployment("g3", "C")},
+                       std::move(s));
+}
+
+} // namespace
+
+TEST_CASE("retries: a deployment that failed is not picked again while another candidate remains",
+          "[request_flow][retry_exclusion]") {
+  flow_driver d(three_config(settings_with(2, false)), request_for("g3"));
+  CHECK(d.start() == "pick g3");
+  CHECK(d.picked("B") == "call g3/B");
+  d.fails(internal);
+  CHECK(d.reported(3) == "pick g3 excluding B");
+  CHECK(d.picked("A") == "call g3/A");
+  d.fails(error_kind::timeout);
+  CHECK(d.reported(3) == "pick g3 excluding B, A");
+  CHECK(d.picked("C") == "call g3/C");
+  CHECK(d.ok("from C") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(trace(r) == lines{"g3/B InternalServerError", "g3/A Timeout", "g3/C ok"});
+  // The exclusions are the request's own: nothing in it changed.
+  d.check_request_unchanged();
+}
+
+TEST_CASE("retries: two deployments that both fail, num_retries 3: A, B, A, B",
+          "[request_flow][retry_exclusion]") {
+  flow_driver d(pair_and_solo_config(settings_with(3, false)), request_for("g2"));
+  d.start();
+  CHECK(d.picked("A") == "call g2/A");
+  d.fails(internal);
+  CHECK(d.reported(2) == "pick g2 excluding A");
+  CHECK(d.picked("B") == "call g2/B");
+  d.fails(internal);
+  // Round one is over (A and B failed): round two avoids only B, the last.
+  CHECK(d.reported(2) == "pick g2 excluding A, B");
+  CHECK(d.picked_none() == "pick g2 excluding B");
+  CHECK(d.picked("A") == "call g2/A");
+  d.fails(internal);
+  // Round two: A failed in it, so B.
+  CHECK(d.reported(2) == "pick g2 excluding A");
+  CHECK(d.picked("B") == "call g2/B");
+  d.fails(error_kind::bad_gateway);
+  CHECK(d.reported(2) == "resolve g2 BadGatewayError"); // 3 retries spent
+  CHECK(d.fallbacks({}) == "finish");
+  auto r = d.result();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.kind == error_kind::bad_gateway);
+  CHECK(r.error.deployment_id == "B");
+  CHECK(trace(r) == lines{"g2/A InternalServerError", "g2/B InternalServerError",
+                          "g2/A InternalServerError", "g2/B BadGatewayError"});
+}
+
+TEST_CASE("retries: with the other deployment cooling down, the failed one is retried",
+          "[request_flow][retry_exclusion]") {
+  // B cools down after its failure: A is the only healthy candidate, and
+  // it failed already; the new round may pick it (the picker skips B).
+  flow_driver d(pair_and_solo_config(settings_with(2, false)), request_for("g2"));
+  d.start();
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(2) == "pick g2 excluding A");
+  d.picked("B");
+  d.fails(error_kind::rate_limit);
+  CHECK(d.reported(1) == "pick g2 excluding A, B");
+  CHECK(d.picked_none() == "pick g2 excluding B");
+  CHECK(d.picked("A") == "call g2/A");
+  CHECK(d.ok() == "finish");
+  CHECK(trace(d.result()) == lines{"g2/A InternalServerError", "g2/B RateLimitError", "g2/A ok"});
+}
+
+TEST_CASE("retries: the first pick of a new hop has no retry exclusions",
+          "[request_flow][retry_exclusion]") {
+  auto s = settings_with(1, false);
+  s.fallbacks = {{"g2", {"solo"}}};
+  flow_driver d(pair_and_solo_config(s), request_for("g2"));
+  d.start();
+  d.picked("A");
+  d.fails(internal);
+  CHECK(d.reported(2) == "pick g2 excluding A");
+  d.picked("B");
+  d.fails(internal);
+  CHECK(d.reported(2) == "resolve g2 InternalServerError");
+  CHECK(d.fallbacks({"solo"}) == "pick solo");
+  CHECK(d.flow().excluded().empty());
+}
+
+// --- each fallback group at most once per request ------------------------------------
+
+TEST_CASE("fallbacks: a group named twice in a list is attempted once",
+          "[request_flow][fallback]") {
+  flow_driver d(fallback_tree_config(), request_for("O"));
+  d.start();
+  d.picked("o");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve O InternalServerError");
+  CHECK(d.fallbacks({"F1", "F1", "F2"}) == "pick F1");
+  d.picked("f1");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve F1 InternalServerError");
+  // F1's own list is empty; the second F1 of O's list is skipped, no hop spent.
+  CHECK(d.fallbacks({}) == "pick F2");
+  d.picked("f2");
+  CHECK(d.ok("from F2") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.fallback_depth == 2);
+  CHECK(trace(r) == lines{"O/o InternalServerError", "F1/f1 InternalServerError", "F2/f2 ok"});
+}
+
+TEST_CASE("fallbacks: a group reached again through nested fallbacks is skipped",
+          "[request_flow][fallback]") {
+  // O -> [F1, F2, G1], F1 -> [F2]: F2 is tried once, then G1 is reached
+  // within max_fallbacks 3.
+  auto s = settings_with(0, false);
+  s.max_fallbacks = 3;
+  flow_driver d(fallback_tree_config(s), request_for("O"));
+  d.start();
+  d.picked("o");
+  d.fails(internal);
+  d.reported(1);
+  CHECK(d.fallbacks({"F1", "F2", "G1"}) == "pick F1");
+  d.picked("f1");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve F1 InternalServerError");
+  CHECK(d.fallbacks({"F2"}) == "pick F2");
+  d.picked("f2");
+  d.fails(internal);
+  CHECK(d.reported(1) == "resolve F2 InternalServerError");
+  CHECK(d.fallbacks({"F1", "O"}) == "pick G1"); // both entered already
+  d.picked("g1");
+  CHECK(d.ok("from G1") == "finish");
+  auto r = d.result();
+  CHECK(r.ok);
+  CHECK(r.fallback_depth == 3);
+  CHECK(trace(r) == lines{"O/o InternalServerError", "F1/f1 InternalServerError",
+                          "F2/f2 InternalServerError", "G1/g1 ok"});
+}
+
+TEST_CASE("flow: the reply's model has no provider prefix", "[request_flow]") {
+  CHECK(response_model_name("openai/gpt-4o") == "gpt-4o");
+  CHECK(response_model_name("azure/gpt-4o-eastus2") == "gpt-4o-eastus2");
+  CHECK(response_model_name("openrouter/anthropic/claude-3") == "anthropic/claude-3");
+  CHECK(response_model_name("gpt-4o") == "gpt-4o");
+  CHECK(response_model_name("odd/") == "odd/");
+  auto config = shared_config({deployment("g", "A").model("azure/eastus2")}, settings_with(0, false));
+  flow_driver d(config, request_for("g"));
+  d.start();
+  d.picked("A");
+  d.ok();
+  CHECK(d.result().model == "eastus2");
 }

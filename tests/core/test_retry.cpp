@@ -1,9 +1,11 @@
 #include "switchyard/retry.hpp"
 
+#include "support/scripted_random.hpp"
 #include "support/test_config.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -11,9 +13,17 @@ using namespace switchyard;
 
 namespace {
 
+/// The delay with `u` as the one draw it may make (none scripted: it
+/// must not draw).
 double delay_s(std::size_t group_size, std::size_t healthy,
-               std::optional<double> retry_after_s, int attempt, double u) {
-  return retry_delay(group_size, healthy, retry_after_s, attempt, u).count();
+               std::optional<double> retry_after_s, int attempt,
+               std::optional<double> u = std::nullopt) {
+  switchyard::test::scripted_random rng;
+  if (u)
+    rng.push(*u);
+  const double d = retry_delay(group_size, healthy, retry_after_s, attempt, rng).count();
+  CHECK(rng.remaining() == 0); // a scripted draw was made
+  return d;
 }
 
 } // namespace
@@ -94,39 +104,48 @@ TEST_CASE("should_retry: the RateLimit rows spelled out", "[retry]") {
 }
 
 TEST_CASE("retry delay: none when another deployment of the group is healthy", "[retry]") {
-  CHECK(delay_s(2, 1, std::nullopt, 0, 0.5) == 0.0);
-  CHECK(delay_s(2, 1, 3.0, 4, 0.9) == 0.0);
-  CHECK(delay_s(5, 3, 120.0, 0, 0.9) == 0.0);
+  // No draw either: the scripted source fails the test if one is made.
+  CHECK(delay_s(2, 1, std::nullopt, 0) == 0.0);
+  CHECK(delay_s(2, 1, 3.0, 4) == 0.0);
+  CHECK(delay_s(5, 3, 120.0, 0) == 0.0);
 }
 
-TEST_CASE("retry delay: Retry-After up to 60 s is used as it is, plus jitter", "[retry]") {
-  CHECK(delay_s(1, 1, 3.0, 0, 0.0) == 3.0);
-  CHECK(delay_s(1, 1, 3.0, 0, 0.5) == 3.375);  // 3 + 0.75 * 0.5
-  CHECK(delay_s(1, 1, 3.0, 5, 0.25) == 3.1875); // the attempt does not matter
-  CHECK(delay_s(2, 0, 3.0, 0, 0.5) == 3.375);   // a group with none healthy
-  CHECK(delay_s(1, 1, 0.25, 2, 0.0) == 0.25);
-  CHECK(delay_s(1, 1, 60.0, 0, 0.0) == 60.0);
+TEST_CASE("retry delay: a Retry-After over 0 and at most 60 s is waited exactly, without jitter",
+          "[retry]") {
+  CHECK(delay_s(1, 1, 3.0, 0) == 3.0);
+  CHECK(delay_s(1, 1, 3.0, 5) == 3.0); // the attempt does not matter
+  CHECK(delay_s(2, 0, 3.0, 0) == 3.0); // a group with none healthy
+  CHECK(delay_s(1, 1, 0.25, 2) == 0.25);
+  CHECK(delay_s(1, 1, 60.0, 0) == 60.0);
 }
 
-TEST_CASE("retry delay: exponential backoff without Retry-After, capped at 8 s", "[retry]") {
+TEST_CASE("retry delay: min(0.5 * 2^n, 8) s times a factor over 0.75 and at most 1 otherwise",
+          "[retry]") {
+  // Factor 1 - 0.25 * u (LiteLLM's _calculate_retry_after): u = 0 gives 1.
   CHECK(delay_s(1, 1, std::nullopt, 0, 0.0) == 0.5);
   CHECK(delay_s(1, 1, std::nullopt, 1, 0.0) == 1.0);
   CHECK(delay_s(1, 1, std::nullopt, 2, 0.0) == 2.0);
   CHECK(delay_s(1, 1, std::nullopt, 3, 0.0) == 4.0);
   CHECK(delay_s(1, 1, std::nullopt, 4, 0.0) == 8.0);
   CHECK(delay_s(1, 1, std::nullopt, 5, 0.0) == 8.0);
-  CHECK(delay_s(1, 1, std::nullopt, 0, 0.5) == 0.875);
-  CHECK(delay_s(1, 1, std::nullopt, 2, 0.5) == 2.375);
-  CHECK(delay_s(1, 1, std::nullopt, 5, 0.5) == 8.375);
-  // A Retry-After of 0 says nothing: plain backoff.
+  CHECK(delay_s(1, 1, std::nullopt, 0, 0.5) == 0.4375); // 0.5 * 0.875
+  CHECK(delay_s(1, 1, std::nullopt, 2, 0.5) == 1.75);
+  CHECK(delay_s(1, 1, std::nullopt, 5, 0.5) == 7.0);
+  // The factor tends to 0.75 (reached only by rounding, for u within an
+  // ulp of 1) and never exceeds 1.
+  const double almost_one = std::nextafter(1.0, 0.0);
+  CHECK(delay_s(1, 1, std::nullopt, 4, almost_one) >= 6.0);
+  CHECK(delay_s(1, 1, std::nullopt, 4, almost_one) < 6.0 + 1e-9);
+  CHECK(delay_s(1, 1, std::nullopt, 4, 0.999) > 6.0);
+  // A Retry-After of 0 (or below) says nothing: plain backoff.
   CHECK(delay_s(1, 1, 0.0, 1, 0.0) == 1.0);
+  CHECK(delay_s(1, 1, -2.0, 1, 0.0) == 1.0);
 }
 
-TEST_CASE("retry delay: a Retry-After over 60 s is capped at 8 s", "[retry]") {
-  // min(max(0.5 * 2^attempt, 120), 8) = 8
-  CHECK(delay_s(1, 1, 120.0, 0, 0.0) == 8.0);
-  CHECK(delay_s(1, 1, 120.0, 3, 0.5) == 8.375);
-  CHECK(delay_s(1, 1, 60.5, 0, 0.0) == 8.0);
+TEST_CASE("retry delay: a Retry-After over 60 s is ignored for the backoff", "[retry]") {
+  CHECK(delay_s(1, 1, 120.0, 0, 0.0) == 0.5);
+  CHECK(delay_s(1, 1, 120.0, 3, 0.5) == 3.5);
+  CHECK(delay_s(1, 1, 60.5, 4, 0.0) == 8.0);
 }
 
 // --- retry policies ------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "switchyard/simple_shuffle.hpp"
 
+#include "support/excluded_picks.hpp"
 #include "support/scripted_random.hpp"
 #include "support/strategy_picks.hpp"
 #include "support/test_config.hpp"
@@ -37,7 +38,7 @@ double draw_for(double target, double total) { return target / total; }
 
 } // namespace
 
-TEST_CASE("simple-shuffle: weight decides when any candidate sets it; unset counts 0",
+TEST_CASE("simple-shuffle: weight decides when any candidate sets it, unset counts 0",
           "[simple_shuffle]") {
   // rpm would favour deployment 1, but weight comes first.
   auto s = shuffle({1.0, unset, 3.0}, {100.0, 900.0, 100.0});
@@ -318,13 +319,27 @@ TEST_CASE("simple-shuffle: the registry builds strategies by name", "[simple_shu
   CHECK(registry.make("round-robin", deps, config.settings) == nullptr);
 }
 
-TEST_CASE("filter_excluded twins LiteLLM's _get_excluded_filtered_deployments",
+TEST_CASE("exclusions twin LiteLLM's _get_excluded_filtered_deployments, through the group picker",
           "[simple_shuffle]") {
   using ids = std::vector<std::string>;
-  CHECK(filter_excluded({"a", "b"}, {}) == ids{"a", "b"});
-  CHECK(filter_excluded({"a", "b", "c"}, {"b"}) == ids{"a", "c"});
-  CHECK(filter_excluded({"a", "b"}, {"a", "b"}).empty());
-  CHECK(filter_excluded({"a", "b"}, {"zzz"}) == ids{"a", "b"});
+  using switchyard::test::deployment;
+  const auto three = switchyard::test::make_config(
+    {deployment("g", "a"), deployment("g", "b"), deployment("g", "c")});
+  auto pickable = [&](const ids& excluded) {
+    return switchyard::test::pickable_ids(three, "g", excluded);
+  };
+  CHECK(pickable({}) == ids{"a", "b", "c"});
+  CHECK(pickable({"b"}) == ids{"a", "c"});
+  CHECK(pickable({"a", "b", "c"}).empty()); // never the unfiltered list
+  CHECK(pickable({"zzz"}) == ids{"a", "b", "c"});
+  SECTION("weights decide among what is left, and weight 0 only when alone") {
+    const auto weighted = switchyard::test::make_config(
+      {deployment("g", "a").weight(3), deployment("g", "b").weight(1),
+       deployment("g", "c").weight(0)});
+    CHECK(switchyard::test::pickable_ids(weighted, "g", {}) == ids{"a", "b"});
+    CHECK(switchyard::test::pickable_ids(weighted, "g", {"a"}) == ids{"b"});
+    CHECK(switchyard::test::pickable_ids(weighted, "g", {"a", "b"}) == ids{"c"});
+  }
 }
 
 TEST_CASE("simple-shuffle: picks follow 80/20 weights (statistical)", "[simple_shuffle][statistical]") {

@@ -137,3 +137,41 @@ TEST_CASE("usage limits: rpm and tpm together", "[usage_limits]") {
   limits.on_finished(0, 30, at(5));
   CHECK(limits.within(0, 20, at(60)));
 }
+
+// --- fleet usage from the shared state (SHARED_STATE.md) ------------------------
+
+TEST_CASE("usage window: other replicas' usage adds to the local counts", "[shared_state]") {
+  usage_window w(2);
+  w.add_request(0, at(60));
+  w.add_tokens(0, 100, at(60));
+  w.set_remote(0, 7, 700, at(61));
+  CHECK(w.requests(0, at(62)) == 8);
+  CHECK(w.tokens(0, at(62)) == 800);
+  CHECK(w.requests(1, at(62)) == 0);
+  // Replaced, not added.
+  w.set_remote(0, 9, 900, at(63));
+  CHECK(w.requests(0, at(63)) == 10);
+  // A new local minute: the local counts restart, the remote ones stand
+  // until replaced or a minute old.
+  CHECK(w.requests(0, at(120)) == 9);
+  CHECK(w.requests(0, at_ms(122'999)) == 9);
+  CHECK(w.requests(0, at(123)) == 0);
+  CHECK(w.tokens(0, at(123)) == 0);
+}
+
+TEST_CASE("usage limits: rpm and tpm hold across the fleet", "[shared_state]") {
+  auto config = make_config({deployment("g", "A").rpm(10).tpm(1000), deployment("g", "B")});
+  usage_limits limits(group_deployments(config, 0));
+  limits.on_picked(0, at(0));
+  CHECK_FALSE(limits.at_rpm_limit(0, at(0)));
+  limits.set_remote(0, 9, 0, at(0)); // 9 + 1 = 10: no room for an 11th
+  CHECK(limits.at_rpm_limit(0, at(1)));
+  CHECK_FALSE(limits.within(0, 0, at(1)));
+  limits.set_remote(0, 8, 950, at(2)); // 8 + 1 = 9 requests, 950 tokens
+  CHECK_FALSE(limits.at_rpm_limit(0, at(2)));
+  CHECK(limits.within(0, 50, at(2)));
+  CHECK_FALSE(limits.within(0, 51, at(2)));
+  // No limits on B: fleet usage never blocks it.
+  limits.set_remote(1, 1'000'000, 1'000'000, at(2));
+  CHECK(limits.within(1, 1'000'000, at(2)));
+}

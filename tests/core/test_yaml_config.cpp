@@ -20,17 +20,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using switchyard::test::fake_env;
+// Most deployments here are real ones with no key: about loading, not providers.
+env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
+  return switchyard::test::fake_env_with_keys(std::move(vars));
+}
 
 // The variables the fixtures name in the sections Switchyard reads (not
-// REDIS_PASSWORD, REDIS_HOST, LITELLM_MASTER_KEY, DATABASE_URL: those sit in
-// keys or sections it ignores).
+// REDIS_PASSWORD, LITELLM_MASTER_KEY, DATABASE_URL: those sit in keys or
+// sections it ignores; REDIS_HOST is router_settings.redis_host).
 env_lookup proxy_env() {
   return fake_env({{"AZURE_API_BASE_EASTUS2", "https://eastus2.openai.azure.com/"},
                    {"AZURE_API_KEY_EASTUS2", "sk-test-eastus2"},
                    {"AZURE_API_KEY_SWEDEN", "sk-test-sweden"},
                    {"OPENAI_API_KEY", "sk-test-openai"},
-                   {"ANTHROPIC_API_KEY", "sk-test-anthropic"}});
+                   {"ANTHROPIC_API_KEY", "sk-test-anthropic"},
+                   {"REDIS_HOST", "redis.internal"}});
 }
 
 fs::path data_dir() { return fs::path(__FILE__).parent_path() / "data"; }
@@ -186,6 +190,11 @@ TEST_CASE("yaml: a LiteLLM proxy config.yaml loads as its JSON twin does") {
   const auto from_json =
     load_config_file((data_dir() / "litellm_proxy_config.json").string(), proxy_env());
   check_same(from_yaml, from_json);
+  REQUIRE(from_yaml.settings.redis);
+  REQUIRE(from_json.settings.redis);
+  CHECK(from_yaml.settings.redis->host == "redis.internal");
+  CHECK(from_json.settings.redis->host == "redis.internal");
+  CHECK(from_yaml.settings.redis->port == 6379);
 
   // And the values are the ones written, not merely equal to each other.
   REQUIRE(from_yaml.deployments.size() == 5);
@@ -252,7 +261,7 @@ model_list:
     litellm_params:
       model: o
       mock_failure: NopeError
-    model_info: {id: 5, max_input_tokens: 0}
+    model_info: {id: 5, max_input_tokens: -1}
 litellm_settings:
   request_timeout: 0
   fallbacks: [{g: [x]}]
@@ -273,7 +282,7 @@ general_settings:
                                            "api_key": "os.environ/MISSING_KEY"}},
     {"model_name": "", "litellm_params": {"model": "n"}},
     {"model_name": "h", "litellm_params": {"model": "o", "mock_failure": "NopeError"},
-     "model_info": {"id": 5, "max_input_tokens": 0}}],
+     "model_info": {"id": 5, "max_input_tokens": -1}}],
   "litellm_settings": {"request_timeout": 0, "fallbacks": [{"g": ["x"]}]},
   "router_settings": {"routing_strategy": "round-robin", "enable_pre_call_checks": "yes",
                       "retry_policy": {"RateLimitErrorRetries": -1, "TimeoutRetries": 2},
@@ -312,7 +321,7 @@ general_settings:
   CHECK(got == paths);
 }
 
-TEST_CASE("yaml: plain scalars take YAML 1.2 core types; quoted ones stay strings") {
+TEST_CASE("yaml: plain scalars take YAML 1.2 core types, quoted ones stay strings") {
   SECTION("numbers") {
     CHECK(with_router_setting("num_retries: 3").settings.num_retries == 3);
     CHECK(with_router_setting("num_retries: +3").settings.num_retries == 3);

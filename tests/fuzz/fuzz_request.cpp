@@ -67,7 +67,8 @@ constexpr const char* fixed_config = R"({
     {"model_name": "big", "litellm_params": {"model": "openai/big", "mock_response": "big reply",
       "mock_failure_rate": 0.2, "mock_failure": "AuthenticationError"},
       "model_info": {"id": "big-1", "max_input_tokens": 100000}},
-    {"model_name": "bare", "litellm_params": {"model": "openai/bare"},
+    {"model_name": "bare", "litellm_params": {"model": "openai/bare", "api_key": "os.environ/KEY_A",
+      "api_base": "http://127.0.0.1:9/v1"},
       "model_info": {"id": "bare-1"}}
   ],
   "router_settings": {

@@ -3,8 +3,9 @@
 // a Catch2 test case of the same name and meaning.
 //
 // Mapping:
-// - `_get_excluded_filtered_deployments` -> switchyard::filter_excluded on
-//   the ids of deployments loaded from a config;
+// - `_get_excluded_filtered_deployments` -> group_picker::pick with the
+//   request's exclusions, on deployments loaded from a config: the ids it
+//   can choose (tests/support/excluded_picks.hpp);
 // - `_set_failed_deployment_id_on_exception` -> router_error::stamp;
 // - `_maybe_run_weighted_failover` -> switchyard::request_flow driven by
 //   hand, its picks made by the group's real strategy (the monkeypatched
@@ -19,6 +20,7 @@
 // Python's `Exception("A down")` mock is a 500 MockException in LiteLLM: here
 // `{"error": "InternalServerError", "message": "A down"}`.
 
+#include "support/excluded_picks.hpp"
 #include "support/flow_driver.hpp"
 #include "support/router_test.hpp"
 #include "support/scripted_random.hpp"
@@ -75,7 +77,7 @@ json make_dep(const std::string& id, std::optional<int> weight = std::nullopt) {
 
 // The ids of a model list's deployments, as load_config assigns them.
 std::vector<std::string> loaded_ids(const json& model_list) {
-  auto config = switchyard::load_config(json{{"model_list", model_list}});
+  auto config = switchyard::load_config(nlohmann::ordered_json{{"model_list", model_list}});
   std::vector<std::string> ids;
   for (const auto& d : config.deployments)
     ids.push_back(d.id);
@@ -141,61 +143,73 @@ const char* const three_deployments = R"json({
 } // namespace
 
 // ---------------------------------------------------------------------------
-// Unit tests for _get_excluded_filtered_deployments -> filter_excluded
+// Unit tests for _get_excluded_filtered_deployments -> the group picker's
+// pick with exclusions (the production path a failover hop takes)
 // ---------------------------------------------------------------------------
 
+namespace {
+
+using ids = std::vector<std::string>;
+
+// What the picker of "test-model" can choose from `model_list`, excluding
+// `excluded`.
+ids pickable(const json& model_list, const ids& excluded) {
+  const auto config = switchyard::load_config(nlohmann::ordered_json(json{{"model_list", model_list}}));
+  return switchyard::test::pickable_ids(config, "test-model", excluded);
+}
+
+} // namespace
+
 TEST_CASE("TestGetExcludedFilteredDeployments.test_no_excluded_returns_all") {
-  auto ids = loaded_ids(json::array({make_dep("a"), make_dep("b")}));
-  REQUIRE(ids == std::vector<std::string>{"a", "b"});
+  auto list = json::array({make_dep("a"), make_dep("b")});
+  REQUIRE(loaded_ids(list) == ids{"a", "b"});
   // Python passes None; C++ has only the empty list for "no exclusions".
-  auto result = switchyard::filter_excluded(ids, {});
+  auto result = pickable(list, {});
   CHECK(result.size() == 2);
-  CHECK(result == ids);
+  CHECK(result == ids{"a", "b"});
 }
 
 TEST_CASE("TestGetExcludedFilteredDeployments.test_empty_excluded_returns_all") {
-  auto ids = loaded_ids(json::array({make_dep("a"), make_dep("b")}));
-  auto result = switchyard::filter_excluded(ids, std::vector<std::string>{});
+  auto result = pickable(json::array({make_dep("a"), make_dep("b")}), ids{});
   CHECK(result.size() == 2);
-  CHECK(result == std::vector<std::string>{"a", "b"});
+  CHECK(result == ids{"a", "b"});
 }
 
 TEST_CASE("TestGetExcludedFilteredDeployments.test_drops_excluded") {
-  auto ids = loaded_ids(json::array({make_dep("a"), make_dep("b"), make_dep("c")}));
-  auto result = switchyard::filter_excluded(ids, {"b"});
+  auto result = pickable(json::array({make_dep("a"), make_dep("b"), make_dep("c")}), {"b"});
   std::sort(result.begin(), result.end());
-  CHECK(result == std::vector<std::string>{"a", "c"});
+  CHECK(result == ids{"a", "c"});
 }
 
 TEST_CASE("TestGetExcludedFilteredDeployments.test_all_excluded_returns_empty") {
   // Excluding every deployment gives an empty list (the caller then raises
   // NoDeploymentsAvailable), never the unfiltered list.
-  auto ids = loaded_ids(json::array({make_dep("a"), make_dep("b")}));
-  auto result = switchyard::filter_excluded(ids, {"a", "b"});
+  auto result = pickable(json::array({make_dep("a"), make_dep("b")}), {"a", "b"});
   CHECK(result.empty());
 }
 
 TEST_CASE("TestGetExcludedFilteredDeployments.test_excluded_set_with_unknown_ids") {
-  auto ids = loaded_ids(json::array({make_dep("a"), make_dep("b")}));
-  auto result = switchyard::filter_excluded(ids, {"zzz"});
+  auto result = pickable(json::array({make_dep("a"), make_dep("b")}), {"zzz"});
   CHECK(result.size() == 2);
-  CHECK(result == std::vector<std::string>{"a", "b"});
+  CHECK(result == ids{"a", "b"});
 }
 
 TEST_CASE("TestGetExcludedFilteredDeployments.test_handles_missing_model_info") {
   // A deployment without model_info gets LiteLLM's generated id.
   auto list = json::array(
-    {json{{"model_name", "x"}, {"litellm_params", {{"model", "gpt-4o"}}}},
+    {json{{"model_name", "test-model"}, {"litellm_params", {{"model", "gpt-4o"}, {"api_key", "k"}}}},
      make_dep("b")});
-  auto ids = loaded_ids(list);
-  REQUIRE(ids.size() == 2);
-  const auto generated = switchyard::litellm_deployment_id("x", json{{"model", "gpt-4o"}});
-  CHECK(ids[0] == generated);
-  CHECK(ids[0].size() == 64);
-  CHECK(ids[1] == "b");
-  auto result = switchyard::filter_excluded(ids, {"b"});
+  auto loaded = loaded_ids(list);
+  REQUIRE(loaded.size() == 2);
+  const auto generated =
+    switchyard::litellm_deployment_id(
+    "test-model", nlohmann::ordered_json{{"api_key", "k"}, {"model", "gpt-4o"}}); // json keeps keys sorted
+  CHECK(loaded[0] == generated);
+  CHECK(loaded[0].size() == 64);
+  CHECK(loaded[1] == "b");
+  auto result = pickable(list, {"b"});
   CHECK(result.size() == 1);
-  CHECK(result == std::vector<std::string>{generated});
+  CHECK(result == ids{generated});
 }
 
 // ---------------------------------------------------------------------------
@@ -682,7 +696,7 @@ TEST_CASE("test_user_config_two_region_failover") {
     }
     ++successes[r.deployment_id];
     CHECK(r.content == "ok from northcentralus");
-    CHECK(r.model == "azure/deployment-northcentralus");
+    CHECK(r.model == "deployment-northcentralus"); // without "azure/", as LiteLLM's reply
   }
   CHECK(failed == 0);
   CHECK(successes["northcentralus"] == 20);
@@ -855,7 +869,7 @@ TEST_CASE("test_failover_falls_through_to_external_fallback_when_remaining_in_co
   // down (cooldown_time 60 s here). The first request goes A (500, weight
   // 10^6 so always first) -> B (401: cooled down) -> fallback. The second
   // finds B cooling: A -> fallback, B never called.
-  auto text = json::parse(cooldown_fallthrough);
+  auto text = nlohmann::ordered_json::parse(cooldown_fallthrough);
   text["model_list"][1]["litellm_params"]["mock_response"] =
     json{{"error", "AuthenticationError"}, {"message", "B down"}};
   text["model_list"][1]["litellm_params"]["cooldown_time"] = 60;

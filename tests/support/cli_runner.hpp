@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace switchyard::test {
@@ -105,6 +106,19 @@ inline cli_result run_cli(const std::string& arguments, const std::string& env =
   const int raw = std::system(command.c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err),
           output.empty() ? "" : read_text(output)};
+}
+
+/// Each (arguments, message) pair: `switchyard <arguments>` is a usage
+/// error: exit 2, nothing on stdout, the message and the usage on stderr.
+inline void check_usage_errors(const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [arguments, message] : cases) {
+    INFO(arguments);
+    const cli_result r = run_cli(arguments);
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK(contains(r.err, message));
+    CHECK(contains(r.err, "usage: switchyard"));
+  }
 }
 
 /// A result line's attempt trace as "deployment@group:outcome" strings, for

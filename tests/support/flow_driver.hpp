@@ -124,6 +124,8 @@ public:
           last_feedback_ = call_feedback{};
           last_feedback_.timed_out = o.timed_out;
           last_feedback_.latency_ms = o.latency_ms;
+          if (flow.request().stream)
+            last_feedback_.first_token_ms = o.first_token_ms;
           const auto tokens = flow.estimated_tokens() + estimate_text_tokens(o.content);
           const auto local = a.deployment;
           a = flow.on_call(std::move(o));

@@ -19,7 +19,7 @@ namespace switchyard::test {
 
 /// A router_config loaded from JSON text (the format of a config file).
 inline router_config config_from(const std::string& text) {
-  return load_config(nlohmann::json::parse(text));
+  return load_config(nlohmann::ordered_json::parse(text));
 }
 
 /// A request to `model` with one user message, "hi".

@@ -147,6 +147,15 @@ inline env_lookup fake_env(std::map<std::string, std::string> vars = {}) {
   };
 }
 
+/// fake_env plus what a real (unmocked) deployment needs to load: an
+/// OpenAI key and an Azure base. For tests about loading, not providers
+/// (tests/core/test_provider_config.cpp covers their absence).
+inline env_lookup fake_env_with_keys(std::map<std::string, std::string> vars = {}) {
+  vars.emplace("OPENAI_API_KEY", "sk-test");
+  vars.emplace("AZURE_API_BASE", "https://test.openai.azure.com");
+  return fake_env(std::move(vars));
+}
+
 /// The deployments of a group, as strategy factories take them.
 inline std::vector<const deployment_config*>
 group_deployments(const router_config& c, std::uint32_t group) {

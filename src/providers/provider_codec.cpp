@@ -1,0 +1,219 @@
+// Endpoint URLs, the OpenAI / Azure codec, and the per-dialect dispatch.
+
+#include "provider_common.hpp"
+
+namespace switchyard {
+
+namespace {
+
+constexpr std::string_view redacted_base = "<redacted api_base>";
+
+std::string trim_slashes(std::string s) {
+  while (!s.empty() && s.back() == '/')
+    s.pop_back();
+  return s;
+}
+
+bool ends_with(std::string_view s, std::string_view tail) {
+  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+}
+
+// scheme://host[:port] of a URL, without userinfo (it may hold a password).
+std::string host_of(std::string_view url) {
+  const auto scheme = url.find("://");
+  const std::size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
+  std::size_t end = url.find_first_of("/?#", from);
+  if (end == std::string_view::npos)
+    end = url.size();
+  std::string_view authority = url.substr(from, end - from);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos)
+    authority.remove_prefix(at + 1);
+  return std::string(url.substr(0, from)) + std::string(authority);
+}
+
+std::string without_userinfo(std::string_view url) {
+  const std::string host = host_of(url);
+  const auto scheme = url.find("://");
+  const std::size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
+  std::size_t end = url.find_first_of("/?#", from);
+  if (end == std::string_view::npos)
+    end = url.size();
+  return host + std::string(url.substr(end));
+}
+
+std::string url_for(dialect d, const std::string& base_in, const std::string& model,
+                    const std::string& api_version) {
+  std::string base = trim_slashes(base_in);
+  switch (d) {
+  case dialect::azure: {
+    std::string url;
+    if (base.find("/openai/deployments/") != std::string::npos)
+      url = base;
+    else
+      url = base + "/openai/deployments/" + model + "/chat/completions";
+    if (url.find("api-version=") == std::string::npos)
+      url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("api-version=")
+             + api_version;
+    return url;
+  }
+  case dialect::anthropic:
+    return ends_with(base, "/v1/messages") ? base : base + "/v1/messages";
+  default:
+    return ends_with(base, "/chat/completions") ? base : base + "/chat/completions";
+  }
+}
+
+bool is_success(long status) {
+  return status >= 200 && status < 300;
+}
+
+// The OpenAI / Azure stream: `data: {chunk}` events, then `data: [DONE]`.
+class openai_stream_decoder final : public sse_stream_decoder {
+public:
+  openai_stream_decoder(const provider_endpoint& ep, bool wants_usage, system_time now)
+    : sse_stream_decoder(ep, "[DONE]", now), wants_usage_(wants_usage) {}
+
+private:
+  void on_event(const sse_parser::sse_event& e, std::vector<event>& out) override {
+    if (e.data == "[DONE]") {
+      done(out);
+      return;
+    }
+    nlohmann::json chunk = nlohmann::json::parse(e.data, nullptr, false);
+    if (chunk.is_discarded() || !chunk.is_object()) {
+      fail_not_json(out);
+      return;
+    }
+    if (chunk.contains("error")) {
+      // In-band errors may carry an HTTP status as error.code (OpenRouter);
+      // else the answer's own 200.
+      long status = 200;
+      const auto& err = chunk["error"];
+      if (err.is_object() && err.contains("code") && err["code"].is_number_integer())
+        status = err["code"].get<long>();
+      fail_in_band(status, e.data, out);
+      return;
+    }
+    const auto choices = chunk.find("choices");
+    const bool no_choices = choices != chunk.end() && choices->is_array() && choices->empty();
+    const bool has_usage = chunk.contains("usage") && chunk["usage"].is_object();
+    // Azure's first chunk: choices [] with only prompt_filter_results (and
+    // an empty id and model). Nothing for the caller or the summary.
+    if (no_choices && !has_usage)
+      return;
+    assembler_.observe(chunk);
+    // The usage chunk we asked for (choices: [] with usage): only for a
+    // caller that asked for it too.
+    if (no_choices && !wants_usage_)
+      return;
+    out.push_back({event::kind::chunk, std::move(chunk), {}});
+  }
+
+  const bool wants_usage_;
+};
+
+} // namespace
+
+void set_endpoint_url(provider_endpoint& ep, const endpoint_url_parts& parts) {
+  const dialect d = ep.provider ? ep.provider->kind : dialect::openai;
+  ep.url = url_for(d, parts.base, parts.model, parts.api_version);
+  const std::string shown_base =
+    parts.base_from_env ? std::string(redacted_base) : without_userinfo(parts.base);
+  const std::string shown_model = parts.model_from_env ? secret::redacted : parts.model;
+  const std::string shown_version =
+    parts.api_version_from_env ? secret::redacted : parts.api_version;
+  ep.display_url = url_for(d, shown_base, shown_model, shown_version);
+  ep.host = parts.base_from_env ? std::string(redacted_base) : host_of(ep.url);
+}
+
+nlohmann::json merged_params(const provider_endpoint& ep, const chat_request& request) {
+  nlohmann::json body = ep.param_defaults.is_object() ? ep.param_defaults
+                                                      : nlohmann::json::object();
+  if (request.body.is_object())
+    for (const auto& item : request.body.items())
+      body[item.key()] = item.value();
+  for (auto it = body.begin(); it != body.end();) {
+    const std::string& key = it.key();
+    if (is_router_request_key(key) || key == "model" || key == "messages" || key == "stream")
+      it = body.erase(it);
+    else
+      ++it;
+  }
+  return body;
+}
+
+bool caller_wants_usage(const chat_request& request) {
+  if (!request.body.is_object())
+    return false;
+  auto opts = request.body.find("stream_options");
+  if (opts == request.body.end() || !opts->is_object())
+    return false;
+  auto include = opts->find("include_usage");
+  return include != opts->end() && include->is_boolean() && include->get<bool>();
+}
+
+upstream_request build_upstream_request(const provider_endpoint& ep,
+                                        const chat_request& request, bool stream) {
+  if (ep.provider && ep.provider->kind == dialect::anthropic)
+    return anthropic_request(ep, request, stream);
+  upstream_request out;
+  nlohmann::json body = merged_params(ep, request);
+  body["model"] = ep.upstream_model;
+  body["messages"] = request.messages;
+  if (stream) {
+    body["stream"] = true;
+    nlohmann::json& opts = body["stream_options"];
+    if (!opts.is_object())
+      opts = nlohmann::json::object();
+    opts["include_usage"] = true;
+  } else {
+    body.erase("stream_options");
+  }
+  out.ok = true;
+  out.http.url = ep.url;
+  out.http.headers = ep.headers;
+  out.http.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return out;
+}
+
+decoded_answer decode_response(const provider_endpoint& ep, long status,
+                               const http_headers& headers, std::string_view body,
+                               system_time now) {
+  const dialect d = ep.provider ? ep.provider->kind : dialect::openai;
+  decoded_answer out;
+  const auto failed = [&](router_error e) {
+    e.message = redact_secrets(ep, std::move(e.message));
+    out.ok = false;
+    out.error = std::move(e);
+    return out;
+  };
+  if (!is_success(status))
+    return failed(map_provider_error(d, status, headers, body, now));
+  nlohmann::json parsed = nlohmann::json::parse(body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object())
+    return failed(router_error::make(
+      error_kind::internal_server, "the answer of " + ep.host + " (HTTP "
+                                     + std::to_string(status) + ") is not a JSON object"));
+  if (parsed.contains("error") || (d == dialect::anthropic && parsed.value("type", "") == "error")) {
+    const long in_band = d == dialect::anthropic ? anthropic_error_status(parsed) : status;
+    return failed(map_provider_error(d, in_band, headers, body, now));
+  }
+  if (d == dialect::anthropic)
+    return decode_anthropic_message(parsed, now);
+  out.ok = true;
+  out.completion = std::move(parsed);
+  read_first_choice(out);
+  if (auto u = out.completion.find("usage"); u != out.completion.end())
+    read_usage(*u, out);
+  return out;
+}
+
+std::unique_ptr<stream_decoder> make_stream_decoder(const provider_endpoint& ep,
+                                                    const chat_request& request,
+                                                    system_time now) {
+  if (ep.provider && ep.provider->kind == dialect::anthropic)
+    return make_anthropic_stream_decoder(ep, caller_wants_usage(request), now);
+  return std::make_unique<openai_stream_decoder>(ep, caller_wants_usage(request), now);
+}
+
+} // namespace switchyard
