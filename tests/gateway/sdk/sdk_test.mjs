@@ -1,5 +1,5 @@
 // The official OpenAI Node SDK (openai@4) against `switchyard serve`:
-// completions, streams, a request with tools, and the SDK's own error
+// completions, streams, tool calls (through the test upstream), and the SDK's own error
 // classes for 401, 400 and 429. Run by run_sdk_test.sh, which starts the
 // server and passes SWITCHYARD_BASE_URL and SWITCHYARD_KEY.
 import assert from 'node:assert/strict';
@@ -46,8 +46,8 @@ assert.equal(content, 'streamed reply');
 assert.equal(finish, 'stop');
 console.log('ok: streamed chat completion');
 
-// Tools pass through to the deployment; a mock answers with text (mocks
-// cannot return tool calls: tool_calls need the test upstream).
+// A tool call: the test upstream answers a request with tools whose last
+// message says "tool" with a call of the first tool.
 const tools = [{
   type: 'function',
   function: {
@@ -56,9 +56,27 @@ const tools = [{
     parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
   },
 }];
-const withTools = await client.chat.completions.create({ model: 'solo', messages, tools, tool_choice: 'auto' });
-assert.equal(withTools.choices[0].message.content, 'solo reply');
-console.log('ok: request with tools');
+const toolMessages = [{ role: 'user', content: 'use the tool for Paris' }];
+const called = await client.chat.completions.create({ model: 'tools', messages: toolMessages, tools });
+assert.equal(called.choices[0].finish_reason, 'tool_calls');
+assert.equal(called.choices[0].message.tool_calls[0].type, 'function');
+assert.equal(called.choices[0].message.tool_calls[0].function.name, 'get_weather');
+JSON.parse(called.choices[0].message.tool_calls[0].function.arguments);
+console.log('ok: tool call');
+
+const toolStream = await client.chat.completions.create({
+  model: 'tools', messages: toolMessages, tools, stream: true,
+});
+let streamedName = '';
+let streamedFinish = null;
+for await (const chunk of toolStream) {
+  for (const call of chunk.choices[0]?.delta?.tool_calls ?? [])
+    streamedName += call.function?.name ?? '';
+  streamedFinish = chunk.choices[0]?.finish_reason ?? streamedFinish;
+}
+assert.equal(streamedName, 'get_weather');
+assert.equal(streamedFinish, 'tool_calls');
+console.log('ok: streamed tool call');
 
 const wrongKey = new OpenAI({ baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
 await expectError(wrongKey.chat.completions.create({ model: 'solo', messages }),
@@ -73,5 +91,5 @@ const limited = await expectError(client.chat.completions.create({ model: 'limit
 assert.equal(limited.headers['retry-after'], '7');
 console.log('ok: RateLimitError');
 const models = await client.models.list();
-assert.deepEqual(models.data.map((m) => m.id), ['solo', 'streamy', 'limited']);
+assert.deepEqual(models.data.map((m) => m.id), ['solo', 'streamy', 'limited', 'tools']);
 console.log('ok: models');
