@@ -439,7 +439,7 @@ TEST_CASE("past --max-in-flight a request gets 429 at once with Retry-After") {
   CHECK(metric_value(metrics_text(s), "switchyard_overload_rejections_total") == 1);
 }
 
-TEST_CASE("1,000 concurrent connections each get their answer") {
+TEST_CASE("a thousand concurrent connections each get their answer") {
   auto c = base_config();
   c["model_list"].push_back(
     deployment("busy", "busy-1", {{"mock_response", "busy reply"}, {"mock_latency_ms", 200}}));
@@ -530,7 +530,7 @@ TEST_CASE("past --max-connections a new connection gets 503 and is closed") {
   CHECK(answered);
 }
 
-TEST_CASE("--allow-unauthenticated is a switch") {
+TEST_CASE("the --allow-unauthenticated switch starts a server without a key") {
   serve_process s(base_config(false), {"--allow-unauthenticated", "--threads", "1"});
   CHECK(post_chat(s, chat("solo"), {}).status == 200);
   CHECK(s.stop(SIGINT) == 0);
