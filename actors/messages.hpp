@@ -9,6 +9,7 @@
 #include "switchyard/group_picker.hpp"
 #include "switchyard/observer.hpp"
 #include "switchyard/routing_strategy.hpp"
+#include "switchyard/timer_thread.hpp"
 #include "switchyard/transport.hpp"
 
 #include <caf/actor.hpp>
@@ -102,6 +103,9 @@ struct routing_table {
   caf::actor fallback;
   /// Performs every deployment call (the mock, or HTTP for real ones).
   std::shared_ptr<transport> calls;
+  /// Retry waits and total_timeout deadlines: fired at once by
+  /// stop_routing, so no request outlives its router in a timer.
+  std::shared_ptr<timer_thread> timers;
   /// Receives typed events; may be null.
   std::shared_ptr<router_observer> observer;
   std::uint64_t seed = 0;

@@ -1,5 +1,6 @@
 #include "orchestrator.hpp"
 
+#include "switchyard/call_feedback.hpp"
 #include "switchyard/request_flow.hpp"
 #include "switchyard/token_estimate.hpp"
 
@@ -9,8 +10,10 @@ namespace switchyard {
 
 namespace {
 
-double ms_since(time_point t) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+// Time comes from the actor system's clock, so a test's simulated clock
+// (CAF's test coordinator) drives latencies, waits and deadlines.
+double ms_since(const caf::actor_clock& clock, time_point t) {
+  return std::chrono::duration<double, std::milli>(clock.now() - t).count();
 }
 
 // The transport's events for one call, as messages to the orchestrator:
@@ -33,6 +36,8 @@ private:
 
 struct orchestrator_state {
   routing_table_ptr table;
+  /// The actor system's clock (simulated under the test coordinator).
+  const caf::actor_clock* clock = nullptr;
   std::optional<request_flow> flow;
   std::optional<completion> done;
   chunk_handler on_chunk;
@@ -46,6 +51,9 @@ struct orchestrator_state {
   std::uint32_t call_group = 0;
   call_feedback last_feedback;
   double upstream_ms = 0;
+  /// The pending retry wait and total_timeout deadline (timer_thread ids).
+  std::uint64_t wait_timer = 0;
+  std::uint64_t deadline_timer = 0;
   static inline const char* name = "switchyard.orchestrator";
 
   void cancel_call() {
@@ -56,10 +64,19 @@ struct orchestrator_state {
     ++call_id; // late events of that call are dropped
   }
 
+  void cancel_timers() {
+    for (auto* id : {&wait_timer, &deadline_timer})
+      if (*id) {
+        table->timers->cancel(*id);
+        *id = 0;
+      }
+  }
+
   void answer(route_result r) {
     if (!done)
       return;
     cancel_call();
+    cancel_timers();
     auto d = std::move(*done);
     done.reset();
     table->release();
@@ -73,7 +90,7 @@ struct orchestrator_state {
         e.model_group = groups[*g].name;
       if (!r.ok)
         e.error = r.error.kind;
-      e.duration_ms = ms_since(started);
+      e.duration_ms = ms_since(*clock, started);
       e.upstream_ms = upstream_ms;
       e.attempts = static_cast<int>(r.attempts.size());
       e.retries = flow->retries();
@@ -138,30 +155,16 @@ void finish_call(orchestrator_actor* self, call_outcome o) {
   ++st.call_id;
   const auto health = st.table->groups[st.call_group].get()->health;
   const auto local = st.call_local;
-  auto& f = st.last_feedback;
-  f = call_feedback{};
-  f.ok = o.ok;
-  f.timed_out = o.timed_out;
-  f.latency_ms = ms_since(st.call_started);
-  o.latency_ms = f.latency_ms;
-  st.upstream_ms += f.latency_ms;
-  // Latency routing keeps whole-call latency and time to first token apart.
-  if (st.flow->request().stream)
-    f.first_token_ms = o.first_token_ms;
+  o.latency_ms = ms_since(*st.clock, st.call_started);
+  st.upstream_ms += o.latency_ms;
   report_attempt(st, o, o.latency_ms);
-  const std::uint64_t tokens =
-    o.prompt_tokens && o.completion_tokens
-      ? std::uint64_t{*o.prompt_tokens} + *o.completion_tokens
-      : st.flow->estimated_tokens() + estimate_text_tokens(o.content);
-  auto next = st.flow->on_call(std::move(o));
+  auto judged = judge_call(*st.flow, std::move(o));
+  st.last_feedback = judged.feedback;
   // A reply the flow turned into a failure (a content filter) is reported
   // once, as a failure, by the report_failure action.
-  f.ok = next.what != flow_action::kind::report_failure;
-  if (f.ok) {
-    f.tokens = tokens;
-    self->send(health, outcome_atom::value, local, f);
-  }
-  step(self, next);
+  if (judged.feedback.ok)
+    self->send(health, outcome_atom::value, local, judged.feedback);
+  step(self, judged.next);
 }
 
 // A peer actor failed or is gone: the router is stopping (ShutdownError),
@@ -184,7 +187,7 @@ auto on_peer_error(orchestrator_actor* self) {
 void start_call(orchestrator_actor* self, const flow_action& a) {
   auto& st = self->state;
   st.cancel_call();
-  st.call_started = clock_type::now();
+  st.call_started = st.clock->now();
   st.call_local = a.deployment;
   st.call_group = a.group;
   call_spec spec;
@@ -197,9 +200,25 @@ void start_call(orchestrator_actor* self, const flow_action& a) {
   st.call = st.table->calls->start(spec, std::move(sink));
 }
 
+// The router is stopping: no new pick, call or wait.
+void abort_stopping(orchestrator_actor* self) {
+  finish_request(self, self->state.flow->abort(router_error::make(
+                         error_kind::shutdown, "the router stopped while the request was in flight")));
+}
+
+template <class Atom, class... Ts>
+std::uint64_t after(orchestrator_actor* self, seconds_d delay, Ts... xs) {
+  auto at = timer_thread::clock::now()
+            + std::chrono::duration_cast<timer_thread::clock::duration>(delay);
+  return self->state.table->timers->schedule(
+    at, [a = caf::actor_cast<caf::actor>(self), xs...] { caf::anon_send(a, Atom::value, xs...); });
+}
+
 void step(orchestrator_actor* self, flow_action a) {
   auto& st = self->state;
   auto& flow = *st.flow;
+  if (a.what != flow_action::kind::finish && st.table->stopping.load(std::memory_order_relaxed))
+    return abort_stopping(self);
   const auto group_ptr = st.table->groups[a.group].get();
   const auto& group = *group_ptr;
   switch (a.what) {
@@ -228,9 +247,7 @@ void step(orchestrator_actor* self, flow_action a) {
       return;
     }
     case flow_action::kind::wait:
-      self->delayed_send(self,
-                         std::chrono::duration_cast<clock_type::duration>(a.delay),
-                         wake_atom::value);
+      st.wait_timer = after<wake_atom>(self, a.delay);
       return;
     case flow_action::kind::resolve_fallbacks:
       self->request(st.table->fallback, caf::infinite, fallback_atom::value,
@@ -249,15 +266,13 @@ void step(orchestrator_actor* self, flow_action a) {
 
 void begin(orchestrator_actor* self) {
   auto& st = self->state;
-  st.started = clock_type::now();
+  st.started = st.clock->now();
   const auto& request = st.flow->request();
   auto total = request.total_timeout_s ? request.total_timeout_s
                                        : st.table->config->settings.total_timeout_s;
   // One timer per request, only when a total_timeout bounds it.
   if (total && std::isfinite(*total) && *total > 0)
-    self->delayed_send(self,
-                       std::chrono::duration_cast<clock_type::duration>(seconds_d(*total)),
-                       deadline_atom::value, *total);
+    st.deadline_timer = after<deadline_atom>(self, seconds_d(*total), *total);
   step(self, st.flow->start());
 }
 
@@ -266,6 +281,7 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
                            request_ptr request, std::optional<completion> done,
                            chunk_handler on_chunk) {
   auto& st = self->state;
+  st.clock = &self->clock();
   st.flow.emplace(table->config, std::move(request));
   st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
   st.table = std::move(table);
@@ -295,7 +311,10 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
     begin(self);
   }
   return {
-    [self](wake_atom) { step(self, self->state.flow->on_wait_done()); },
+    [self](wake_atom) {
+      self->state.wait_timer = 0;
+      step(self, self->state.flow->on_wait_done());
+    },
     [self](call_done_atom, std::uint64_t id, call_outcome& o) {
       if (id == self->state.call_id && self->state.done)
         finish_call(self, std::move(o));
@@ -313,6 +332,9 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
                              error_kind::cancelled, "the caller cancelled the request")));
     },
     [self](deadline_atom, double seconds) {
+      self->state.deadline_timer = 0;
+      if (self->state.table->stopping.load())
+        return abort_stopping(self);
       char text[32];
       std::snprintf(text, sizeof text, "%g", seconds);
       finish_request(self, self->state.flow->abort(router_error::make(

@@ -149,6 +149,7 @@ routing_table_ptr start_routing(caf::actor_system& system,
     http = make_http_transport(options.http_client);
   table->calls = make_dispatching_transport(config, make_mock_transport(config, seed),
                                             std::move(http));
+  table->timers = std::make_shared<timer_thread>();
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
     table->groups.emplace_back(spawn_group(system, config, g, seed, options.observer));
   table->supervisor = system.spawn(supervisor, options.observer,
@@ -162,6 +163,9 @@ void stop_routing(const routing_table& table) {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
   table.stopping.store(true);
+  // Calls in flight and requests waiting in a timer end now (ShutdownError).
+  table.calls->stop();
+  table.timers->fire_all();
   stop(table.supervisor);
   for (const auto& slot : table.groups) {
     auto g = slot.get();
