@@ -1006,7 +1006,9 @@ router_config load_config(const nlohmann::ordered_json& doc, const env_lookup& e
   return loader(env).load(doc);
 }
 
-router_config load_config_text(const std::string& text, const env_lookup& env) {
+namespace {
+
+nlohmann::ordered_json parse_config_json(const std::string& text) {
   nlohmann::ordered_json doc;
   try {
     doc = nlohmann::ordered_json::parse(text);
@@ -1029,11 +1031,20 @@ router_config load_config_text(const std::string& text, const env_lookup& env) {
     // its message echoes the number.
     throw config_error({config_problem{"(root)", "a number is too large"}});
   }
-  check_depth(doc);
-  return load_config(doc, env);
+  return doc;
 }
 
-router_config load_config_file(const std::string& file, const env_lookup& env) {
+} // namespace
+
+router_config load_config_text(const std::string& text, const env_lookup& env) {
+  return load_config(parse_config_json(text), env);
+}
+
+namespace {
+
+// The file's text as the JSON tree load_config takes: YAML converted, JSON
+// parsed (syntax errors as load_config_text reports them).
+nlohmann::ordered_json read_config_document(const std::string& file) {
   const auto cannot_read = [&file](int err) {
     return config_error({{file, std::string("cannot read file: ") + std::strerror(err)}});
   };
@@ -1049,8 +1060,47 @@ router_config load_config_file(const std::string& file, const env_lookup& env) {
   if (std::ferror(f.get()))
     throw cannot_read(errno);
   if (is_yaml_file(file, text))
-    return load_config(yaml_to_json(text), env);
-  return load_config_text(text, env);
+    return yaml_to_json(text);
+  return parse_config_json(text);
+}
+
+} // namespace
+
+router_config load_config_file(const std::string& file, const env_lookup& env) {
+  return load_config(read_config_document(file), env);
+}
+
+general_settings load_general_settings_file(const std::string& file, const env_lookup& env) {
+  const nlohmann::ordered_json doc = read_config_document(file);
+  general_settings out;
+  const auto* section = doc.is_object() ? json_checks::find(doc, "general_settings") : nullptr;
+  if (!section || section->is_null())
+    return out;
+  std::vector<config_problem> problems;
+  const std::string path = "general_settings.master_key";
+  if (!section->is_object())
+    problems.push_back({"general_settings", "expected an object"});
+  else if (const auto* key = json_checks::find(*section, "master_key"); key && !key->is_null()) {
+    // Never echo the value: it is the gateway's credential.
+    if (!key->is_string() || key->get_ref<const std::string&>().empty()) {
+      problems.push_back({path, "expected a non-empty string"});
+    } else {
+      std::string value = key->get<std::string>();
+      if (value.compare(0, env_prefix.size(), env_prefix) == 0) {
+        const std::string name = value.substr(env_prefix.size());
+        auto resolved = env ? env(name) : std::nullopt;
+        if (!resolved || resolved->empty())
+          problems.push_back({path, "environment variable " + name + " is not set"});
+        else
+          out.master_key = secret(std::move(*resolved));
+      } else {
+        out.master_key = secret(std::move(value));
+      }
+    }
+  }
+  if (!problems.empty())
+    throw config_error(std::move(problems));
+  return out;
 }
 
 mock_spec parse_mock_response(const nlohmann::json& value, const std::string& path,

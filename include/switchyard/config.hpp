@@ -237,6 +237,19 @@ router_config load_config_text(const std::string& text,
 router_config load_config_file(const std::string& file,
                                const env_lookup& env = process_env());
 
+/// The `general_settings` keys the gateway reads (LiteLLM proxy's).
+struct general_settings {
+  /// `general_settings.master_key` (may be `os.environ/NAME`); empty: none.
+  secret master_key;
+};
+
+/// Reads `general_settings` from a config file that load_config_file
+/// accepts. Throws config_error (never echoing the key) when master_key is
+/// not a non-empty string or names an unset environment variable; the rest
+/// of the file is load_config_file's business.
+general_settings load_general_settings_file(const std::string& file,
+                                            const env_lookup& env = process_env());
+
 /// Checks a router_config built in code by the loader's rules (every
 /// deployment's values, the strategy name, fallback and alias targets),
 /// and indexes its groups. Throws config_error listing every problem with

@@ -26,6 +26,10 @@ constexpr const char* usage =
   "       switchyard run --config FILE --input FILE [--output FILE [--resume]]\n"
   "                      [--concurrency N] [--ordered] [--seed S]\n"
   "       switchyard check --config FILE\n"
+  "       switchyard serve --config FILE [--host 127.0.0.1] [--port 4000] [--threads N]\n"
+  "                      [--max-body-bytes N] [--max-in-flight N] [--grace-seconds N]\n"
+  "                      [--max-connections N] [--header-timeout-ms N]\n"
+  "                      [--keep-alive-timeout-ms N] [--allow-unauthenticated] [--seed S]\n"
   "\n"
   "  demo   route a few thousand requests through an embedded two-region\n"
   "         configuration with a failing region and a fallback group\n"
@@ -35,6 +39,8 @@ constexpr const char* usage =
   "         (default --concurrency 64); --ordered writes in input order;\n"
   "         --resume appends to --output, skipping the custom_ids it answers\n"
   "  check  validate a configuration; exit status 1 when it is invalid\n"
+  "  serve  an OpenAI-compatible HTTP gateway (POST /v1/chat/completions,\n"
+  "         GET /v1/models, /health/*, /metrics); SIGTERM drains and exits 0\n"
   "\n"
   "  SWITCHYARD_LOG_LEVEL=trace|debug|info|warn|error|critical|off sets the\n"
   "  log level (default warn); logs go to stderr.\n";
@@ -222,6 +228,18 @@ std::optional<std::uint64_t> flags::seed(const std::string& name) const {
   return v;
 }
 
+std::uint64_t flags::number(const std::string& name, std::uint64_t fallback,
+                            std::uint64_t min, std::uint64_t max) const {
+  auto text = get(name);
+  if (!text)
+    return fallback;
+  auto v = parse_unsigned(*text);
+  if (!v || *v < min || *v > max)
+    throw usage_error(name + ": expected a whole number from " + std::to_string(min) + " to "
+                      + std::to_string(max) + ", got '" + *text + "'");
+  return *v;
+}
+
 void init_logging() {
   spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
   spdlog::set_level(spdlog::level::warn);
@@ -241,12 +259,17 @@ std::optional<router_config> load_config_reporting(const std::string& file) {
   try {
     return load_config_file(file);
   } catch (const config_error& e) {
-    std::cerr << "switchyard: configuration " << file << " has "
-              << plural(e.problems().size(), "problem") << ":\n";
-    for (const auto& p : e.problems())
-      std::cerr << p.path << ": " << p.message << '\n';
+    report_config_problems(file, e.problems());
   }
   return std::nullopt;
+}
+
+void report_config_problems(const std::string& file,
+                            const std::vector<config_problem>& problems) {
+  std::cerr << "switchyard: configuration " << file << " has "
+            << plural(problems.size(), "problem") << ":\n";
+  for (const auto& p : problems)
+    std::cerr << p.path << ": " << p.message << '\n';
 }
 
 std::string batch_result_line(const custom_id& id, const route_result& result,

@@ -29,6 +29,8 @@ int check_command(const args& a);
 int run_command(const args& a);
 /// `switchyard demo [--requests N] [--concurrency N] [--seed S]`
 int demo_command(const args& a);
+/// `switchyard serve --config FILE [--host H] [--port P] ...` (GATEWAY.md)
+int serve_command(const args& a);
 
 /// Exit statuses: 0 done, 1 failed (bad config, unreadable file), 2 bad usage.
 inline constexpr int exit_ok = 0;
@@ -63,6 +65,9 @@ public:
   std::size_t count(const std::string& name, std::size_t fallback) const;
   /// A 64-bit seed, or nullopt when the flag is absent.
   std::optional<std::uint64_t> seed(const std::string& name) const;
+  /// A whole number in [min, max], or `fallback` when the flag is absent.
+  std::uint64_t number(const std::string& name, std::uint64_t fallback, std::uint64_t min,
+                       std::uint64_t max) const;
 
 private:
   std::map<std::string, std::string> values_;
@@ -80,6 +85,9 @@ void init_logging();
 /// Loads and validates `file`. On failure prints every problem to stderr as
 /// "path: message", one per line, and returns nullopt.
 std::optional<router_config> load_config_reporting(const std::string& file);
+/// Prints `problems` of configuration `file` as load_config_reporting does.
+void report_config_problems(const std::string& file,
+                            const std::vector<config_problem>& problems);
 
 /// `custom_id` of a batch line: nullopt when the line had none usable.
 using custom_id = std::optional<std::string>;

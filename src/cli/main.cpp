@@ -26,6 +26,8 @@ int dispatch(const args& a) {
     return run_command(rest);
   if (a[0] == "check")
     return check_command(rest);
+  if (a[0] == "serve")
+    return serve_command(rest);
   throw usage_error("unknown command '" + a[0] + "'");
 }
 

@@ -1,0 +1,312 @@
+#include "gateway_http.hpp"
+
+#include "json_checks.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <random>
+
+namespace switchyard::server {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::array<unsigned char, 32> sha256(std::string_view text) {
+  std::array<unsigned char, 32> out{};
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data());
+  return out;
+}
+
+bool istarts_with(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size())
+    return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(text[i]))
+        != std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  return true;
+}
+
+std::string_view trimmed(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Unique within the process, and across processes by a random prefix.
+std::string completion_id() {
+  static const std::uint32_t nonce = std::random_device{}();
+  static std::atomic<std::uint64_t> next{0};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "chatcmpl-%08x%016llx", nonce,
+                static_cast<unsigned long long>(next.fetch_add(1)));
+  return buf;
+}
+
+json fallback_completion(const route_result& r) {
+  const std::int64_t prompt = r.prompt_tokens;
+  const std::int64_t completion = r.completion_tokens;
+  json choice{{"index", 0},
+              {"message", {{"role", "assistant"}, {"content", r.content}}},
+              {"finish_reason", r.finish_reason.empty() ? "stop" : r.finish_reason}};
+  return json{{"id", completion_id()},
+              {"object", "chat.completion"},
+              {"created", static_cast<std::int64_t>(std::time(nullptr))},
+              {"model", r.model},
+              {"choices", json::array({std::move(choice)})},
+              {"usage",
+               {{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion}}}};
+}
+
+json completion_json(const route_result& r) {
+  return r.response.is_object() ? r.response : fallback_completion(r);
+}
+
+std::string dumped(const json& j) {
+  // Strings came from providers: one bad byte must not fail the answer.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// nlohmann's parse_error reads "[json.exception.parse_error.101] parse
+// error at line 1, column 5: <what>; last read: '<input>'": keep the place
+// and the what, drop the echoed input.
+std::string json_error_text(const json::parse_error& e) {
+  std::string what = e.what();
+  const auto at = what.find("at line ");
+  if (at != std::string::npos)
+    what = what.substr(at + 3);
+  else if (const auto end = what.find("] "); end != std::string::npos)
+    what = what.substr(end + 2);
+  return what.substr(0, what.find("; last read:"));
+}
+
+// Stops the parse of a body nested deeper than any request may be, before
+// it builds the tree: parse_chat_request would refuse it anyway.
+struct too_deep {};
+
+} // namespace
+
+key_check::key_check(const secret& master_key)
+  : required_(!master_key.empty()), digest_(sha256(master_key.reveal())) {}
+
+bool key_check::matches(std::string_view presented) const {
+  const auto d = sha256(presented);
+  return CRYPTO_memcmp(d.data(), digest_.data(), d.size()) == 0;
+}
+
+bool key_check::accepts(std::optional<std::string_view> authorization,
+                        std::optional<std::string_view> api_key,
+                        std::optional<std::string_view> x_api_key) const {
+  if (!required_)
+    return true;
+  // Every presented value is compared, so timing does not say which one
+  // carried the key either.
+  bool ok = false;
+  if (authorization) {
+    std::string_view value = trimmed(*authorization);
+    if (istarts_with(value, "bearer "))
+      ok |= matches(trimmed(value.substr(7)));
+  }
+  if (api_key)
+    ok |= matches(trimmed(*api_key));
+  if (x_api_key)
+    ok |= matches(trimmed(*x_api_key));
+  return ok;
+}
+
+std::string error_body(const router_error& error, std::optional<std::string> param) {
+  return dumped(json{{"error",
+                      {{"message", error.message},
+                       {"type", std::string(name_of(error.kind))},
+                       {"param", param ? json(*param) : json(nullptr)},
+                       {"code", std::to_string(error.status)}}}});
+}
+
+http_answer error_answer(const router_error& error, std::optional<std::string> param) {
+  http_answer a;
+  a.status = error.status;
+  a.body = error_body(error, std::move(param));
+  if (error.status == 429 && error.retry_after_s && std::isfinite(*error.retry_after_s)
+      && *error.retry_after_s >= 0)
+    a.headers.emplace_back(
+      "retry-after",
+      std::to_string(static_cast<long long>(std::max(1.0, std::ceil(*error.retry_after_s)))));
+  return a;
+}
+
+body_result parse_body(std::string_view body) {
+  const auto bad = [](std::string message, std::optional<std::string> param) {
+    return body_result{std::nullopt,
+                       error_answer(router_error::make(error_kind::bad_request, std::move(message)),
+                                    std::move(param))};
+  };
+  json doc;
+  try {
+    doc = json::parse(body, [](int depth, json::parse_event_t, json&) {
+      if (depth > static_cast<int>(max_request_depth))
+        throw too_deep{};
+      return true;
+    });
+  } catch (const too_deep&) {
+    return bad("body: nested too deeply (more than " + std::to_string(max_request_depth)
+                 + " levels)",
+               std::nullopt);
+  } catch (const json::parse_error& e) {
+    return bad("body: not valid JSON: " + json_error_text(e), std::nullopt);
+  } catch (const json::exception&) {
+    return bad("body: not valid JSON: a number is too large", std::nullopt);
+  }
+  parsed_request parsed = parse_chat_request(doc, "body");
+  if (parsed.request)
+    return {std::move(parsed.request), std::nullopt};
+  // The message is "body.<path>: <what>": the path is OpenAI's param.
+  const std::string& m = parsed.error.message;
+  std::optional<std::string> param;
+  const auto colon = m.find(": ");
+  if (m.rfind("body.", 0) == 0 && colon != std::string::npos)
+    param = m.substr(5, colon - 5);
+  return {std::nullopt, error_answer(parsed.error, std::move(param))};
+}
+
+header_list route_headers(const route_result& r, const std::string& model_group,
+                          double duration_ms) {
+  double upstream_ms = 0;
+  for (const auto& a : r.attempts)
+    upstream_ms += a.latency_ms;
+  const double overhead_ms = std::max(0.0, duration_ms - upstream_ms);
+  const std::string& deployment = r.ok ? r.deployment_id : r.error.deployment_id;
+  const std::string group = !r.model_group.empty() ? r.model_group : model_group;
+  const int attempts = static_cast<int>(r.attempts.size());
+  // Calls after the first that were not a hop to another group or
+  // deployment set: LiteLLM's "attempted retries".
+  const int retries = std::max(0, attempts - 1 - r.fallback_depth);
+  const auto ms = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    return std::string(buf);
+  };
+  header_list h;
+  if (!deployment.empty()) {
+    h.emplace_back("x-switchyard-deployment-id", deployment);
+    h.emplace_back("x-litellm-model-id", deployment);
+  }
+  if (!group.empty()) {
+    h.emplace_back("x-switchyard-model-group", group);
+    h.emplace_back("x-litellm-model-group", group);
+  }
+  h.emplace_back("x-switchyard-attempts", std::to_string(attempts));
+  h.emplace_back("x-switchyard-fallback-depth", std::to_string(r.fallback_depth));
+  h.emplace_back("x-switchyard-overhead-ms", ms(overhead_ms));
+  h.emplace_back("x-litellm-attempted-retries", std::to_string(retries));
+  h.emplace_back("x-litellm-attempted-fallbacks", std::to_string(r.fallback_depth));
+  h.emplace_back("x-litellm-response-duration-ms", ms(duration_ms));
+  h.emplace_back("x-litellm-overhead-duration-ms", ms(overhead_ms));
+  return h;
+}
+
+std::string completion_body(const route_result& result) {
+  return dumped(completion_json(result));
+}
+
+std::vector<json> replay_chunks(const route_result& result) {
+  const json whole = completion_json(result);
+  json base{{"id", whole.value("id", completion_id())},
+            {"object", "chat.completion.chunk"},
+            {"created", whole.value("created", static_cast<std::int64_t>(std::time(nullptr)))},
+            {"model", whole.value("model", result.model)}};
+  std::vector<json> chunks;
+  const json choices = whole.value("choices", json::array());
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    const json& c = choices[i];
+    const json message = c.value("message", json::object());
+    json delta{{"role", "assistant"}, {"content", message.value("content", json(nullptr))}};
+    if (message.contains("tool_calls") && message["tool_calls"].is_array()) {
+      json calls = message["tool_calls"];
+      for (std::size_t k = 0; k < calls.size(); ++k)
+        if (calls[k].is_object())
+          calls[k]["index"] = k;
+      delta["tool_calls"] = std::move(calls);
+    }
+    json chunk = base;
+    chunk["choices"] = json::array(
+      {{{"index", c.value("index", i)}, {"delta", std::move(delta)}, {"finish_reason", nullptr}}});
+    chunks.push_back(std::move(chunk));
+    json end = base;
+    end["choices"] = json::array({{{"index", c.value("index", i)},
+                                   {"delta", json::object()},
+                                   {"finish_reason", c.value("finish_reason", json("stop"))}}});
+    chunks.push_back(std::move(end));
+  }
+  if (whole.contains("usage") && !chunks.empty())
+    chunks.back()["usage"] = whole["usage"];
+  return chunks;
+}
+
+std::string sse_event(const json& chunk) {
+  return "data: " + dumped(chunk) + "\n\n";
+}
+
+std::string sse_error(const router_error& error) {
+  return "data: " + error_body(error) + "\n\n";
+}
+
+std::string models_body(const router_config& config) {
+  json data = json::array();
+  const auto model = [](const std::string& id) {
+    return json{{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "switchyard"}};
+  };
+  for (const auto& g : config.groups)
+    data.push_back(model(g.name));
+  for (const auto& [alias, group] : config.settings.model_group_alias)
+    if (!config.find_group(alias))
+      data.push_back(model(alias));
+  return dumped(json{{"object", "list"}, {"data", std::move(data)}});
+}
+
+std::string readiness_body(const router_config& config, bool draining,
+                           const std::vector<std::string>& cooling) {
+  json groups = json::array();
+  for (const auto& g : config.groups)
+    groups.push_back({{"name", g.name}, {"deployments", g.deployments.size()}});
+  return dumped(json{{"status", draining ? "draining" : "healthy"},
+                     {"model_groups", std::move(groups)},
+                     {"deployments_cooling", cooling},
+                     {"shared_state", "none"}});
+}
+
+std::optional<bool> is_loopback_host(const std::string& host) {
+  if (host == "localhost")
+    return true;
+  unsigned char v4[4];
+  if (inet_pton(AF_INET, host.c_str(), v4) == 1)
+    return v4[0] == 127;
+  unsigned char v6[16];
+  if (inet_pton(AF_INET6, host.c_str(), v6) != 1)
+    return std::nullopt;
+  static const unsigned char loopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(v6, v6 + 16, loopback6))
+    return true;
+  return std::equal(v6, v6 + 12, mapped) && v6[12] == 127;
+}
+
+std::string resolved_group(const router_config& config, const std::string& model) {
+  const auto g = config.resolve_group(model);
+  return g ? config.groups[*g].name : model;
+}
+
+} // namespace switchyard::server

@@ -1,0 +1,742 @@
+#include "gateway_server.hpp"
+
+#include "gateway_http.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+namespace switchyard::server {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using error_code = beast::error_code;
+using steady = std::chrono::steady_clock;
+
+constexpr std::size_t header_limit = 64 * 1024;
+constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+
+// Statuses without a router error kind of their own, in OpenAI's shape.
+router_error http_error(error_kind kind, int status, std::string message) {
+  auto e = router_error::make(kind, std::move(message));
+  e.status = status;
+  return e;
+}
+
+double ms_since(steady::time_point start) {
+  return std::chrono::duration<double, std::milli>(steady::now() - start).count();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return beast::iequals(a, b);
+}
+
+std::optional<std::string_view> field(const http::request<http::string_body>& req,
+                                      std::string_view name) {
+  auto it = req.find(beast::string_view(name.data(), name.size()));
+  if (it == req.end())
+    return std::nullopt;
+  auto v = it->value();
+  return std::string_view(v.data(), v.size());
+}
+
+class session;
+
+} // namespace
+
+/// What every connection shares: the router, the metrics, the options, the
+/// io_context and the registry of live sessions. Owned by the server and by
+/// each session (so a router callback that outlives the server still finds
+/// it); the io_context is declared first, so it is destroyed last.
+struct gateway_server::state {
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  router& routes;
+  std::shared_ptr<metrics> counts;
+  gateway_options options;
+  key_check keys;
+  tcp::acceptor acceptor;
+  net::steady_timer accept_retry;
+  std::vector<std::thread> threads;
+
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> in_flight{0};
+
+  std::mutex sessions_mutex;
+  std::list<std::weak_ptr<session>> sessions;
+
+  state(router& r, std::shared_ptr<metrics> m, gateway_options o)
+    : ioc(static_cast<int>(o.threads ? o.threads : 1)),
+      routes(r),
+      counts(std::move(m)),
+      options(std::move(o)),
+      keys(options.master_key),
+      acceptor(net::make_strand(ioc)),
+      accept_retry(acceptor.get_executor()) {}
+
+  void accept(std::shared_ptr<state> self);
+
+  // Calls f outside the registry's lock: dropping the last reference to a
+  // session runs its destructor, which takes that lock.
+  template <class F>
+  void for_each_session(F f) {
+    std::vector<std::shared_ptr<session>> live;
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex);
+      for (auto& w : sessions)
+        if (auto s = w.lock())
+          live.push_back(std::move(s));
+    }
+    for (auto& s : live)
+      f(s);
+  }
+};
+
+namespace {
+
+using state = gateway_server::state;
+
+/// One connection: reads requests one at a time, answers each, and keeps
+/// the connection alive between them. Every member is touched only on the
+/// connection's strand; router callbacks post onto it.
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(std::shared_ptr<state> st, tcp::socket socket)
+    : st_(std::move(st)), stream_(std::move(socket)) {}
+
+  ~session() {
+    st_->connections.fetch_sub(1);
+    if (!registered_)
+      return;
+    std::lock_guard<std::mutex> lock(st_->sessions_mutex);
+    st_->sessions.erase(registry_entry_);
+  }
+
+  void start(bool reject) {
+    {
+      std::lock_guard<std::mutex> lock(st_->sessions_mutex);
+      registry_entry_ = st_->sessions.insert(st_->sessions.end(), weak_from_this());
+      registered_ = true;
+    }
+    net::post(stream_.get_executor(), [self = shared_from_this(), reject] {
+      if (reject) {
+        self->begin_exchange("-", "-", 11, false);
+        self->answer(error_answer(http_error(error_kind::service_unavailable, 503,
+                                             "too many connections; retry later")));
+      } else {
+        self->read_request();
+      }
+    });
+  }
+
+  /// After stop(), with no I/O thread left: close from the stopping thread.
+  void close_now() { close(); }
+
+private:
+  // One request and its answer.
+  struct exchange {
+    std::string method;
+    std::string path;
+    unsigned version = 11;
+    bool keep_alive = true;
+    steady::time_point start = steady::now();
+    std::string model_group;
+    request_handle handle;
+    bool routed = false;     // counted in in_flight until finished
+    bool stream = false;
+    bool done = false;       // the router's completion arrived
+    bool committed = false;  // SSE headers sent (or being sent)
+    bool client_gone = false;
+    int status = 0;
+    std::string deployment;
+    int attempts = 0;
+    // SSE output: events not yet written, the one being written, and the
+    // end of the stream once the completion is in.
+    std::deque<std::string> pending;
+    std::string writing_buf;
+    bool writing = false;
+    bool ended = false;      // the terminating event is queued
+    bool finished = false;   // the last chunk is written
+    std::unique_ptr<http::response<http::empty_body>> sse_head;
+    std::unique_ptr<http::response_serializer<http::empty_body>> sse_serializer;
+  };
+
+  // ---- reading ------------------------------------------------------------
+
+  void read_request() {
+    parser_.emplace();
+    parser_->body_limit(st_->options.max_body_bytes);
+    parser_->header_limit(header_limit);
+    if (!first_ && buffer_.size() == 0)
+      wait_for_request();
+    else
+      read_header();
+  }
+
+  // Keep-alive: the next request must start within the idle timeout; from
+  // its first byte on, the header timeout applies.
+  void wait_for_request() {
+    stream_.expires_after(st_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code ec, std::size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec)
+                                return self->close();
+                              self->read_header();
+                            });
+  }
+
+  void read_header() {
+    first_ = false;
+    stream_.expires_after(st_->options.header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  void on_header(error_code ec) {
+    if (ec)
+      return on_read_error(ec);
+    const auto& req = parser_->get();
+    if (auto expect = field(req, "expect"); expect && iequals(*expect, "100-continue")) {
+      stream_.expires_after(st_->options.body_timeout);
+      net::async_write(stream_, net::buffer(continue_line.data(), continue_line.size()),
+                       [self = shared_from_this()](error_code ec, std::size_t) {
+                         if (ec)
+                           return self->close();
+                         self->read_body();
+                       });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    stream_.expires_after(st_->options.body_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, std::size_t) {
+                       if (ec)
+                         return self->on_read_error(ec);
+                       self->stream_.expires_never();
+                       self->handle(self->parser_->release());
+                     });
+  }
+
+  void on_read_error(error_code ec) {
+    if (ec == http::error::body_limit) {
+      begin_from_parser();
+      exchange_->keep_alive = false; // the rest of the body is never read
+      return answer(error_answer(http_error(
+        error_kind::bad_request, 413,
+        "request body is larger than " + std::to_string(st_->options.max_body_bytes)
+          + " bytes (--max-body-bytes)")));
+    }
+    if (ec == http::error::header_limit) {
+      begin_exchange("-", "-", 11, false);
+      return answer(error_answer(http_error(error_kind::bad_request, 431,
+                                            "request headers are too large")));
+    }
+    if (ec == beast::error::timeout)
+      spdlog::debug("gateway: closing a connection that sent no complete request in time");
+    // A parse error: answer it when the client can still read.
+    if (ec.category() == http::make_error_code(http::error::bad_target).category()
+        && ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      begin_exchange("-", "-", 11, false);
+      return answer(error_answer(
+        http_error(error_kind::bad_request, 400, "malformed HTTP request: " + ec.message())));
+    }
+    close();
+  }
+
+  // ---- dispatch -------------------------------------------------------------
+
+  void begin_exchange(std::string method, std::string path, unsigned version,
+                      bool keep_alive) {
+    exchange_.emplace();
+    exchange_->method = std::move(method);
+    exchange_->path = std::move(path);
+    exchange_->version = version;
+    exchange_->keep_alive = keep_alive;
+  }
+
+  void begin_from_parser() {
+    const auto& req = parser_->get();
+    std::string target(req.target());
+    begin_exchange(std::string(req.method_string()), target.substr(0, target.find('?')),
+                   req.version(), req.keep_alive());
+  }
+
+  void handle(http::request<http::string_body> req) {
+    // Handlers that run after stop() (the server's destructor drains them)
+    // must not reach the router, which may be gone.
+    if (st_->stopped.load())
+      return close();
+    std::string target(req.target());
+    begin_exchange(std::string(req.method_string()), target.substr(0, target.find('?')),
+                   req.version(), req.keep_alive());
+    const std::string& path = exchange_->path;
+    const auto method = req.method();
+    const bool get = method == http::verb::get;
+    if (path == "/v1/chat/completions" || path == "/chat/completions") {
+      if (method != http::verb::post)
+        return not_allowed("POST");
+      if (!authorized(req))
+        return unauthorized();
+      return chat(req.body());
+    }
+    if (path == "/v1/models" || path == "/models") {
+      if (!get)
+        return not_allowed("GET");
+      if (!authorized(req))
+        return unauthorized();
+      return answer(http_answer{200, "application/json", models_body(st_->routes.config()), {}});
+    }
+    if (path == "/health/liveliness" || path == "/health/liveness") {
+      if (!get)
+        return not_allowed("GET");
+      const bool up = !st_->draining.load();
+      return answer(http_answer{up ? 200 : 503, "application/json",
+                                up ? "\"I'm alive!\"" : "\"shutting down\"", {}});
+    }
+    if (path == "/health/readiness") {
+      if (!get)
+        return not_allowed("GET");
+      const bool draining = st_->draining.load();
+      return answer(http_answer{
+        draining ? 503 : 200, "application/json",
+        readiness_body(st_->routes.config(), draining, st_->counts->cooling_deployments()), {}});
+    }
+    if (path == "/metrics") {
+      if (!get)
+        return not_allowed("GET");
+      return answer(http_answer{200, "text/plain; version=0.0.4; charset=utf-8",
+                                st_->counts->prometheus_text(), {}});
+    }
+    answer(error_answer(router_error::make(error_kind::not_found,
+                                           "no such endpoint: " + exchange_->method + " " + path)));
+  }
+
+  bool authorized(const http::request<http::string_body>& req) const {
+    return st_->keys.accepts(field(req, "authorization"), field(req, "api-key"),
+                             field(req, "x-api-key"));
+  }
+
+  void unauthorized() {
+    answer(error_answer(router_error::make(
+      error_kind::authentication,
+      "missing or invalid API key: pass the master key as 'Authorization: Bearer <key>', "
+      "'api-key: <key>' or 'x-api-key: <key>'")));
+  }
+
+  void not_allowed(const char* allowed) {
+    auto a = error_answer(http_error(error_kind::bad_request, 405,
+                                     "method " + exchange_->method + " is not allowed on "
+                                       + exchange_->path + "; use " + allowed));
+    a.headers.emplace_back("allow", allowed);
+    answer(std::move(a));
+  }
+
+  void chat(const std::string& body) {
+    if (st_->draining.load()) {
+      exchange_->keep_alive = false;
+      return answer(error_answer(
+        router_error::make(error_kind::shutdown, "the gateway is shutting down; retry elsewhere")));
+    }
+    body_result parsed = parse_body(body);
+    if (!parsed.request)
+      return answer(std::move(*parsed.error));
+    auto& ex = *exchange_;
+    ex.model_group = resolved_group(st_->routes.config(), parsed.request->model);
+    ex.stream = parsed.request->stream;
+    ex.routed = true;
+    st_->in_flight.fetch_add(1);
+    st_->counts->add_in_flight(1);
+    auto self = shared_from_this();
+    auto exec = stream_.get_executor();
+    const std::uint64_t gen = ++generation_;
+    completion_handler done = [self, exec, gen](route_result r) {
+      net::post(exec, [self, gen, r = std::move(r)]() mutable {
+        self->on_done(gen, std::move(r));
+      });
+    };
+    if (ex.stream) {
+      chunk_handler on_chunk = [self, exec, gen](const nlohmann::json& chunk) {
+        net::post(exec, [self, gen, event = sse_event(chunk)]() mutable {
+          self->on_chunk(gen, std::move(event));
+        });
+      };
+      ex.handle = st_->routes.async_stream(std::move(*parsed.request), std::move(on_chunk),
+                                           std::move(done));
+    } else {
+      ex.handle = st_->routes.async_complete(std::move(*parsed.request), std::move(done));
+    }
+    watch_for_disconnect(gen);
+  }
+
+  // While the router works there is no read on the socket, so a client
+  // that hangs up would go unnoticed: wait for readability, and a peek of
+  // zero bytes (or an error) means it is gone. Bytes mean a pipelined
+  // request, left for the parser.
+  void watch_for_disconnect(std::uint64_t gen) {
+    stream_.socket().async_wait(
+      tcp::socket::wait_read, [self = shared_from_this(), gen](error_code ec) {
+        if (!self->exchange_ || gen != self->generation_ || self->exchange_->done
+            || ec == net::error::operation_aborted)
+          return;
+        char byte;
+        const auto n = ::recv(self->stream_.socket().native_handle(), &byte, 1,
+                              MSG_PEEK | MSG_DONTWAIT);
+        if (!ec && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+          return self->watch_for_disconnect(gen);
+        if (!ec && n > 0)
+          return;
+        self->client_gone();
+      });
+  }
+
+  void client_gone() {
+    auto& ex = *exchange_;
+    if (ex.client_gone)
+      return;
+    ex.client_gone = true;
+    if (!st_->stopped.load())
+      ex.handle.cancel();
+    // The completion still comes (cancelled): the exchange ends there.
+  }
+
+  // ---- answers --------------------------------------------------------------
+
+  void on_chunk(std::uint64_t gen, std::string event) {
+    if (!exchange_ || gen != generation_ || exchange_->client_gone || exchange_->done)
+      return;
+    auto& ex = *exchange_;
+    if (!ex.committed)
+      commit_stream({{"x-switchyard-model-group", ex.model_group},
+                     {"x-litellm-model-group", ex.model_group}});
+    ex.pending.push_back(std::move(event));
+    pump();
+  }
+
+  void on_done(std::uint64_t gen, route_result r) {
+    if (!exchange_ || gen != generation_)
+      return;
+    auto& ex = *exchange_;
+    ex.done = true;
+    ex.deployment = r.ok ? r.deployment_id : r.error.deployment_id;
+    ex.attempts = static_cast<int>(r.attempts.size());
+    const double duration = ms_since(ex.start);
+    if (ex.client_gone) {
+      ex.status = 499; // nginx's "client closed request", for the access log
+      // A write still in progress ends the exchange when it completes.
+      if (!ex.writing)
+        finish(false);
+      return;
+    }
+    if (ex.stream && ex.committed) {
+      ex.pending.push_back(r.ok ? std::string(sse_done) : sse_error(r.error));
+      ex.ended = true;
+      return pump();
+    }
+    auto headers = route_headers(r, ex.model_group, duration);
+    if (!r.ok) {
+      auto a = error_answer(r.error);
+      a.headers.insert(a.headers.end(), headers.begin(), headers.end());
+      return answer(std::move(a));
+    }
+    if (ex.stream) {
+      // The answer came whole: replay it as the stream it would have been.
+      commit_stream(std::move(headers));
+      for (const auto& chunk : replay_chunks(r))
+        ex.pending.push_back(sse_event(chunk));
+      ex.pending.push_back(std::string(sse_done));
+      ex.ended = true;
+      return pump();
+    }
+    answer(http_answer{200, "application/json", completion_body(r), std::move(headers)});
+  }
+
+  bool keep_alive() const {
+    return exchange_->keep_alive && !st_->draining.load();
+  }
+
+  template <class Message>
+  void set_headers(Message& m, const header_list& headers) const {
+    m.set(http::field::server, "switchyard");
+    for (const auto& [name, value] : headers)
+      m.set(name, value);
+  }
+
+  void answer(http_answer a) {
+    auto& ex = *exchange_;
+    ex.status = a.status;
+    auto res = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(a.status), ex.version);
+    set_headers(*res, a.headers);
+    res->set(http::field::content_type, a.content_type);
+    res->body() = std::move(a.body);
+    res->keep_alive(keep_alive());
+    res->prepare_payload();
+    stream_.expires_after(st_->options.body_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](error_code ec, std::size_t) {
+                        self->finish(!ec);
+                      });
+  }
+
+  // The status line of a stream: sent with its first chunk.
+  void commit_stream(header_list headers) {
+    auto& ex = *exchange_;
+    ex.committed = true;
+    ex.status = 200;
+    ex.sse_head = std::make_unique<http::response<http::empty_body>>(http::status::ok, ex.version);
+    set_headers(*ex.sse_head, headers);
+    ex.sse_head->set(http::field::content_type, "text/event-stream");
+    ex.sse_head->set(http::field::cache_control, "no-cache");
+    ex.sse_head->keep_alive(keep_alive());
+    ex.sse_head->chunked(true);
+    ex.sse_serializer =
+      std::make_unique<http::response_serializer<http::empty_body>>(*ex.sse_head);
+    ex.writing = true;
+    stream_.expires_after(st_->options.body_timeout);
+    http::async_write_header(stream_, *ex.sse_serializer,
+                             [self = shared_from_this()](error_code ec, std::size_t) {
+                               self->on_stream_written(ec);
+                             });
+  }
+
+  // Writes what is queued as one chunk; then the last chunk once the
+  // completion is in.
+  void pump() {
+    auto& ex = *exchange_;
+    if (ex.writing || ex.finished)
+      return;
+    if (!ex.pending.empty()) {
+      ex.writing_buf.clear();
+      for (auto& e : ex.pending)
+        ex.writing_buf += e;
+      ex.pending.clear();
+      ex.writing = true;
+      stream_.expires_after(st_->options.body_timeout);
+      net::async_write(stream_, http::make_chunk(net::buffer(ex.writing_buf)),
+                       [self = shared_from_this()](error_code ec, std::size_t) {
+                         self->on_stream_written(ec);
+                       });
+      return;
+    }
+    if (ex.ended) {
+      ex.writing = true;
+      ex.finished = true;
+      stream_.expires_after(st_->options.body_timeout);
+      net::async_write(stream_, http::make_chunk_last(),
+                       [self = shared_from_this()](error_code ec, std::size_t) {
+                         self->exchange_->writing = false;
+                         self->finish(!ec);
+                       });
+    }
+  }
+
+  void on_stream_written(error_code ec) {
+    auto& ex = *exchange_;
+    ex.writing = false;
+    stream_.expires_never();
+    if (ec) {
+      // The client is gone mid-stream: cancel, and end at the completion.
+      ex.finished = true;
+      client_gone();
+    }
+    if (ex.client_gone) {
+      if (ex.done)
+        finish(false);
+      return;
+    }
+    pump();
+  }
+
+  // The exchange is over: account for it, then read the next request or
+  // close.
+  void finish(bool written) {
+    auto& ex = *exchange_;
+    if (ex.routed) {
+      st_->in_flight.fetch_sub(1);
+      st_->counts->add_in_flight(-1);
+    }
+    spdlog::info("{} {} {} model_group={} deployment={} attempts={} {:.1f}ms", ex.method,
+                 ex.path, ex.status, ex.model_group.empty() ? "-" : ex.model_group,
+                 ex.deployment.empty() ? "-" : ex.deployment, ex.attempts, ms_since(ex.start));
+    const bool again = written && keep_alive() && !ex.client_gone;
+    exchange_.reset();
+    ++generation_;
+    if (again)
+      read_request();
+    else if (written)
+      linger_close();
+    else
+      close();
+  }
+
+  // After an answer with `connection: close`: stop sending, then read and
+  // drop what the client still sends (the rest of a refused body) until
+  // it closes or a second passes. Closing at once with unread input makes
+  // the kernel send a reset that can destroy the answer before the client
+  // reads it.
+  void linger_close() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec)
+      return close();
+    stream_.expires_after(std::chrono::seconds(1));
+    drain_input();
+  }
+
+  void drain_input() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = shared_from_this()](error_code ec, std::size_t) {
+                              if (ec)
+                                return self->close();
+                              self->drain_input();
+                            });
+  }
+
+  void close() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  std::shared_ptr<state> st_; // first: outlives the stream
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<exchange> exchange_;
+  std::uint64_t generation_ = 0;
+  bool first_ = true;
+  std::list<std::weak_ptr<session>>::iterator registry_entry_;
+  bool registered_ = false;
+};
+
+} // namespace
+
+void gateway_server::state::accept(std::shared_ptr<state> self) {
+  acceptor.async_accept(
+    net::make_strand(ioc), [self](error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || self->draining.load())
+        return;
+      if (ec) {
+        // Out of descriptors, most likely: wait a little instead of spinning.
+        spdlog::warn("gateway: accept failed: {}", ec.message());
+        self->accept_retry.expires_after(std::chrono::milliseconds(50));
+        self->accept_retry.async_wait([self](error_code e) {
+          if (!e)
+            self->accept(self);
+        });
+        return;
+      }
+      const bool reject = self->connections.fetch_add(1) >= self->options.max_connections;
+      std::make_shared<session>(self, std::move(socket))->start(reject);
+      self->accept(self);
+    });
+}
+
+gateway_server::gateway_server(router& r, std::shared_ptr<metrics> m, gateway_options options)
+  : state_(std::make_shared<state>(r, std::move(m), std::move(options))) {}
+
+gateway_server::~gateway_server() {
+  stop();
+  // No I/O thread runs now: close every connection from here, then run
+  // what is still queued (the aborted operations, late router
+  // completions), so the sessions they hold are released.
+  state_->for_each_session([](const std::shared_ptr<session>& s) { s->close_now(); });
+  state_->ioc.restart();
+  state_->ioc.poll();
+}
+
+std::uint16_t gateway_server::start() {
+  auto& st = *state_;
+  error_code ec;
+  const std::string host = st.options.host == "localhost" ? "127.0.0.1" : st.options.host;
+  const auto address = net::ip::make_address(host, ec);
+  if (ec)
+    throw std::runtime_error("--host: '" + st.options.host + "' is not an IP address");
+  const tcp::endpoint endpoint(address, st.options.port);
+  const auto fail = [&](const char* what) {
+    throw std::runtime_error(std::string("cannot ") + what + " " + host + ":"
+                             + std::to_string(st.options.port) + ": " + ec.message());
+  };
+  st.acceptor.open(endpoint.protocol(), ec);
+  if (ec)
+    fail("open a socket for");
+  st.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  st.acceptor.bind(endpoint, ec);
+  if (ec)
+    fail("bind");
+  st.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    fail("listen on");
+  const auto port = st.acceptor.local_endpoint().port();
+  st.work.emplace(st.ioc.get_executor());
+  st.accept(state_);
+  const std::size_t n = st.options.threads ? st.options.threads
+                                           : std::max(1u, std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < n; ++i)
+    st.threads.emplace_back([s = state_] { s->ioc.run(); });
+  return port;
+}
+
+void gateway_server::begin_shutdown() {
+  auto& st = *state_;
+  if (st.draining.exchange(true))
+    return;
+  // Open connections stay: their next request (a health probe, most
+  // likely) is answered, with 503 for readiness, liveness and new chat
+  // requests, and `connection: close`.
+  net::post(st.acceptor.get_executor(), [s = state_] {
+    error_code ec;
+    s->acceptor.close(ec);
+    s->accept_retry.cancel();
+  });
+}
+
+std::size_t gateway_server::in_flight() const noexcept {
+  return state_->in_flight.load();
+}
+
+void gateway_server::stop() {
+  auto& st = *state_;
+  if (st.stopped.exchange(true))
+    return;
+  begin_shutdown();
+  st.work.reset();
+  st.ioc.stop();
+  for (auto& t : st.threads)
+    t.join();
+  st.threads.clear();
+}
+
+} // namespace switchyard::server

@@ -1,0 +1,140 @@
+// The gateway's HTTP rules without sockets (src/server/gateway_http.hpp).
+
+#include "server/gateway_http.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace switchyard;
+using namespace switchyard::server;
+using nlohmann::json;
+
+TEST_CASE("http rules: the key check takes the key from each header") {
+  const key_check k(secret("sk-abc"));
+  CHECK(k.required());
+  CHECK(k.accepts("Bearer sk-abc", std::nullopt, std::nullopt));
+  CHECK(k.accepts("bearer  sk-abc ", std::nullopt, std::nullopt));
+  CHECK(k.accepts(std::nullopt, "sk-abc", std::nullopt));
+  CHECK(k.accepts(std::nullopt, std::nullopt, "sk-abc"));
+  // A wrong Authorization does not hide a right api-key.
+  CHECK(k.accepts("Bearer nope", "sk-abc", std::nullopt));
+  CHECK_FALSE(k.accepts(std::nullopt, std::nullopt, std::nullopt));
+  CHECK_FALSE(k.accepts("sk-abc", std::nullopt, std::nullopt)); // no scheme
+  CHECK_FALSE(k.accepts("Basic sk-abc", std::nullopt, std::nullopt));
+  CHECK_FALSE(k.accepts("Bearer sk-ab", "sk-abcd", "SK-ABC"));
+  CHECK_FALSE(k.accepts("Bearer ", "", ""));
+  const key_check open{secret()};
+  CHECK_FALSE(open.required());
+  CHECK(open.accepts(std::nullopt, std::nullopt, std::nullopt));
+}
+
+TEST_CASE("http rules: errors have OpenAI's shape; 429 carries Retry-After rounded up") {
+  auto e = router_error::make(error_kind::rate_limit, "slow down", 2.2);
+  const auto a = error_answer(e);
+  CHECK(a.status == 429);
+  CHECK(json::parse(a.body)
+        == json{{"error",
+                 {{"message", "slow down"},
+                  {"type", "RateLimitError"},
+                  {"param", nullptr},
+                  {"code", "429"}}}});
+  REQUIRE(a.headers.size() == 1);
+  CHECK(a.headers[0] == std::pair<std::string, std::string>("retry-after", "3"));
+  e.retry_after_s = 0.01;
+  CHECK(error_answer(e).headers[0].second == "1");
+  // Not a 429, or no time known: no header.
+  CHECK(error_answer(router_error::make(error_kind::internal_server, "x", 5.0)).headers.empty());
+  CHECK(error_answer(router_error::make(error_kind::rate_limit, "x")).headers.empty());
+}
+
+TEST_CASE("http rules: bodies are parsed and bad ones named") {
+  const auto good = parse_body(R"({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                   "stream": true, "temperature": 0.5})");
+  REQUIRE(good.request);
+  CHECK(good.request->model == "m");
+  CHECK(good.request->stream);
+
+  const auto syntax = parse_body(R"({"model": "m", "secret-ish": "abc)");
+  REQUIRE(syntax.error);
+  CHECK(syntax.error->status == 400);
+  const auto msg = json::parse(syntax.error->body)["error"]["message"].get<std::string>();
+  CHECK(msg.rfind("body: not valid JSON: line 1, column ", 0) == 0);
+  CHECK(msg.find("abc") == std::string::npos); // the input is not echoed
+
+  const auto field = parse_body(R"({"model": "m", "messages": [{"role": 5, "content": "x"}]})");
+  REQUIRE(field.error);
+  const auto err = json::parse(field.error->body)["error"];
+  CHECK(err["param"] == "messages[0].role");
+  CHECK(err["message"].get<std::string>().rfind("body.messages[0].role: ", 0) == 0);
+
+  const auto deep = parse_body(std::string(10000, '[') + std::string(10000, ']'));
+  REQUIRE(deep.error);
+  CHECK(json::parse(deep.error->body)["error"]["message"].get<std::string>().find("nested too deeply")
+        != std::string::npos);
+}
+
+TEST_CASE("http rules: routing headers under both names") {
+  route_result r;
+  r.ok = true;
+  r.deployment_id = "d-2";
+  r.model_group = "g";
+  r.fallback_depth = 1;
+  r.attempts = {{"d-1", "g", error_kind::internal_server, 100},
+                {"d-1", "g", error_kind::internal_server, 100},
+                {"d-2", "g2", std::nullopt, 250}};
+  const auto h = route_headers(r, "asked", 500);
+  const auto get = [&h](const std::string& name) {
+    for (const auto& [n, v] : h)
+      if (n == name)
+        return v;
+    return std::string("<none>");
+  };
+  CHECK(get("x-switchyard-deployment-id") == "d-2");
+  CHECK(get("x-litellm-model-id") == "d-2");
+  CHECK(get("x-switchyard-model-group") == "g");
+  CHECK(get("x-switchyard-attempts") == "3");
+  CHECK(get("x-switchyard-fallback-depth") == "1");
+  CHECK(get("x-litellm-attempted-fallbacks") == "1");
+  CHECK(get("x-litellm-attempted-retries") == "1");
+  CHECK(get("x-litellm-response-duration-ms") == "500.000");
+  CHECK(get("x-switchyard-overhead-ms") == "50.000");
+  CHECK(get("x-litellm-overhead-duration-ms") == "50.000");
+  // A failure names the group asked for, and the failing deployment.
+  route_result f;
+  f.error = router_error::make(error_kind::rate_limit, "x");
+  f.error.deployment_id = "d-9";
+  const auto fh = route_headers(f, "asked", 1);
+  CHECK(fh[0] == std::pair<std::string, std::string>("x-switchyard-deployment-id", "d-9"));
+  CHECK(fh[2] == std::pair<std::string, std::string>("x-switchyard-model-group", "asked"));
+}
+
+TEST_CASE("http rules: a whole answer replays as chunks, tool calls included") {
+  route_result r;
+  r.ok = true;
+  r.response = json::parse(R"({"id": "c1", "object": "chat.completion", "created": 5, "model": "m",
+    "choices": [{"index": 0, "finish_reason": "tool_calls",
+      "message": {"role": "assistant", "content": null,
+        "tool_calls": [{"id": "t1", "type": "function",
+                        "function": {"name": "f", "arguments": "{}"}}]}}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})");
+  const auto chunks = replay_chunks(r);
+  REQUIRE(chunks.size() == 2);
+  CHECK(chunks[0]["object"] == "chat.completion.chunk");
+  CHECK(chunks[0]["id"] == "c1");
+  CHECK(chunks[0]["choices"][0]["delta"]["tool_calls"][0]["index"] == 0);
+  CHECK(chunks[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "f");
+  CHECK(chunks[1]["choices"][0]["finish_reason"] == "tool_calls");
+  CHECK(chunks[1]["usage"]["total_tokens"] == 3);
+  CHECK(sse_event(json{{"a", 1}}) == "data: {\"a\":1}\n\n");
+}
+
+TEST_CASE("http rules: loopback hosts") {
+  CHECK(is_loopback_host("127.0.0.1") == true);
+  CHECK(is_loopback_host("127.8.9.10") == true);
+  CHECK(is_loopback_host("localhost") == true);
+  CHECK(is_loopback_host("::1") == true);
+  CHECK(is_loopback_host("::ffff:127.0.0.1") == true);
+  CHECK(is_loopback_host("0.0.0.0") == false);
+  CHECK(is_loopback_host("::") == false);
+  CHECK(is_loopback_host("10.1.2.3") == false);
+  CHECK_FALSE(is_loopback_host("example.com").has_value());
+}
