@@ -11,7 +11,7 @@ using namespace switchyard;
 using namespace switchyard::test;
 using json = nlohmann::json;
 
-TEST_CASE("run answers every line through 429, next tier and fallback; no key leaks",
+TEST_CASE("run answers every line through 429, next tier and fallback, and leaks no key",
           "[transport][cli]") {
   drop_proxy_env();
   upstream_process up;

@@ -178,7 +178,7 @@ TEST_CASE("tool calls come back from each dialect", "[transport]") {
   CHECK(an[0]["body"]["tools"][0].contains("input_schema"));
 }
 
-TEST_CASE("a streamed OpenAI call asks for usage; the caller sees it only if asked",
+TEST_CASE("a streamed OpenAI call asks for usage, which the caller sees only if it asked",
           "[transport]") {
   drop_proxy_env();
   upstream_process up;
