@@ -175,3 +175,18 @@ TEST_CASE("a context-window error takes context_window_fallbacks", "[transport]"
   CHECK(res.model_group == "big");
   CHECK(res.attempts[0].outcome == error_kind::context_window_exceeded);
 }
+
+TEST_CASE("a 200 filtered by the provider takes content_policy_fallbacks", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  router r(config_of({azure_at(up, "strict", "s1", "finish=content_filter"),
+                      anthropic_at(up, "lenient", "l1")},
+                     {{"content_policy_fallbacks", {{{"strict", {"lenient"}}}}}}));
+  auto res = r.complete(ask("strict"));
+  INFO(res.error.message);
+  REQUIRE(res.ok);
+  CHECK(res.model_group == "lenient");
+  REQUIRE(res.attempts.size() == 2);
+  CHECK(res.attempts[0].outcome == error_kind::content_policy_violation);
+  CHECK(res.response["id"].get<std::string>().rfind("msg_", 0) == 0);
+}

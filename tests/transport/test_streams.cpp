@@ -139,3 +139,77 @@ TEST_CASE("a stream cut after its first chunk ends with an error, no failover",
     }
   }
 }
+
+TEST_CASE("streamed tool calls are assembled into the answer, each dialect", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  router r(config_of({openai_at(up, "o", "o1", "tool_call"), azure_at(up, "a", "a1", "tool_call"),
+                      anthropic_at(up, "n", "n1", "tool_call")}));
+  const json tools = {{{"type", "function"},
+                       {"function", {{"name", "get_weather"},
+                                     {"parameters", {{"type", "object"}}}}}}};
+  for (const char* g : {"o", "a", "n"}) {
+    INFO(g);
+    stream_capture cap;
+    r.async_stream(request_of({{"model", g},
+                               {"messages", {{{"role", "user"}, {"content", "weather tool"}}}},
+                               {"tools", tools},
+                               {"stream", true}}),
+                   cap.on_chunk(), cap.on_done());
+    auto res = cap.wait();
+    INFO(res.error.message);
+    REQUIRE(res.ok);
+    REQUIRE_FALSE(cap.chunks.empty());
+    // The role comes first, then the tool call's fragments.
+    CHECK(cap.chunks.front()["choices"][0]["delta"]["role"] == "assistant");
+    std::string args;
+    for (auto c : cap.chunks) {
+      auto& d = c["choices"][0]["delta"];
+      if (d.contains("tool_calls"))
+        args += d["tool_calls"][0]["function"].value("arguments", "");
+    }
+    CHECK(json::parse(args)["unit"] == "celsius");
+    CHECK(res.finish_reason == "tool_calls");
+    auto& tc = res.response["choices"][0]["message"]["tool_calls"];
+    REQUIRE(tc.size() == 1);
+    CHECK(tc[0]["function"]["name"] == "get_weather");
+    CHECK(tc[0]["function"]["arguments"] == args);
+    CHECK(res.response["object"] == "chat.completion");
+  }
+}
+
+TEST_CASE("a stream cut after the commit counts against its deployment", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  auto obs = std::make_shared<counting_observer>();
+  router_options opts;
+  opts.observer = obs;
+  router r(failover_pair(up, "openai", "chunks=6,cut_after=3"), opts);
+  stream_capture cap;
+  r.async_stream(streamed("chat"), cap.on_chunk(), cap.on_done());
+  auto res = cap.wait();
+  REQUIRE_FALSE(res.ok);
+  auto seen = obs->attempts();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].deployment_id == "bad");
+  CHECK(seen[0].outcome == error_kind::api_connection);
+  CHECK(seen[0].first_token_ms.has_value());
+}
+
+TEST_CASE("a streamed request through async_complete gets the assembled answer", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  router r(config_of({anthropic_at(up, "n", "n1", "chunks=4")}));
+  std::promise<route_result> p;
+  r.async_complete(streamed("n"), [&](route_result res) { p.set_value(std::move(res)); });
+  auto f = p.get_future();
+  REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  auto res = f.get();
+  INFO(res.error.message);
+  REQUIRE(res.ok);
+  CHECK(res.content == "Hello from the test upstream");
+  CHECK(res.response["object"] == "chat.completion");
+  CHECK(res.response["choices"][0]["message"]["content"] == "Hello from the test upstream");
+  CHECK(res.usage_estimated == false);
+  CHECK(calls_to(up, "/v1/messages")[0]["body"]["stream"] == true);
+}
