@@ -151,3 +151,39 @@ TEST_CASE("TLS verification of a self-signed upstream", "[transport]") {
   }
   CHECK(up.calls().size() == 3);
 }
+
+TEST_CASE("streams and cancellation over HTTP/2 with TLS", "[transport]") {
+  drop_proxy_env();
+  self_signed_cert cert;
+  upstream_process up(&cert);
+  const ojson ca = {{"ssl_verify", cert.cert_file()}};
+  router r(config_of({deployment_entry("s", "s1", "openai/m", up.base_url() + "/v1", ca),
+                      deployment_entry("slow", "w1", "openai/m",
+                                       scenario_base(up, "chunks=400,chunk_delay_ms=20") + "/v1",
+                                       ca)}));
+  stream_capture ok;
+  r.async_stream(request_of({{"model", "s"},
+                             {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                             {"stream", true}}),
+                 ok.on_chunk(), ok.on_done());
+  auto res = ok.wait();
+  INFO(res.error.message);
+  REQUIRE(res.ok);
+  CHECK(ok.text() == "Hello from the test upstream");
+  CHECK(up.calls()[0]["http_version"] == "2.0");
+
+  stream_capture cut;
+  auto h = r.async_stream(request_of({{"model", "slow"},
+                                      {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                      {"stream", true}}),
+                          cut.on_chunk(), cut.on_done());
+  cut.wait_chunks(3);
+  h.cancel();
+  CHECK(cut.wait().error.kind == error_kind::cancelled);
+  auto s = up.stats_when([](auto& s) { return s["answers_aborted_by_client"] == 1; }, 10);
+  CHECK(s["answers_aborted_by_client"] == 1);
+  auto calls = up.calls();
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[1]["http_version"] == "2.0");
+  CHECK(calls[0]["connection"] == calls[1]["connection"]); // one HTTP/2 connection
+}

@@ -212,3 +212,23 @@ TEST_CASE("a 200 filtered by the provider takes content_policy_fallbacks", "[tra
   CHECK(res.attempts[0].outcome == error_kind::content_policy_violation);
   CHECK(res.response["id"].get<std::string>().rfind("msg_", 0) == 0);
 }
+
+TEST_CASE("a lone deployment's 429 is retried after its Retry-After and then answers",
+          "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  auto obs = std::make_shared<counting_observer>();
+  router_options opts;
+  opts.observer = obs;
+  router r(config_of({openai_at(up, "chat", "solo", "status=429,retry_after=1,fail_first=1")},
+                     {{"num_retries", 1}}),
+           opts);
+  auto res = r.complete(ask("chat"));
+  INFO(res.error.message);
+  REQUIRE(res.ok);
+  REQUIRE(res.attempts.size() == 2);
+  CHECK(res.attempts[0].outcome == error_kind::rate_limit);
+  CHECK_FALSE(res.attempts[1].outcome);
+  CHECK(up.calls().size() == 2);
+  CHECK(obs->cooldowns().empty()); // a lone deployment does not cool on 429
+}
