@@ -90,6 +90,8 @@ TEST_CASE("run answers every line through 429, next tier and fallback, and leaks
   for (auto c : calls_to(up, "key=oa"))
     CHECK(c["headers"]["x-org-token"] == az_key);
 
+  // The run logged at debug level, so the keys had every chance to leak.
+  CHECK(contains(run.err, "[debug]"));
   for (const std::string& key : {az_key, oa_key, an_key}) {
     INFO(key);
     CHECK_FALSE(contains(run.out, key));

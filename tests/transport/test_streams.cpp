@@ -92,6 +92,12 @@ TEST_CASE("a stream failing before its first chunk fails over unseen", "[transpo
          {"anthropic", "empty", error_kind::internal_server, 0},
          {"openai", "stream_error_after=0", error_kind::internal_server, 0},
          {"openai", "first_chunk_delay_ms=5000,content=from%20bad", error_kind::timeout, 0.3},
+         {"anthropic", "hang", error_kind::timeout, 0.3},
+         // Cut after the role chunk (and Anthropic's start, block start and
+         // ping): nothing committed yet.
+         {"openai", "cut_after=1", error_kind::api_connection, 0},
+         {"anthropic", "cut_after=3", error_kind::api_connection, 0},
+         {"anthropic", "stream_error_after=0", error_kind::internal_server, 0},
        }) {
     DYNAMIC_SECTION(f.dialect << " " << f.scenario) {
       upstream_process up;
@@ -110,6 +116,11 @@ TEST_CASE("a stream failing before its first chunk fails over unseen", "[transpo
         CHECK(res.attempts[0].outcome.has_value());
       CHECK(cap.text() == "from good");
       CHECK(calls_to(up, "key=good").size() == 1);
+      if (f.kind == error_kind::timeout) {
+        // The slow call was dropped, its connection with it.
+        auto s = up.stats_when([](auto& s) { return s["connections_closed_by_client"] >= 1; });
+        CHECK(s["connections_closed_by_client"] >= 1);
+      }
     }
   }
 }
