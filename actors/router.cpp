@@ -55,6 +55,9 @@ struct router::impl {
       return;
     caf::anon_send_exit(router_actor, caf::exit_reason::user_shutdown);
     stop_routing(*table);
+    // Calls the providers never answer would hold their orchestrators (and
+    // so this destructor) for their whole timeout: end them now.
+    table->calls->shutdown();
     router_actor = nullptr;
     table.reset();
     if (owned_system)

@@ -205,6 +205,12 @@ public:
     return mock_->start(spec, std::move(sink));
   }
 
+  void shutdown() noexcept override {
+    mock_->shutdown();
+    if (http_)
+      http_->shutdown();
+  }
+
 private:
   std::shared_ptr<const router_config> config_;
   std::shared_ptr<transport> mock_;

@@ -60,6 +60,12 @@ public:
   /// latest (a Timeout then). The returned handle cancels it.
   virtual call_handle_ptr start(const call_spec& spec,
                                 std::shared_ptr<call_sink> sink) = 0;
+  /// The router is stopping: every call in flight ends now with a
+  /// ShutdownError (its connection released), and a call started later
+  /// ends so at once. Without it a router destroyed during a call that the
+  /// provider never answers would wait for that call's whole timeout. The
+  /// default does nothing (transports whose calls end by themselves soon).
+  virtual void shutdown() noexcept {}
 };
 
 } // namespace switchyard

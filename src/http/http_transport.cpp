@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <unordered_map>
 
 namespace switchyard {
 
@@ -28,14 +29,40 @@ std::chrono::milliseconds whole_ms(seconds_d s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(ms, 86'400'000.0)) + 0);
 }
 
+struct http_call;
+
+// The calls in flight, so that shutdown() can end them. Guarded by its
+// mutex: start() and cancel() run on any thread, ends on the I/O thread.
+// Cost: one map insert and erase per call.
+struct call_registry {
+  std::mutex m;
+  std::unordered_map<std::uint64_t, std::weak_ptr<http_call>> calls;
+  bool stopping = false;
+
+  void erase(std::uint64_t id) {
+    std::lock_guard<std::mutex> lock(m);
+    calls.erase(id);
+  }
+  /// The call's id read under the lock that start() holds until the id is
+  /// stored: a callback that comes that early still sees it. Then erased.
+  std::uint64_t take(const std::atomic<std::uint64_t>& id) {
+    std::lock_guard<std::mutex> lock(m);
+    const auto v = id.load();
+    calls.erase(v);
+    return v;
+  }
+};
+
 // One call's state, touched only on the client's I/O thread (the
-// callbacks), apart from `finished`, which cancel() reads too.
+// callbacks), or by shutdown() once the client's cancel() has returned
+// (after which no callback of the call runs).
 struct http_call {
   std::shared_ptr<const provider_endpoint> endpoint;
   request_ptr request;
   std::shared_ptr<call_sink> sink;
   /// Weak: the client holds this call's callbacks until it ends.
   std::weak_ptr<http_client> client;
+  std::shared_ptr<call_registry> registry;
   bool stream = false;
   long status = 0;
   http_headers headers;
@@ -79,8 +106,10 @@ struct http_call {
         case stream_decoder::event::kind::error:
           fail(std::move(ev.error));
           // Its bytes stop flowing: the provider already said it is over.
-          if (auto c = client.lock(); c && id.load())
-            c->cancel(id.load());
+          if (auto c = client.lock()) {
+            if (const auto i = registry->take(id))
+              c->cancel(i);
+          }
           return;
         case stream_decoder::event::kind::done:
           break;
@@ -175,14 +204,21 @@ struct http_call {
 
 class http_handle final : public call_handle {
 public:
-  http_handle(std::shared_ptr<http_client> client, std::uint64_t id)
-    : client_(std::move(client)), id_(id) {}
-  void cancel() noexcept override { client_->cancel(id_); }
+  http_handle(std::shared_ptr<http_client> client, std::shared_ptr<call_registry> registry,
+              std::uint64_t id)
+    : client_(std::move(client)), registry_(std::move(registry)), id_(id) {}
+  void cancel() noexcept override {
+    client_->cancel(id_);
+    registry_->erase(id_);
+  }
 
 private:
   std::shared_ptr<http_client> client_;
+  std::shared_ptr<call_registry> registry_;
   std::uint64_t id_;
 };
+
+call_handle_ptr answer_at_once(call_sink& sink, router_error e);
 
 class no_op_handle final : public call_handle {
 public:
@@ -196,26 +232,20 @@ public:
 
   call_handle_ptr start(const call_spec& spec, std::shared_ptr<call_sink> sink) override {
     const auto& d = *spec.deployment;
-    if (!d.endpoint) {
-      call_outcome o;
-      o.error = router_error::make(error_kind::api_connection,
-                                   "deployment '" + d.id + "' has no endpoint to call");
-      sink->on_done(std::move(o));
-      return std::make_unique<no_op_handle>();
-    }
+    if (!d.endpoint)
+      return answer_at_once(*sink, router_error::make(error_kind::api_connection,
+                                                      "deployment '" + d.id
+                                                        + "' has no endpoint to call"));
     const bool stream = spec.request->stream;
     auto built = build_upstream_request(*d.endpoint, *spec.request, stream);
-    if (!built.ok) {
-      call_outcome o;
-      o.error = std::move(built.error);
-      sink->on_done(std::move(o));
-      return std::make_unique<no_op_handle>();
-    }
+    if (!built.ok)
+      return answer_at_once(*sink, std::move(built.error));
     auto call = std::make_shared<http_call>();
     call->endpoint = d.endpoint;
     call->request = spec.request;
     call->sink = std::move(sink);
     call->client = client_;
+    call->registry = registry_;
     call->stream = stream;
 
     http_call_options options;
@@ -227,15 +257,53 @@ public:
     http_call_events events;
     events.on_head = [call](long s, const http_headers& h) { call->on_head(s, h); };
     events.on_body = [call](std::string_view b) { call->on_body(b); };
-    events.on_done = [call](http_result r) { call->on_done(std::move(r)); };
+    events.on_done = [call](http_result r) {
+      call->on_done(std::move(r));
+      call->registry->take(call->id);
+    };
+    // Registered before it starts, so that shutdown() never misses it.
+    std::unique_lock<std::mutex> lock(registry_->m);
+    if (registry_->stopping) {
+      lock.unlock();
+      return answer_at_once(*call->sink, stopped_error());
+    }
     const auto id = client_->start(std::move(built.http), options, std::move(events));
     call->id.store(id);
-    return std::make_unique<http_handle>(client_, id);
+    registry_->calls.emplace(id, call);
+    return std::make_unique<http_handle>(client_, registry_, id);
+  }
+
+  void shutdown() noexcept override {
+    std::unordered_map<std::uint64_t, std::weak_ptr<http_call>> live;
+    {
+      std::lock_guard<std::mutex> lock(registry_->m);
+      registry_->stopping = true;
+      live.swap(registry_->calls);
+    }
+    for (auto& [id, weak] : live) {
+      client_->cancel(id);
+      // After cancel() no callback of this call runs: its state is ours.
+      if (auto call = weak.lock())
+        call->fail(stopped_error());
+    }
   }
 
 private:
+  static router_error stopped_error() {
+    return router_error::make(error_kind::shutdown,
+                              "the router stopped while the call was in flight");
+  }
+
   std::shared_ptr<http_client> client_;
+  std::shared_ptr<call_registry> registry_ = std::make_shared<call_registry>();
 };
+
+call_handle_ptr answer_at_once(call_sink& sink, router_error e) {
+  call_outcome o;
+  o.error = std::move(e);
+  sink.on_done(std::move(o));
+  return std::make_unique<no_op_handle>();
+}
 
 } // namespace
 

@@ -187,3 +187,56 @@ TEST_CASE("streams and cancellation over HTTP/2 with TLS", "[transport]") {
   CHECK(calls[1]["http_version"] == "2.0");
   CHECK(calls[0]["connection"] == calls[1]["connection"]); // one HTTP/2 connection
 }
+
+TEST_CASE("total_timeout ends a committed stream and frees its connection", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  router r(config_of({openai_at(up, "chat", "oa", "chunks=400,chunk_delay_ms=20")}));
+  auto req = request_of({{"model", "chat"},
+                         {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                         {"stream", true}});
+  req.total_timeout_s = 0.5;
+  stream_capture cap;
+  r.async_stream(req, cap.on_chunk(), cap.on_done());
+  auto res = cap.wait();
+  CHECK_FALSE(res.ok);
+  CHECK(res.error.kind == error_kind::timeout);
+  CHECK_FALSE(cap.chunks.empty());
+  auto s = up.stats_when([](auto& s) { return s["connections_closed_by_client"] == 1; }, 10);
+  CHECK(s["answers_aborted_by_client"] == 1);
+  CHECK(s["connections_closed_by_client"] == 1);
+}
+
+TEST_CASE("cancelling a stream before its first chunk frees its connection", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  router r(config_of({anthropic_at(up, "chat", "an", "hang")}));
+  stream_capture cap;
+  auto h = r.async_stream(request_of({{"model", "chat"},
+                                      {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                      {"stream", true}}),
+                          cap.on_chunk(), cap.on_done());
+  REQUIRE(eventually([&] { return up.calls().size() == 1; }));
+  h.cancel();
+  CHECK(cap.wait().error.kind == error_kind::cancelled);
+  CHECK(cap.chunks.empty());
+  auto s = up.stats_when([](auto& s) { return s["connections_closed_by_client"] == 1; }, 10);
+  CHECK(s["connections_closed_by_client"] == 1);
+  CHECK(s["connections_open"] == 0);
+}
+
+TEST_CASE("destroying the router with calls in flight drops their connections", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  std::atomic<int> answers{0};
+  {
+    router r(config_of({openai_at(up, "chat", "oa", "hang")}));
+    for (int i = 0; i < 3; ++i)
+      r.async_complete(ask("chat"), [&](route_result) { ++answers; });
+    REQUIRE(eventually([&] { return up.calls().size() == 3; }));
+  }
+  auto s = up.stats_when([](auto& s) { return s["connections_closed_by_client"] == 3; }, 10);
+  CHECK(s["connections_closed_by_client"] == 3);
+  CHECK(s["connections_open"] == 0);
+  CHECK(answers == 3); // the router owned its system: every answer is in (ShutdownError)
+}
