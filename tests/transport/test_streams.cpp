@@ -224,3 +224,27 @@ TEST_CASE("a streamed request through async_complete gets the assembled answer",
   CHECK(res.usage_estimated == false);
   CHECK(calls_to(up, "/v1/messages")[0]["body"]["stream"] == true);
 }
+
+TEST_CASE("latency routing ranks streamed requests by time to first token", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  // `early`: first token at once, the whole answer slow. `late`: the
+  // first token late, the whole answer sooner. By whole-call latency
+  // `late` wins; by time to first token, which streams use, `early`.
+  router r(config_of({openai_at(up, "chat", "early", "chunks=3,chunk_delay_ms=60,key=early"),
+                      openai_at(up, "chat", "late", "chunks=1,first_chunk_delay_ms=150,key=late")},
+                     {{"routing_strategy", "latency-based-routing"}}));
+  std::vector<std::string> served;
+  for (int i = 0; i < 8; ++i) {
+    stream_capture cap;
+    r.async_stream(streamed("chat"), cap.on_chunk(), cap.on_done());
+    auto res = cap.wait();
+    INFO(res.error.message);
+    REQUIRE(res.ok);
+    served.push_back(res.deployment_id);
+  }
+  // Both were measured (unseen deployments go first), then only `early`.
+  CHECK(calls_to(up, "key=late").size() >= 1);
+  CHECK(std::vector<std::string>(served.begin() + 3, served.end())
+        == std::vector<std::string>(5, "early"));
+}
