@@ -208,3 +208,21 @@ TEST_CASE("a streamed OpenAI call asks for usage, which the caller sees only if 
     CHECK(cap.text() == "Hello from the test upstream");
   }
 }
+
+TEST_CASE("an Azure api_base that names its deployment is used as it is", "[transport]") {
+  drop_proxy_env();
+  upstream_process up;
+  ojson full = azure_at(up, "chat", "az");
+  full["litellm_params"]["api_base"] =
+    up.base_url() + "/openai/deployments/named-dep/chat/completions?api-version=2024-02-01";
+  router r(config_of({full}));
+  auto res = r.complete(ask("chat"));
+  INFO(res.error.message);
+  REQUIRE(res.ok);
+  auto calls = up.calls();
+  REQUIRE(calls.size() == 1);
+  INFO(calls[0]["path"]);
+  CHECK(calls[0]["path"].get<std::string>().rfind(
+          "/openai/deployments/named-dep/chat/completions?api-version=", 0) == 0);
+  CHECK(calls[0]["headers"]["api-key"] == "sk-test-az-secret");
+}
