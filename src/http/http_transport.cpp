@@ -6,6 +6,8 @@
 #include <chrono>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace switchyard {
 
@@ -274,17 +276,22 @@ public:
   }
 
   void shutdown() noexcept override {
-    std::unordered_map<std::uint64_t, std::weak_ptr<http_call>> live;
+    // Strong references first: cancel() lets the client drop the call's
+    // callbacks, and with them the last reference to the call and to its
+    // sink, whose orchestrator would then vanish unanswered.
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<http_call>>> live;
     {
       std::lock_guard<std::mutex> lock(registry_->m);
       registry_->stopping = true;
-      live.swap(registry_->calls);
+      for (auto& [id, weak] : registry_->calls)
+        if (auto call = weak.lock())
+          live.emplace_back(id, std::move(call));
+      registry_->calls.clear();
     }
-    for (auto& [id, weak] : live) {
+    for (auto& [id, call] : live) {
       client_->cancel(id);
       // After cancel() no callback of this call runs: its state is ours.
-      if (auto call = weak.lock())
-        call->fail(stopped_error());
+      call->fail(stopped_error());
     }
   }
 

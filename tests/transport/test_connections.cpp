@@ -229,8 +229,11 @@ TEST_CASE("destroying the router with calls in flight drops their connections", 
   drop_proxy_env();
   upstream_process up;
   std::atomic<int> answers{0};
+  auto obs = std::make_shared<counting_observer>();
   {
-    router r(config_of({openai_at(up, "chat", "oa", "hang")}));
+    router_options opts;
+    opts.observer = obs;
+    router r(config_of({openai_at(up, "chat", "oa", "hang")}), opts);
     for (int i = 0; i < 3; ++i)
       r.async_complete(ask("chat"), [&](route_result) { ++answers; });
     REQUIRE(eventually([&] { return up.calls().size() == 3; }));
@@ -239,4 +242,5 @@ TEST_CASE("destroying the router with calls in flight drops their connections", 
   CHECK(s["connections_closed_by_client"] == 3);
   CHECK(s["connections_open"] == 0);
   CHECK(answers == 3); // the router owned its system: every answer is in (ShutdownError)
+  CHECK(obs->attempts().size() == 3);
 }
