@@ -54,6 +54,8 @@ struct router::impl {
     if (!table)
       return;
     caf::anon_send_exit(router_actor, caf::exit_reason::user_shutdown);
+    // Ends calls in flight and timer waits too (transport::stop), so
+    // nothing holds this destructor for a provider's timeout.
     stop_routing(*table);
     router_actor = nullptr;
     table.reset();

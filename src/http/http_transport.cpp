@@ -6,6 +6,7 @@
 #include <chrono>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace switchyard {
@@ -32,27 +33,38 @@ std::chrono::milliseconds whole_ms(seconds_d s) {
 
 struct http_call;
 
-// The calls in flight, so that stop() can end them.
+// The calls in flight, so that shutdown() can end them. Guarded by its
+// mutex: start() and cancel() run on any thread, ends on the I/O thread.
+// Cost: one map insert and erase per call.
 struct call_registry {
-  std::mutex mutex;
-  bool stopped = false;
-  std::unordered_map<http_call*, std::weak_ptr<http_call>> live;
+  std::mutex m;
+  std::unordered_map<std::uint64_t, std::weak_ptr<http_call>> calls;
+  bool stopping = false;
 
-  void erase(http_call* c) {
-    std::lock_guard<std::mutex> lock(mutex);
-    live.erase(c);
+  void erase(std::uint64_t id) {
+    std::lock_guard<std::mutex> lock(m);
+    calls.erase(id);
+  }
+  /// The call's id read under the lock that start() holds until the id is
+  /// stored: a callback that comes that early still sees it. Then erased.
+  std::uint64_t take(const std::atomic<std::uint64_t>& id) {
+    std::lock_guard<std::mutex> lock(m);
+    const auto v = id.load();
+    calls.erase(v);
+    return v;
   }
 };
 
 // One call's state, touched only on the client's I/O thread (the
-// callbacks), or by stop() once the client's cancel() has returned.
+// callbacks), or by shutdown() once the client's cancel() has returned
+// (after which no callback of the call runs).
 struct http_call {
-  std::shared_ptr<call_registry> registry;
   std::shared_ptr<const provider_endpoint> endpoint;
   request_ptr request;
   std::shared_ptr<call_sink> sink;
   /// Weak: the client holds this call's callbacks until it ends.
   std::weak_ptr<http_client> client;
+  std::shared_ptr<call_registry> registry;
   bool stream = false;
   long status = 0;
   http_headers headers;
@@ -65,8 +77,6 @@ struct http_call {
   bool finished = false;
 
   bool streaming_ok() const { return stream && status >= 200 && status < 300; }
-
-  ~http_call() { registry->erase(this); }
 
   void done(call_outcome o) {
     if (finished)
@@ -98,8 +108,10 @@ struct http_call {
         case stream_decoder::event::kind::error:
           fail(std::move(ev.error));
           // Its bytes stop flowing: the provider already said it is over.
-          if (auto c = client.lock(); c && id.load())
-            c->cancel(id.load());
+          if (auto c = client.lock()) {
+            if (const auto i = registry->take(id))
+              c->cancel(i);
+          }
           return;
         case stream_decoder::event::kind::done:
           break;
@@ -110,9 +122,7 @@ struct http_call {
 
   void on_head(long s, const http_headers& h) {
     status = s;
-    // Kept for what reads them: an error's Retry-After (a success needs none).
-    if (s < 200 || s >= 300)
-      headers = h;
+    headers = h;
     if (streaming_ok())
       decoder = make_stream_decoder(*endpoint, *request, std::chrono::system_clock::now());
   }
@@ -196,14 +206,21 @@ struct http_call {
 
 class http_handle final : public call_handle {
 public:
-  http_handle(std::shared_ptr<http_client> client, std::uint64_t id)
-    : client_(std::move(client)), id_(id) {}
-  void cancel() noexcept override { client_->cancel(id_); }
+  http_handle(std::shared_ptr<http_client> client, std::shared_ptr<call_registry> registry,
+              std::uint64_t id)
+    : client_(std::move(client)), registry_(std::move(registry)), id_(id) {}
+  void cancel() noexcept override {
+    client_->cancel(id_);
+    registry_->erase(id_);
+  }
 
 private:
   std::shared_ptr<http_client> client_;
+  std::shared_ptr<call_registry> registry_;
   std::uint64_t id_;
 };
+
+call_handle_ptr answer_at_once(call_sink& sink, router_error e);
 
 class no_op_handle final : public call_handle {
 public:
@@ -215,45 +232,22 @@ public:
   explicit http_transport(http_client_options options)
     : client_(std::make_shared<http_client>(options)) {}
 
-  void stop() override {
-    std::vector<std::shared_ptr<http_call>> calls;
-    {
-      std::lock_guard<std::mutex> lock(registry_->mutex);
-      registry_->stopped = true;
-      for (auto& [p, w] : registry_->live)
-        if (auto c = w.lock())
-          calls.push_back(std::move(c));
-    }
-    for (auto& c : calls) {
-      // Once cancel() has returned, the I/O thread never touches the call.
-      client_->cancel(c->id.load());
-      c->done(shutdown_outcome());
-    }
-  }
-
   call_handle_ptr start(const call_spec& spec, std::shared_ptr<call_sink> sink) override {
     const auto& d = *spec.deployment;
-    if (!d.endpoint) {
-      call_outcome o;
-      o.error = router_error::make(error_kind::api_connection,
-                                   "deployment '" + d.id + "' has no endpoint to call");
-      sink->on_done(std::move(o));
-      return std::make_unique<no_op_handle>();
-    }
+    if (!d.endpoint)
+      return answer_at_once(*sink, router_error::make(error_kind::api_connection,
+                                                      "deployment '" + d.id
+                                                        + "' has no endpoint to call"));
     const bool stream = spec.request->stream;
     auto built = build_upstream_request(*d.endpoint, *spec.request, stream);
-    if (!built.ok) {
-      call_outcome o;
-      o.error = std::move(built.error);
-      sink->on_done(std::move(o));
-      return std::make_unique<no_op_handle>();
-    }
+    if (!built.ok)
+      return answer_at_once(*sink, std::move(built.error));
     auto call = std::make_shared<http_call>();
-    call->registry = registry_;
     call->endpoint = d.endpoint;
     call->request = spec.request;
     call->sink = std::move(sink);
     call->client = client_;
+    call->registry = registry_;
     call->stream = stream;
 
     http_call_options options;
@@ -265,28 +259,58 @@ public:
     http_call_events events;
     events.on_head = [call](long s, const http_headers& h) { call->on_head(s, h); };
     events.on_body = [call](std::string_view b) { call->on_body(b); };
-    events.on_done = [call](http_result r) { call->on_done(std::move(r)); };
+    events.on_done = [call](http_result r) {
+      call->on_done(std::move(r));
+      call->registry->take(call->id);
+    };
+    // Registered before it starts, so that shutdown() never misses it.
+    std::unique_lock<std::mutex> lock(registry_->m);
+    if (registry_->stopping) {
+      lock.unlock();
+      return answer_at_once(*call->sink, stopped_error());
+    }
     const auto id = client_->start(std::move(built.http), options, std::move(events));
     call->id.store(id);
-    bool stopped;
+    registry_->calls.emplace(id, call);
+    return std::make_unique<http_handle>(client_, registry_, id);
+  }
+
+  void stop() override {
+    // Strong references first: cancel() lets the client drop the call's
+    // callbacks, and with them the last reference to the call and to its
+    // sink, whose orchestrator would then vanish unanswered.
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<http_call>>> live;
     {
-      std::lock_guard<std::mutex> lock(registry_->mutex);
-      stopped = registry_->stopped;
-      if (!stopped)
-        registry_->live.emplace(call.get(), call);
+      std::lock_guard<std::mutex> lock(registry_->m);
+      registry_->stopping = true;
+      for (auto& [id, weak] : registry_->calls)
+        if (auto call = weak.lock())
+          live.emplace_back(id, std::move(call));
+      registry_->calls.clear();
     }
-    if (stopped) {
+    for (auto& [id, call] : live) {
       client_->cancel(id);
-      call->done(shutdown_outcome());
-      return std::make_unique<no_op_handle>();
+      // After cancel() no callback of this call runs: its state is ours.
+      call->fail(stopped_error());
     }
-    return std::make_unique<http_handle>(client_, id);
   }
 
 private:
+  static router_error stopped_error() {
+    return router_error::make(error_kind::shutdown,
+                              "the router stopped while the call was in flight");
+  }
+
   std::shared_ptr<http_client> client_;
   std::shared_ptr<call_registry> registry_ = std::make_shared<call_registry>();
 };
+
+call_handle_ptr answer_at_once(call_sink& sink, router_error e) {
+  call_outcome o;
+  o.error = std::move(e);
+  sink.on_done(std::move(o));
+  return std::make_unique<no_op_handle>();
+}
 
 } // namespace
 

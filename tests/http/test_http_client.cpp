@@ -1,6 +1,7 @@
 // http_client against the real test upstream over loopback.
 
 #include "http/recorded_call.hpp"
+#include "support/process_threads.hpp"
 #include "support/upstream_process.hpp"
 
 #include "switchyard/http_client.hpp"
@@ -28,30 +29,6 @@ std::string chat_url(const upstream_process& up, const std::string& scenario = "
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
-}
-
-// ThreadSanitizer runs a background thread of its own, started lazily.
-#if defined(__SANITIZE_THREAD__)
-constexpr int sanitizer_threads = 1;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr int sanitizer_threads = 1;
-#else
-constexpr int sanitizer_threads = 0;
-#endif
-#else
-constexpr int sanitizer_threads = 0;
-#endif
-
-int thread_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.')
-        ++n;
-    closedir(d);
-  }
-  return n;
 }
 
 /// Sets (or, with nullptr, unsets) an environment variable for a scope.
