@@ -39,7 +39,13 @@ const key_list router_keys = {
   "model_group_alias", "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
   "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
   "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args",
-  "redis_host", "redis_port", "redis_password", "redis_url", "redis_key_prefix"};
+  "redis_host", "redis_port", "redis_password", "redis_url", "redis_key_prefix",
+  // Resilience beyond LiteLLM (Switchyard's own, all off by default).
+  "retry_budget", "panic_threshold", "cooldown_probe", "cooldown_multiplier",
+  "max_cooldown_time", "max_cooldown_percent"};
+constexpr number_rule percent{0, false, 100, "expected a percentage between 0 and 100"};
+constexpr number_rule at_least_one{1, false, std::numeric_limits<double>::infinity(),
+                                   "expected a number >= 1"};
 // litellm_settings keys that LiteLLM's Router falls back to (module globals
 // such as litellm.num_retries) when router_settings leaves them unset.
 const key_list litellm_keys = {
@@ -125,6 +131,8 @@ private:
                             router_settings& out);
   void load_litellm_settings(const ojson& s, const std::string& path,
                              const router_config& cfg, router_settings& out);
+  void load_resilience_settings(const ojson& s, const std::string& path,
+                                router_settings& out);
   void load_router_settings(const ojson& s, const std::string& path,
                             const router_config& cfg, router_settings& out);
   std::optional<redis_settings> load_redis_settings(const ojson& s, const std::string& path);
@@ -611,11 +619,32 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
   set_if(out.max_fallbacks, check_.integer_at(s, "max_fallbacks", path, 0));
   if (const ojson* args = check_.object_at(s, "routing_strategy_args", path)) {
     const std::string args_path = key_path(path, "routing_strategy_args");
-    note_unknown(*args, args_path, {"lowest_latency_buffer"});
+    note_unknown(*args, args_path, {"lowest_latency_buffer", "decay_seconds"});
     set_if(out.lowest_latency_buffer,
            check_.number_at(*args, "lowest_latency_buffer", args_path, at_least_zero));
+    set_if(out.decay_seconds, check_.number_at(*args, "decay_seconds", args_path, above_zero));
   }
+  load_resilience_settings(s, path, out);
   out.redis = load_redis_settings(s, path);
+}
+
+// Switchyard's resilience keys (README "Resilience beyond LiteLLM").
+void loader::load_resilience_settings(const ojson& s, const std::string& path,
+                                      router_settings& out) {
+  if (const ojson* b = check_.object_at(s, "retry_budget", path)) {
+    const std::string b_path = key_path(path, "retry_budget");
+    note_unknown(*b, b_path, {"ratio", "min_per_second", "window_seconds"});
+    retry_budget_settings r;
+    set_if(r.ratio, check_.number_at(*b, "ratio", b_path, at_least_zero));
+    set_if(r.min_per_second, check_.number_at(*b, "min_per_second", b_path, at_least_zero));
+    set_if(r.window_s, check_.number_at(*b, "window_seconds", b_path, above_zero));
+    out.retry_budget = r;
+  }
+  set_if(out.panic_threshold, check_.number_at(s, "panic_threshold", path, percent));
+  set_if(out.cooldown_probe, check_.bool_at(s, "cooldown_probe", path));
+  set_if(out.cooldown_multiplier, check_.number_at(s, "cooldown_multiplier", path, at_least_one));
+  set_if(out.max_cooldown_time_s, check_.number_at(s, "max_cooldown_time", path, above_zero));
+  set_if(out.max_cooldown_percent, check_.number_at(s, "max_cooldown_percent", path, percent));
 }
 
 // LiteLLM's redis_url, or redis_host with redis_port and redis_password;

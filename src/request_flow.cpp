@@ -104,14 +104,15 @@ void request_flow::reset_hop_state() {
   retry_stage_ = retry_stage::none;
 }
 
-flow_action request_flow::pick_action() {
+flow_action request_flow::pick_action(bool extra) {
   pick_.excluded = hop_excluded_;
   pick_.stream = request_->stream;
+  pick_.extra = extra;
   return make_action(flow_action::kind::pick, group_);
 }
 
 flow_action request_flow::retry_pick(retry_stage stage) {
-  auto a = pick_action();
+  auto a = pick_action(true);
   retry_stage_ = stage;
   if (stage == retry_stage::round)
     for (auto i : failed_in_round_)
@@ -123,6 +124,19 @@ flow_action request_flow::retry_pick(retry_stage stage) {
 
 flow_action request_flow::on_picked(const group_pick& picked,
                                     std::optional<seconds_d> retry_in) {
+  // The group's retry budget is spent: no retry, failover or next tier
+  // inside the group; the hop's error goes on to the cross-group
+  // fallbacks (or to the caller).
+  if (picked.budget_refused) {
+    ++budget_refused_;
+    failover_probe_ = false;
+    retry_stage_ = retry_stage::none;
+    if (last_error_ && !original_)
+      original_ = *last_error_;
+    if (last_error_)
+      hop_error_ = *last_error_;
+    return to_fallbacks();
+  }
   if (failover_probe_) {
     failover_probe_ = false;
     // Nothing healthy is left in the tier besides the excluded: it is
@@ -175,7 +189,7 @@ flow_action request_flow::start_same_group_hop() {
   ++depth_;
   ++hop_;
   reset_hop_state();
-  return pick_action();
+  return pick_action(true);
 }
 
 const deployment_config& request_flow::current_deployment() const {
@@ -338,7 +352,7 @@ flow_action request_flow::hop_failed(router_error e) {
     for (auto i : failed_in_hop_)
       add_once(hop_excluded_, i);
     failover_probe_ = true;
-    return pick_action();
+    return pick_action(true);
   }
   return next_tier_or_fallbacks();
 }

@@ -91,6 +91,8 @@ public:
   int retries() const noexcept { return retries_total_; }
   int failovers() const noexcept { return failovers_; }
   int fallbacks() const noexcept { return fallbacks_; }
+  /// Extra calls the group's retry budget refused for this request.
+  int budget_refused() const noexcept { return budget_refused_; }
 
   /// The excluded local indices for the current pick.
   const exclusion_list& excluded() const noexcept { return pick_.excluded; }
@@ -125,7 +127,8 @@ private:
     any,        ///< only the hop's own exclusions
   };
 
-  flow_action pick_action();
+  /// `extra`: a retry or a failover hop (the retry budget's business).
+  flow_action pick_action(bool extra = false);
   flow_action retry_pick(retry_stage stage);
   flow_action start_hop(std::uint32_t group);
   flow_action hop_failed(router_error e);
@@ -167,6 +170,7 @@ private:
   int retries_total_ = 0;
   int failovers_ = 0;
   int fallbacks_ = 0;
+  int budget_refused_ = 0;
 };
 
 } // namespace switchyard
