@@ -52,6 +52,12 @@ struct orchestrator_state {
     if (call) {
       call->cancel();
       call.reset();
+      // The picker counts calls from pick to end (least-busy, probation):
+      // a cancelled one ends too, as no sample and no failure.
+      call_feedback f;
+      f.cancelled = true;
+      caf::anon_send(table->groups[call_group].get()->picker, finished_atom::value,
+                     call_local, f);
     }
     ++call_id; // late events of that call are dropped
   }
@@ -79,6 +85,7 @@ struct orchestrator_state {
       e.retries = flow->retries();
       e.failovers = flow->failovers();
       e.fallbacks = flow->fallbacks();
+      e.budget_refused = flow->budget_refused();
       e.stream = flow->request().stream;
       table->observer->on_request(e);
     }

@@ -455,3 +455,18 @@ TEST_CASE("logging: quiet by default, SWITCHYARD_LOG_LEVEL=info shows the run's 
   // Logs never mix into the results on stdout.
   CHECK(json_lines(chatty.out).size() == 17);
 }
+
+TEST_CASE("check: warns about fallback cycles and names them") {
+  const std::string file = temp_file("cycle_config.json");
+  write_text(file, R"({"model_list": [
+      {"model_name": "a", "litellm_params": {"model": "openai/a", "mock_response": "x"}},
+      {"model_name": "b", "litellm_params": {"model": "openai/b", "mock_response": "x"}},
+      {"model_name": "c", "litellm_params": {"model": "openai/c", "mock_response": "x"}}],
+    "router_settings": {"fallbacks": [{"a": ["b"]}, {"b": ["c"]}],
+                        "context_window_fallbacks": [{"c": ["a"]}]}})");
+  const cli_result r = run_cli("check --config " + quoted(file));
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "warning: fallback cycle: a -> b -> c -> a\n"));
+  const cli_result good = run_cli("check --config " + quoted(data_file("good_config.json")));
+  CHECK_FALSE(contains(good.out, "warning: fallback cycle"));
+}

@@ -1,0 +1,112 @@
+// Switchyard's resilience rules (issue 13) through the real actors: what
+// callers and the observer get.
+
+#include "switchyard/config.hpp"
+#include "switchyard/observer.hpp"
+#include "switchyard/router.hpp"
+
+#include "support/router_test.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+
+using namespace switchyard;
+using namespace switchyard::test;
+
+namespace {
+
+struct resilience_observer final : router_observer {
+  std::atomic<int> requests{0}, attempts{0}, budget_refused{0}, panic_entered{0},
+    panic_left{0};
+  void on_request(const request_event& e) override {
+    ++requests;
+    budget_refused += e.budget_refused;
+  }
+  void on_attempt(const attempt_event&) override { ++attempts; }
+  void on_panic(const panic_event& e) override { ++(e.entered ? panic_entered : panic_left); }
+};
+
+router_options observed(std::uint64_t seed, std::shared_ptr<router_observer> obs) {
+  auto options = seeded_options(seed);
+  options.observer = std::move(obs);
+  return options;
+}
+
+} // namespace
+
+TEST_CASE("retry budget through the router: once spent, failures go to the fallback",
+          "[actors][resilience]") {
+  auto obs = std::make_shared<resilience_observer>();
+  {
+    // min_per_second x window = 0.01 x 100 = one extra call per window.
+    router rt(config_from(R"({"model_list": [
+        {"model_name": "g", "litellm_params": {"model": "openai/a",
+           "mock_response": "litellm.InternalServerError"}, "model_info": {"id": "a"}},
+        {"model_name": "g", "litellm_params": {"model": "openai/b",
+           "mock_response": "litellm.InternalServerError"}, "model_info": {"id": "b"}},
+        {"model_name": "h", "litellm_params": {"model": "openai/c", "mock_response": "ok"},
+         "model_info": {"id": "c"}}],
+        "router_settings": {"num_retries": 3, "disable_cooldowns": true,
+          "fallbacks": [{"g": ["h"]}],
+          "retry_budget": {"ratio": 0, "min_per_second": 0.01, "window_seconds": 100}}})"),
+              observed(3, obs));
+    auto first = rt.complete(hi("g"));
+    REQUIRE(first.ok);
+    CHECK(first.deployment_id == "c");
+    CHECK(first.attempts.size() == 3); // g, its one retry, then h
+    for (int i = 0; i < 4; ++i) {
+      auto r = rt.complete(hi("g"));
+      REQUIRE(r.ok);
+      CHECK(r.attempts.size() == 2); // g once, then h
+    }
+  }
+  CHECK(obs->requests == 5);
+  CHECK(obs->attempts == 11);
+  CHECK(obs->budget_refused == 5);
+}
+
+TEST_CASE("panic threshold through the router: entered and left once each, logged and counted",
+          "[actors][resilience]") {
+  auto obs = std::make_shared<resilience_observer>();
+  {
+    // a fails with 429 (cooled at once); 1 of 2 available is below 60%.
+    router rt(config_from(R"({"model_list": [
+        {"model_name": "g", "litellm_params": {"model": "openai/a",
+           "mock_response": "litellm.RateLimitError"}, "model_info": {"id": "a"}},
+        {"model_name": "g", "litellm_params": {"model": "openai/b", "mock_response": "ok"},
+         "model_info": {"id": "b"}}],
+        "router_settings": {"num_retries": 1, "cooldown_time": 0.2, "panic_threshold": 60}})"),
+              observed(4, obs));
+    // Until a fails once and cools, then the group is in panic.
+    for (int i = 0; i < 50 && obs->panic_entered == 0; ++i)
+      CHECK(rt.complete(hi("g")).ok);
+    CHECK(obs->panic_entered == 1);
+    // While the cooldown lasts picks still reach a (weights apply to both).
+    for (int i = 0; i < 200 && obs->panic_left == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(obs->panic_left == 1);
+  }
+}
+
+TEST_CASE("p2c-peak-ewma through the router: after both are seen, the faster one serves",
+          "[actors][resilience]") {
+  router rt(config_from(R"({"model_list": [
+      {"model_name": "g", "litellm_params": {"model": "openai/a", "mock_response": "s",
+         "mock_latency_ms": 40}, "model_info": {"id": "slow"}},
+      {"model_name": "g", "litellm_params": {"model": "openai/b", "mock_response": "f",
+         "mock_latency_ms": 1}, "model_info": {"id": "fast"}}],
+      "router_settings": {"routing_strategy": "p2c-peak-ewma", "num_retries": 0}})"),
+            seeded_options(5));
+  std::map<std::string, int> warm;
+  for (int i = 0; i < 2; ++i)
+    ++warm[rt.complete(hi("g")).deployment_id];
+  CHECK(warm.size() == 2); // unseen costs 0: each is tried once first
+  std::map<std::string, int> served;
+  for (int i = 0; i < 10; ++i)
+    ++served[rt.complete(hi("g")).deployment_id];
+  CHECK(served["fast"] == 10);
+}
