@@ -5,6 +5,8 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
+
 namespace switchyard {
 
 namespace {
@@ -38,34 +40,48 @@ struct orchestrator_state {
   chunk_handler on_chunk;
   std::optional<seeded_random> rng;
   time_point started{};
-  time_point call_started{};
-  /// The call in flight: its handle, number and where it goes.
-  call_handle_ptr call;
-  std::uint64_t call_id = 0;
-  local_index call_local = 0;
-  std::uint32_t call_group = 0;
+  /// A call in flight: its handle, number and where it goes. More than
+  /// one only while hedging (hedge_after_ms).
+  struct in_call {
+    call_handle_ptr handle;
+    std::uint64_t id = 0;
+    local_index local = 0;
+    std::uint32_t group = 0;
+    time_point started{};
+  };
+  std::vector<in_call> calls;
+  std::uint64_t next_call_id = 0;
+  /// The call that ended last (its feedback goes with report_failure).
+  in_call ended;
   call_feedback last_feedback;
   double upstream_ms = 0;
   static inline const char* name = "switchyard.orchestrator";
 
-  void cancel_call() {
-    if (call) {
-      call->cancel();
-      call.reset();
+  /// Cancels every call in flight; their late events are dropped.
+  void cancel_calls() {
+    for (auto& c : calls) {
+      if (c.handle)
+        c.handle->cancel();
       // The picker counts calls from pick to end (least-busy, probation):
       // a cancelled one ends too, as no sample and no failure.
       call_feedback f;
       f.cancelled = true;
-      caf::anon_send(table->groups[call_group].get()->picker, finished_atom::value,
-                     call_local, f);
+      caf::anon_send(table->groups[c.group].get()->picker, finished_atom::value, c.local, f);
     }
-    ++call_id; // late events of that call are dropped
+    calls.clear();
+  }
+
+  in_call* find_call(std::uint64_t id) {
+    for (auto& c : calls)
+      if (c.id == id)
+        return &c;
+    return nullptr;
   }
 
   void answer(route_result r) {
     if (!done)
       return;
-    cancel_call();
+    cancel_calls();
     auto d = std::move(*done);
     done.reset();
     table->release();
@@ -121,7 +137,7 @@ void report_attempt(orchestrator_state& st, const call_outcome& o, double latenc
   if (!st.table->observer)
     return;
   const auto& config = *st.table->config;
-  const auto& d = config.deployments[config.groups[st.call_group].deployments[st.call_local]];
+  const auto& d = config.deployments[config.groups[st.ended.group].deployments[st.ended.local]];
   attempt_event e;
   e.deployment_id = d.id;
   e.model_group = d.model_name;
@@ -139,17 +155,19 @@ void report_attempt(orchestrator_state& st, const call_outcome& o, double latenc
 // A call ended (answer or timeout): feedback for health and picker, then
 // the flow's next step. Successes are reported one-way; failures are
 // reported by the flow's report_failure action, which awaits the answer.
-void finish_call(orchestrator_actor* self, call_outcome o) {
+void finish_call(orchestrator_actor* self, std::uint64_t id, call_outcome o) {
   auto& st = self->state;
-  st.call.reset();
-  ++st.call_id;
-  const auto health = st.table->groups[st.call_group].get()->health;
-  const auto local = st.call_local;
+  auto c = std::find_if(st.calls.begin(), st.calls.end(),
+                        [id](const auto& x) { return x.id == id; });
+  st.ended = std::move(*c);
+  st.calls.erase(c);
+  const auto health = st.table->groups[st.ended.group].get()->health;
+  const auto local = st.ended.local;
   auto& f = st.last_feedback;
   f = call_feedback{};
   f.ok = o.ok;
   f.timed_out = o.timed_out;
-  f.latency_ms = ms_since(st.call_started);
+  f.latency_ms = ms_since(st.ended.started);
   o.latency_ms = f.latency_ms;
   st.upstream_ms += f.latency_ms;
   // Latency routing keeps whole-call latency and time to first token apart.
@@ -160,7 +178,7 @@ void finish_call(orchestrator_actor* self, call_outcome o) {
     o.prompt_tokens && o.completion_tokens
       ? std::uint64_t{*o.prompt_tokens} + *o.completion_tokens
       : st.flow->estimated_tokens() + estimate_text_tokens(o.content);
-  auto next = st.flow->on_call(std::move(o));
+  auto next = st.flow->on_call(local, std::move(o));
   // A reply the flow turned into a failure (a content filter) is reported
   // once, as a failure, by the report_failure action.
   f.ok = next.what != flow_action::kind::report_failure;
@@ -190,18 +208,27 @@ auto on_peer_error(orchestrator_actor* self) {
 
 void start_call(orchestrator_actor* self, const flow_action& a) {
   auto& st = self->state;
-  st.cancel_call();
-  st.call_started = clock_type::now();
-  st.call_local = a.deployment;
-  st.call_group = a.group;
+  orchestrator_state::in_call c;
+  c.id = ++st.next_call_id;
+  c.started = clock_type::now();
+  c.local = a.deployment;
+  c.group = a.group;
   call_spec spec;
   spec.deployment = &st.flow->current_deployment();
   spec.request = st.flow->shared_request();
   spec.timeout = a.delay;
   // The transport enforces the deadline (a Timeout then), so no CAF timer
   // per call: those wake CAF's clock thread.
-  auto sink = std::make_shared<actor_sink>(caf::actor_cast<caf::actor>(self), st.call_id);
-  st.call = st.table->calls->start(spec, std::move(sink));
+  auto sink = std::make_shared<actor_sink>(caf::actor_cast<caf::actor>(self), c.id);
+  const auto id = c.id;
+  st.calls.push_back(std::move(c));
+  // start() may answer inline (through the mailbox): the entry exists first.
+  auto handle = st.table->calls->start(spec, std::move(sink));
+  if (auto* in = st.find_call(id))
+    in->handle = std::move(handle);
+  if (a.hedge_after)
+    self->delayed_send(self, std::chrono::duration_cast<clock_type::duration>(*a.hedge_after),
+                       wake_atom::value, id);
 }
 
 void step(orchestrator_actor* self, flow_action a) {
@@ -210,30 +237,43 @@ void step(orchestrator_actor* self, flow_action a) {
   const auto group_ptr = st.table->groups[a.group].get();
   const auto& group = *group_ptr;
   switch (a.what) {
-    case flow_action::kind::pick:
-      self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
-        .then(
-          [self](const pick_reply& r) {
-            step(self, self->state.flow->on_picked(r.picked, r.retry_in));
-          },
-          on_peer_error(self));
+    case flow_action::kind::pick: {
+      auto on_reply = [self](const pick_reply& r) {
+        step(self, self->state.flow->on_picked(r.picked, r.retry_in));
+      };
+      // With a call in flight (a hedge's pick) no other event may come
+      // between the pick and its answer.
+      if (flow.in_flight() > 0)
+        self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
+          .await(on_reply, on_peer_error(self));
+      else
+        self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
+          .then(on_reply, on_peer_error(self));
       return;
+    }
     case flow_action::kind::call:
       start_call(self, a);
       return;
     case flow_action::kind::report_failure: {
       call_report report{st.last_feedback, flow.last_error(),
                          flow.request().cooldown_time_s};
-      self->request(group.health, caf::infinite, outcome_atom::value,
-                    a.deployment, std::move(report))
-        .then(
-          [self](std::size_t healthy) {
-            auto& st = self->state;
-            step(self, st.flow->on_failure_reported(healthy, *st.rng));
-          },
-          on_peer_error(self));
+      auto on_reply = [self](std::size_t healthy) {
+        auto& st = self->state;
+        step(self, st.flow->on_failure_reported(healthy, *st.rng));
+      };
+      // Another call in flight (hedging): its answer waits for this one.
+      if (flow.in_flight() > 0)
+        self->request(group.health, caf::infinite, outcome_atom::value,
+                      a.deployment, std::move(report))
+          .await(on_reply, on_peer_error(self));
+      else
+        self->request(group.health, caf::infinite, outcome_atom::value,
+                      a.deployment, std::move(report))
+          .then(on_reply, on_peer_error(self));
       return;
     }
+    case flow_action::kind::idle:
+      return;
     case flow_action::kind::wait:
       self->delayed_send(self,
                          std::chrono::duration_cast<clock_type::duration>(a.delay),
@@ -303,13 +343,19 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
   }
   return {
     [self](wake_atom) { step(self, self->state.flow->on_wait_done()); },
+    // A call's hedge timer: still unanswered, the flow may hedge it.
+    [self](wake_atom, std::uint64_t id) {
+      auto& st = self->state;
+      if (st.done && st.find_call(id))
+        step(self, st.flow->on_hedge_due());
+    },
     [self](call_done_atom, std::uint64_t id, call_outcome& o) {
-      if (id == self->state.call_id && self->state.done)
-        finish_call(self, std::move(o));
+      if (self->state.done && self->state.find_call(id))
+        finish_call(self, id, std::move(o));
     },
     [self](chunk_atom, std::uint64_t id, stream_chunk& c) {
       auto& st = self->state;
-      if (id != st.call_id || !st.done)
+      if (!st.find_call(id) || !st.done)
         return;
       for (auto& chunk : st.flow->on_chunk(std::move(c.chunk)))
         if (st.on_chunk)

@@ -41,7 +41,7 @@ const key_list router_keys = {
   "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args",
   "redis_host", "redis_port", "redis_password", "redis_url", "redis_key_prefix",
   // Resilience beyond LiteLLM (Switchyard's own, all off by default).
-  "retry_budget", "panic_threshold", "cooldown_probe", "cooldown_multiplier",
+  "retry_budget", "hedge_after_ms", "hedge_max", "panic_threshold", "cooldown_probe", "cooldown_multiplier",
   "max_cooldown_time", "max_cooldown_percent"};
 constexpr number_rule percent{0, false, 100, "expected a percentage between 0 and 100"};
 constexpr number_rule at_least_one{1, false, std::numeric_limits<double>::infinity(),
@@ -640,6 +640,9 @@ void loader::load_resilience_settings(const ojson& s, const std::string& path,
     set_if(r.window_s, check_.number_at(*b, "window_seconds", b_path, above_zero));
     out.retry_budget = r;
   }
+  if (const ojson* h = json_checks::find(s, "hedge_after_ms"); h && !h->is_null())
+    set_if(out.hedge_after_ms, check_.number_at(s, "hedge_after_ms", path, above_zero));
+  set_if(out.hedge_max, check_.integer_at(s, "hedge_max", path, 1, 10));
   set_if(out.panic_threshold, check_.number_at(s, "panic_threshold", path, percent));
   set_if(out.cooldown_probe, check_.bool_at(s, "cooldown_probe", path));
   set_if(out.cooldown_multiplier, check_.number_at(s, "cooldown_multiplier", path, at_least_one));

@@ -124,6 +124,23 @@ flow_action request_flow::retry_pick(retry_stage stage) {
 
 flow_action request_flow::on_picked(const group_pick& picked,
                                     std::optional<seconds_d> retry_in) {
+  if (hedge_pending_) {
+    hedge_pending_ = false;
+    // No hedge (nothing left, or the budget): the calls in flight decide.
+    if (picked.budget_refused)
+      ++budget_refused_;
+    if (!picked.chosen || in_flight_.empty() || committed_)
+      return make_action(flow_action::kind::idle, group_);
+    ++hedges_;
+    last_deployment_ = *picked.chosen;
+    in_flight_.push_back(in_call{*picked.chosen, true});
+    auto a = make_action(flow_action::kind::call, group_);
+    a.deployment = *picked.chosen;
+    a.hedge = true;
+    a.delay = call_timeout(config_->settings, current_deployment(), *request_);
+    a.hedge_after = hedge_delay();
+    return a;
+  }
   // The group's retry budget is spent: no retry, failover or next tier
   // inside the group; the hop's error goes on to the cross-group
   // fallbacks (or to the caller).
@@ -182,6 +199,32 @@ flow_action request_flow::on_picked(const group_pick& picked,
   a.deployment = last_deployment_;
   a.force_context_window = request_->mock_testing_context_fallbacks && hop_ == 0;
   a.delay = call_timeout(config_->settings, current_deployment(), *request_);
+  in_flight_.push_back(in_call{last_deployment_, false});
+  a.hedge_after = hedge_delay();
+  return a;
+}
+
+std::optional<seconds_d> request_flow::hedge_delay() const {
+  // Streams commit on their first chunk: not hedged (yet).
+  if (request_->stream || hedges_ >= config_->settings.hedge_max)
+    return std::nullopt;
+  auto ms = request_->hedge_after_ms ? request_->hedge_after_ms
+                                     : config_->settings.hedge_after_ms;
+  if (!ms)
+    return std::nullopt;
+  return seconds_d(*ms / 1000.0);
+}
+
+flow_action request_flow::on_hedge_due() {
+  if (in_flight_.empty() || committed_ || hedge_pending_ || !hedge_delay())
+    return make_action(flow_action::kind::idle, group_);
+  // The request's exclusions, the hop's failures and the calls in flight.
+  auto a = pick_action(true);
+  for (auto i : failed_in_hop_)
+    add_once(pick_.excluded, i);
+  for (const auto& c : in_flight_)
+    add_once(pick_.excluded, c.local);
+  hedge_pending_ = true;
   return a;
 }
 
@@ -247,6 +290,18 @@ route_result request_flow::abort(router_error e) {
 }
 
 flow_action request_flow::on_call(call_outcome outcome) {
+  return on_call(last_deployment_, std::move(outcome));
+}
+
+flow_action request_flow::on_call(local_index which, call_outcome outcome) {
+  bool hedge = false;
+  if (auto c = std::find_if(in_flight_.begin(), in_flight_.end(),
+                            [&](const in_call& x) { return x.local == which; });
+      c != in_flight_.end()) {
+    hedge = c->hedge;
+    in_flight_.erase(c);
+  }
+  last_deployment_ = which;
   const auto& d = current_deployment();
   // A stream that ended "successfully" without anything to commit to is a
   // failure like any other before the commit.
@@ -262,6 +317,7 @@ flow_action request_flow::on_call(call_outcome outcome) {
   a.deployment_id = d.id;
   a.model_group = d.model_name;
   a.latency_ms = outcome.latency_ms;
+  a.hedge = hedge;
   if (!outcome.ok)
     a.outcome = outcome.error.kind;
   // A reply the provider filtered is a content-policy failure when there
@@ -276,6 +332,17 @@ flow_action request_flow::on_call(call_outcome outcome) {
   }
   result_.attempts.push_back(std::move(a));
   if (outcome.ok) {
+    // The losers: cancelled by the orchestrator, no failures.
+    const auto& members = config_->groups[group_].deployments;
+    for (const auto& c : in_flight_) {
+      attempt lost;
+      lost.deployment_id = config_->deployments[members[c.local]].id;
+      lost.model_group = d.model_name;
+      lost.outcome = error_kind::cancelled;
+      lost.hedge = c.hedge;
+      result_.attempts.push_back(std::move(lost));
+    }
+    in_flight_.clear();
     result_.ok = true;
     result_.content = std::move(outcome.content);
     result_.finish_reason = std::move(outcome.finish_reason);
@@ -309,6 +376,9 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
     original_ = *last_error_;
     return finish_error();
   }
+  // Another call of the request is still in flight: its answer decides.
+  if (!in_flight_.empty())
+    return make_action(flow_action::kind::idle, group_);
   const auto& settings = config_->settings;
   const std::size_t group_size = config_->groups[group_].deployments.size();
   const int allowed = retries_allowed(settings, config_->groups[group_].name,

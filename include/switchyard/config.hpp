@@ -163,6 +163,11 @@ struct router_settings {
   /// the last `window_s` may not exceed ratio x first attempts +
   /// min_per_second x window_s. Unset: unbounded, as LiteLLM.
   std::optional<retry_budget_settings> retry_budget;
+  /// `hedge_after_ms` (null: off): when a call has not answered after this
+  /// long, another deployment of the group is called too (non-streamed
+  /// requests); at most `hedge_max` hedges per request.
+  std::optional<double> hedge_after_ms;
+  int hedge_max = 1;
   /// `panic_threshold` (Envoy healthy_panic_threshold), percent 0-100.
   double panic_threshold = 0;
   /// `cooldown_probe`: a deployment whose cooldown ended takes one request

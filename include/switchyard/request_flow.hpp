@@ -32,6 +32,7 @@ struct flow_action {
     wait,              ///< sleep `delay` (a timer), then on_wait_done
     resolve_fallbacks, ///< ask the fallback actor about `group` and `error`
     finish,            ///< done: take_result()
+    idle,              ///< nothing now: await the calls still in flight
   };
   kind what = kind::finish;
   std::uint32_t group = 0;
@@ -39,6 +40,11 @@ struct flow_action {
   /// wait: how long; call: the timeout (request > deployment > router).
   seconds_d delay{0};
   bool force_context_window = false;
+  /// call: a hedge (another call of the request is in flight).
+  bool hedge = false;
+  /// call: arm the hedge timer; when it fires with this call unanswered,
+  /// tell the flow on_hedge_due.
+  std::optional<seconds_d> hedge_after;
   error_kind error = error_kind::internal_server;
 };
 
@@ -65,6 +71,17 @@ public:
   flow_action on_picked(const group_pick& picked, std::optional<seconds_d> retry_in);
   /// The deployment's answer to the last `call`.
   flow_action on_call(call_outcome outcome);
+  /// The answer of the call to `which` (one of those in flight, when
+  /// hedging). A success wins: the calls still in flight are the
+  /// orchestrator's to cancel, and enter the trace as cancelled. A failure
+  /// with another call in flight is reported, then awaits that call.
+  flow_action on_call(local_index which, call_outcome outcome);
+  /// A call's hedge timer fired and it is still unanswered: a pick for a
+  /// hedge (an extra call: the retry budget's), or idle.
+  flow_action on_hedge_due();
+  /// Calls in flight now (more than one only when hedging).
+  std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  int hedges() const noexcept { return hedges_; }
   /// The health actor took the failure; `healthy` deployments of the group
   /// are not cooling down now. `rng` draws the retry jitter.
   flow_action on_failure_reported(std::size_t healthy, random_source& rng);
@@ -171,6 +188,14 @@ private:
   int failovers_ = 0;
   int fallbacks_ = 0;
   int budget_refused_ = 0;
+  struct in_call {
+    local_index local;
+    bool hedge;
+  };
+  std::vector<in_call> in_flight_;
+  bool hedge_pending_ = false; ///< the pending pick is a hedge's
+  int hedges_ = 0;
+  std::optional<seconds_d> hedge_delay() const;
 };
 
 } // namespace switchyard

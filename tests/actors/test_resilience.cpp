@@ -110,3 +110,47 @@ TEST_CASE("p2c-peak-ewma through the router: after both are seen, the faster one
     ++served[rt.complete(hi("g")).deployment_id];
   CHECK(served["fast"] == 10);
 }
+
+TEST_CASE("hedged requests through the router: the hedge answers first, the slow call is "
+          "cancelled, traced as such and not counted as a failure", "[actors][resilience]") {
+  struct hedge_observer final : router_observer {
+    std::atomic<int> attempts{0}, failed{0}, cooldowns{0};
+    void on_attempt(const attempt_event& e) override {
+      ++attempts;
+      failed += e.outcome ? 1 : 0;
+    }
+    void on_cooldown(const cooldown_event&) override { ++cooldowns; }
+  };
+  auto obs = std::make_shared<hedge_observer>();
+  {
+    // weight 0 is never picked first while slow's weight is > 0; the hedge
+    // excludes slow, which leaves fast.
+    router rt(config_from(R"({"model_list": [
+        {"model_name": "g", "litellm_params": {"model": "openai/a", "mock_response": "s",
+           "mock_latency_ms": 2000, "weight": 1}, "model_info": {"id": "slow"}},
+        {"model_name": "g", "litellm_params": {"model": "openai/b", "mock_response": "f",
+           "mock_latency_ms": 1, "weight": 0}, "model_info": {"id": "fast"}}],
+        "router_settings": {"num_retries": 0, "hedge_after_ms": 20, "allowed_fails": 0}})"),
+              observed(7, obs));
+    for (int i = 0; i < 3; ++i) {
+      auto r = rt.complete(hi("g"));
+      REQUIRE(r.ok);
+      CHECK(r.deployment_id == "fast");
+      REQUIRE(r.attempts.size() == 2);
+      CHECK(r.attempts[0].deployment_id == "fast");
+      CHECK(r.attempts[0].hedge);
+      CHECK(r.attempts[1].deployment_id == "slow");
+      CHECK(r.attempts[1].outcome == error_kind::cancelled);
+      CHECK_FALSE(r.attempts[1].hedge);
+    }
+    auto own = hi("g");
+    own.hedge_after_ms = 5000; // the request's own, over the router's
+    auto r = rt.complete(own);
+    REQUIRE(r.ok);
+    CHECK(r.deployment_id == "slow");
+    CHECK(r.attempts.size() == 1);
+  }
+  CHECK(obs->attempts == 4);
+  CHECK(obs->failed == 0);
+  CHECK(obs->cooldowns == 0);
+}

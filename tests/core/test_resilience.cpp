@@ -5,6 +5,7 @@
 #include "switchyard/fallback.hpp"
 #include "switchyard/group_picker.hpp"
 #include "switchyard/p2c_peak_ewma.hpp"
+#include "switchyard/request_flow.hpp"
 #include "switchyard/retry_budget.hpp"
 
 #include "support/flow_driver.hpp"
@@ -364,4 +365,143 @@ TEST_CASE("resilience keys load from router_settings, off by default") {
     CHECK_THAT(what, Catch::Contains("router_settings.cooldown_multiplier: expected a number >= 1"));
     CHECK_THAT(what, Catch::Contains("router_settings.retry_budget.window_seconds: expected a number > 0"));
   }
+}
+
+namespace {
+
+group_pick chose(local_index i) {
+  group_pick p;
+  p.chosen = i;
+  return p;
+}
+
+call_outcome reply_ok() {
+  call_outcome o;
+  o.ok = true;
+  o.content = "ok";
+  return o;
+}
+
+call_outcome failed_call() {
+  call_outcome o;
+  o.error = server_error();
+  return o;
+}
+
+std::shared_ptr<const router_config> hedged_config(int hedge_max = 1) {
+  router_settings s;
+  s.num_retries = 0;
+  s.hedge_after_ms = 50;
+  s.hedge_max = hedge_max;
+  return std::make_shared<const router_config>(
+    make_config({deployment("g", "A").reply("a"), deployment("g", "B").reply("b"),
+                 deployment("g", "C").reply("c")},
+                s));
+}
+
+request_flow hedged_flow(std::shared_ptr<const router_config> c, chat_request r = ask("g")) {
+  return request_flow(std::move(c), std::make_shared<const chat_request>(std::move(r)));
+}
+
+} // namespace
+
+TEST_CASE("hedge: after hedge_after_ms another deployment is called; the first success wins, "
+          "the loser is cancelled and traced") {
+  auto flow = hedged_flow(hedged_config());
+  CHECK(flow.start().what == flow_action::kind::pick);
+  CHECK_FALSE(flow.current_pick().extra);
+  auto call = flow.on_picked(chose(0), std::nullopt);
+  REQUIRE(call.what == flow_action::kind::call);
+  CHECK_FALSE(call.hedge);
+  REQUIRE(call.hedge_after);
+  CHECK(call.hedge_after->count() == Approx(0.05));
+  auto pick = flow.on_hedge_due();
+  REQUIRE(pick.what == flow_action::kind::pick);
+  CHECK(flow.current_pick().extra); // a hedge spends the retry budget
+  CHECK(flow.current_pick().excluded == exclusion_list{0});
+  auto hedge = flow.on_picked(chose(1), std::nullopt);
+  REQUIRE(hedge.what == flow_action::kind::call);
+  CHECK(hedge.hedge);
+  CHECK(hedge.deployment == 1);
+  CHECK_FALSE(hedge.hedge_after); // hedge_max 1: no more
+  CHECK(flow.in_flight() == 2);
+  CHECK(flow.on_hedge_due().what == flow_action::kind::idle);
+  REQUIRE(flow.on_call(1, reply_ok()).what == flow_action::kind::finish);
+  auto r = flow.take_result();
+  REQUIRE(r.ok);
+  CHECK(r.deployment_id == "B");
+  REQUIRE(r.attempts.size() == 2);
+  CHECK(r.attempts[0].deployment_id == "B");
+  CHECK(r.attempts[0].hedge);
+  CHECK_FALSE(r.attempts[0].outcome);
+  CHECK(r.attempts[1].deployment_id == "A");
+  CHECK_FALSE(r.attempts[1].hedge);
+  CHECK(r.attempts[1].outcome == error_kind::cancelled);
+}
+
+TEST_CASE("hedge: a failure while another call is in flight is reported, then awaits it") {
+  auto flow = hedged_flow(hedged_config());
+  flow.start();
+  flow.on_picked(chose(0), std::nullopt);
+  flow.on_hedge_due();
+  flow.on_picked(chose(1), std::nullopt);
+  auto report = flow.on_call(0, failed_call());
+  REQUIRE(report.what == flow_action::kind::report_failure);
+  CHECK(report.deployment == 0);
+  scripted_random rng;
+  CHECK(flow.on_failure_reported(3, rng).what == flow_action::kind::idle);
+  REQUIRE(flow.on_call(1, reply_ok()).what == flow_action::kind::finish);
+  auto r = flow.take_result();
+  REQUIRE(r.ok);
+  CHECK(r.attempts.size() == 2);
+  CHECK(r.attempts[0].outcome == error_kind::internal_server);
+}
+
+TEST_CASE("hedge: nothing to hedge with, or the budget refuses: the call in flight decides") {
+  auto flow = hedged_flow(hedged_config());
+  flow.start();
+  flow.on_picked(chose(0), std::nullopt);
+  flow.on_hedge_due();
+  group_pick refused;
+  refused.budget_refused = true;
+  CHECK(flow.on_picked(refused, std::nullopt).what == flow_action::kind::idle);
+  CHECK(flow.budget_refused() == 1);
+  CHECK(flow.hedges() == 0);
+  CHECK(flow.on_call(0, reply_ok()).what == flow_action::kind::finish);
+}
+
+TEST_CASE("hedge: off by default, not for streams, and request-level hedge_after_ms wins") {
+  auto plain = hedged_flow(std::make_shared<const router_config>(
+    make_config({deployment("g", "A").reply("a")})));
+  plain.start();
+  CHECK_FALSE(plain.on_picked(chose(0), std::nullopt).hedge_after);
+  auto streamed = ask("g");
+  streamed.stream = true;
+  auto s = hedged_flow(hedged_config(), streamed);
+  s.start();
+  CHECK_FALSE(s.on_picked(chose(0), std::nullopt).hedge_after);
+  auto own = ask("g");
+  own.hedge_after_ms = 7;
+  auto o = hedged_flow(hedged_config(), own);
+  o.start();
+  auto call = o.on_picked(chose(0), std::nullopt);
+  REQUIRE(call.hedge_after);
+  CHECK(call.hedge_after->count() == Approx(0.007));
+}
+
+TEST_CASE("hedge: hedge_max 2 hedges twice, excluding every call in flight") {
+  auto flow = hedged_flow(hedged_config(2));
+  flow.start();
+  flow.on_picked(chose(0), std::nullopt);
+  flow.on_hedge_due();
+  auto first = flow.on_picked(chose(1), std::nullopt);
+  REQUIRE(first.hedge_after);
+  flow.on_hedge_due();
+  CHECK(flow.current_pick().excluded == exclusion_list{0, 1});
+  auto second = flow.on_picked(chose(2), std::nullopt);
+  CHECK(second.hedge);
+  CHECK_FALSE(second.hedge_after);
+  CHECK(flow.hedges() == 2);
+  CHECK(flow.on_call(0, reply_ok()).what == flow_action::kind::finish);
+  CHECK(flow.take_result().attempts.size() == 3);
 }
