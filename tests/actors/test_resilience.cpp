@@ -9,7 +9,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -153,4 +157,111 @@ TEST_CASE("hedged requests through the router: the hedge answers first, the slow
   CHECK(obs->attempts == 4);
   CHECK(obs->failed == 0);
   CHECK(obs->cooldowns == 0);
+}
+
+namespace {
+
+/// The order of a's failed calls (F) and its cooldowns' starts (S, with
+/// their lengths) and ends (E), as the observer hears them.
+struct event_log final : router_observer {
+  std::mutex mutex;
+  std::string events;
+  std::vector<double> lengths;
+  int cooling = 0, peak_cooling = 0;
+  void on_attempt(const attempt_event& e) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (e.outcome && e.deployment_id == "a")
+      events += 'F';
+  }
+  void on_cooldown(const cooldown_event& e) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    cooling += e.started ? 1 : -1;
+    peak_cooling = std::max(peak_cooling, cooling);
+    if (e.deployment_id != "a")
+      return;
+    events += e.started ? 'S' : 'E';
+    if (e.started)
+      lengths.push_back(e.seconds);
+  }
+  std::size_t count(char c) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return static_cast<std::size_t>(std::count(events.begin(), events.end(), c));
+  }
+};
+
+/// Sequential requests to g until the log holds `ends` cooldown ends of a.
+void serve_until_ends(router& rt, event_log& log, std::size_t ends) {
+  for (int i = 0; i < 3000 && log.count('E') < ends; ++i) {
+    CHECK(rt.complete(hi("g")).ok);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+const char* two_deployments = R"({"model_list": [
+    {"model_name": "g", "litellm_params": {"model": "openai/a",
+       "mock_response": "litellm.InternalServerError"}, "model_info": {"id": "a"}},
+    {"model_name": "g", "litellm_params": {"model": "openai/b", "mock_response": "ok"},
+     "model_info": {"id": "b"}}],
+  "router_settings": )";
+
+} // namespace
+
+TEST_CASE("cooldown probe through the router: after a cooldown one failure cools again",
+          "[actors][resilience]") {
+  auto log = std::make_shared<event_log>();
+  {
+    router rt(config_from(std::string(two_deployments)
+                          + R"({"num_retries": 1, "cooldown_time": 0.03, "allowed_fails": 3,
+                                "cooldown_probe": true}})"),
+              observed(8, log));
+    serve_until_ends(rt, *log, 3);
+  }
+  std::lock_guard<std::mutex> lock(log->mutex);
+  INFO(log->events);
+  // allowed_fails 3: the fourth failure starts the first cooldown; on
+  // probation each later cooldown follows a single failure.
+  REQUIRE(log->events.rfind("FFFFS", 0) == 0);
+  CHECK(log->events.find("EFS") != std::string::npos);
+  CHECK(log->events.find("EFF") == std::string::npos);
+}
+
+TEST_CASE("escalating cooldowns through the router: each one twice the last, up to the cap",
+          "[actors][resilience]") {
+  auto log = std::make_shared<event_log>();
+  {
+    router rt(config_from(std::string(two_deployments)
+                          + R"({"num_retries": 1, "cooldown_time": 0.01, "allowed_fails": 0,
+                                "cooldown_multiplier": 2, "max_cooldown_time": 0.03}})"),
+              observed(9, log));
+    serve_until_ends(rt, *log, 4);
+  }
+  std::lock_guard<std::mutex> lock(log->mutex);
+  REQUIRE(log->lengths.size() >= 4);
+  CHECK(log->lengths[0] == Approx(0.01));
+  CHECK(log->lengths[1] == Approx(0.02));
+  CHECK(log->lengths[2] == Approx(0.03)); // 0.04, capped
+  CHECK(log->lengths[3] == Approx(0.03));
+}
+
+TEST_CASE("max cooldown percent through the router: at most that share of the group cools",
+          "[actors][resilience]") {
+  auto log = std::make_shared<event_log>();
+  {
+    // Both fail with 429 (which cools at once); 50% of 2: one at a time.
+    router rt(config_from(R"({"model_list": [
+        {"model_name": "g", "litellm_params": {"model": "openai/a",
+           "mock_response": "litellm.RateLimitError"}, "model_info": {"id": "a"}},
+        {"model_name": "g", "litellm_params": {"model": "openai/b",
+           "mock_response": "litellm.RateLimitError"}, "model_info": {"id": "b"}}],
+        "router_settings": {"num_retries": 1, "cooldown_time": 0.02,
+                            "max_cooldown_percent": 50}})"),
+              observed(10, log));
+    for (int i = 0; i < 100; ++i) {
+      auto r = rt.complete(hi("g"));
+      CHECK_FALSE(r.ok);
+      CHECK(r.error.kind != error_kind::no_deployments_available);
+    }
+  }
+  std::lock_guard<std::mutex> lock(log->mutex);
+  CHECK(log->peak_cooling == 1);
 }

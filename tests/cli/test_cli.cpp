@@ -470,3 +470,16 @@ TEST_CASE("check: warns about fallback cycles and names them") {
   const cli_result good = run_cli("check --config " + quoted(data_file("good_config.json")));
   CHECK_FALSE(contains(good.out, "warning: fallback cycle"));
 }
+
+TEST_CASE("demo --scenario outage: each resilience rule off and on, on one workload") {
+  const cli_result r = run_cli("demo --scenario outage --requests 400 --concurrency 32 --seed 3");
+  REQUIRE(r.status == 0);
+  INFO(r.out);
+  CHECK(contains(r.out, "switchyard demo --scenario outage: 400 requests for gpt-4o"));
+  CHECK(contains(r.out, "extra calls (retry_budget 0.1, 10/s, 1 s)"));
+  CHECK(contains(r.out, "errors (panic_threshold 50)"));
+  CHECK(contains(r.out, "p99 latency ms (hedge_after_ms 8)"));
+  const cli_result bad = run_cli("demo --scenario flood");
+  CHECK(bad.status == 2);
+  CHECK(contains(bad.err, "--scenario: unknown scenario 'flood'; expected: outage"));
+}
