@@ -57,18 +57,33 @@ struct orchestrator_state {
   double upstream_ms = 0;
   static inline const char* name = "switchyard.orchestrator";
 
-  /// Cancels every call in flight; their late events are dropped.
+  /// Cancels a call in flight; its late events are dropped. The picker
+  /// counts calls from pick to end (least-busy, probation): a cancelled
+  /// one ends too, as no sample and no failure.
+  void cancel(in_call& c) {
+    if (c.handle)
+      c.handle->cancel();
+    call_feedback f;
+    f.cancelled = true;
+    caf::anon_send(table->groups[c.group].get()->picker, finished_atom::value, c.local, f);
+  }
+
   void cancel_calls() {
-    for (auto& c : calls) {
-      if (c.handle)
-        c.handle->cancel();
-      // The picker counts calls from pick to end (least-busy, probation):
-      // a cancelled one ends too, as no sample and no failure.
-      call_feedback f;
-      f.cancelled = true;
-      caf::anon_send(table->groups[c.group].get()->picker, finished_atom::value, c.local, f);
-    }
+    for (auto& c : calls)
+      cancel(c);
     calls.clear();
+  }
+
+  /// Cancels the calls to `local` (a hedge that lost the stream's race).
+  void cancel_call_to(local_index local) {
+    for (auto c = calls.begin(); c != calls.end();) {
+      if (c->local != local) {
+        ++c;
+        continue;
+      }
+      cancel(*c);
+      c = calls.erase(c);
+    }
   }
 
   in_call* find_call(std::uint64_t id) {
@@ -355,11 +370,16 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
     },
     [self](chunk_atom, std::uint64_t id, stream_chunk& c) {
       auto& st = self->state;
-      if (!st.find_call(id) || !st.done)
+      auto* call = st.find_call(id);
+      if (!call || !st.done)
         return;
-      for (auto& chunk : st.flow->on_chunk(std::move(c.chunk)))
+      for (auto& chunk : st.flow->on_chunk(call->local, std::move(c.chunk)))
         if (st.on_chunk)
           st.on_chunk(chunk);
+      // The first to commit wins the stream: the hedges still racing lose.
+      if (st.flow->committed())
+        for (auto loser : st.flow->take_losers())
+          st.cancel_call_to(loser);
     },
     [self](cancel_atom) {
       finish_request(self, self->state.flow->abort(router_error::make(

@@ -205,8 +205,8 @@ flow_action request_flow::on_picked(const group_pick& picked,
 }
 
 std::optional<seconds_d> request_flow::hedge_delay() const {
-  // Streams commit on their first chunk: not hedged (yet).
-  if (request_->stream || hedges_ >= config_->settings.hedge_max)
+  // A stream is hedged until its first chunk commits it (on_hedge_due).
+  if (hedges_ >= config_->settings.hedge_max)
     return std::nullopt;
   auto ms = request_->hedge_after_ms ? request_->hedge_after_ms
                                      : config_->settings.hedge_after_ms;
@@ -268,17 +268,53 @@ bool carries_output(const nlohmann::json& chunk) {
 } // namespace
 
 std::vector<nlohmann::json> request_flow::on_chunk(nlohmann::json chunk) {
+  return on_chunk(last_deployment_, std::move(chunk));
+}
+
+std::vector<nlohmann::json> request_flow::on_chunk(local_index which, nlohmann::json chunk) {
   std::vector<nlohmann::json> out;
+  if (committed_ && which != committed_call_)
+    return out; // a hedge that lost the race
   if (!committed_) {
     if (!carries_output(chunk)) {
-      held_.push_back(std::move(chunk));
+      held_.emplace_back(which, std::move(chunk));
       return out;
     }
     committed_ = true;
-    out = std::move(held_);
+    committed_call_ = which;
+    last_deployment_ = which;
+    for (auto& [from, held] : held_)
+      if (from == which)
+        out.push_back(std::move(held));
     held_.clear();
   }
   out.push_back(std::move(chunk));
+  return out;
+}
+
+void request_flow::trace_cancelled(local_index loser, bool hedge, const std::string& group) {
+  attempt lost;
+  lost.deployment_id = config_->deployments[config_->groups[group_].deployments[loser]].id;
+  lost.model_group = group;
+  lost.outcome = error_kind::cancelled;
+  lost.hedge = hedge;
+  result_.attempts.push_back(std::move(lost));
+}
+
+std::vector<local_index> request_flow::take_losers() {
+  std::vector<local_index> out;
+  if (!committed_)
+    return out;
+  const auto& group = config_->groups[group_].name;
+  for (auto c = in_flight_.begin(); c != in_flight_.end();) {
+    if (c->local == committed_call_) {
+      ++c;
+      continue;
+    }
+    out.push_back(c->local);
+    trace_cancelled(c->local, c->hedge, group);
+    c = in_flight_.erase(c);
+  }
   return out;
 }
 
@@ -312,7 +348,9 @@ flow_action request_flow::on_call(local_index which, call_outcome outcome) {
       "deployment '" + d.id + "' ended its stream without sending any content");
   }
   if (!outcome.ok)
-    held_.clear();
+    held_.erase(std::remove_if(held_.begin(), held_.end(),
+                               [which](const auto& h) { return h.first == which; }),
+                held_.end());
   attempt a;
   a.deployment_id = d.id;
   a.model_group = d.model_name;
@@ -333,15 +371,8 @@ flow_action request_flow::on_call(local_index which, call_outcome outcome) {
   result_.attempts.push_back(std::move(a));
   if (outcome.ok) {
     // The losers: cancelled by the orchestrator, no failures.
-    const auto& members = config_->groups[group_].deployments;
-    for (const auto& c : in_flight_) {
-      attempt lost;
-      lost.deployment_id = config_->deployments[members[c.local]].id;
-      lost.model_group = d.model_name;
-      lost.outcome = error_kind::cancelled;
-      lost.hedge = c.hedge;
-      result_.attempts.push_back(std::move(lost));
-    }
+    for (const auto& c : in_flight_)
+      trace_cancelled(c.local, c.hedge, d.model_name);
     in_flight_.clear();
     result_.ok = true;
     result_.content = std::move(outcome.content);

@@ -164,8 +164,8 @@ struct router_settings {
   /// min_per_second x window_s. Unset: unbounded, as LiteLLM.
   std::optional<retry_budget_settings> retry_budget;
   /// `hedge_after_ms` (null: off): when a call has not answered after this
-  /// long, another deployment of the group is called too (non-streamed
-  /// requests); at most `hedge_max` hedges per request.
+  /// long (a stream: not committed by a first chunk), another deployment
+  /// of the group is called too; at most `hedge_max` hedges per request.
   std::optional<double> hedge_after_ms;
   int hedge_max = 1;
   /// `panic_threshold` (Envoy healthy_panic_threshold), percent 0-100.

@@ -61,6 +61,12 @@ struct flow_action {
 /// leaves nothing too, that deployment is the only candidate and is
 /// retried. A weighted-failover hop excludes every deployment that failed
 /// in the hops before it. A fallback group is entered at most once.
+///
+/// Resilience rules (README "Resilience beyond LiteLLM"): a pick the
+/// group's retry budget refuses ends the hop for the cross-group
+/// fallbacks; with hedge_after_ms several calls of one hop may be in
+/// flight (the first success or stream commit wins, the others are the
+/// orchestrator's to cancel and are traced as cancelled).
 /// Owned by one orchestrator actor; not thread-safe.
 class request_flow {
 public:
@@ -97,6 +103,12 @@ public:
   /// commit a failure ends the request with that error: no retry,
   /// failover or fallback.
   std::vector<nlohmann::json> on_chunk(nlohmann::json chunk);
+  /// The same for a chunk of the call to `which` (hedging: the first call
+  /// to commit wins; chunks of the others are dropped).
+  std::vector<nlohmann::json> on_chunk(local_index which, nlohmann::json chunk);
+  /// After a commit: the other calls in flight, which the orchestrator
+  /// cancels; they enter the trace as cancelled.
+  std::vector<local_index> take_losers();
   /// A chunk was delivered: the stream belongs to the current deployment.
   bool committed() const noexcept { return committed_; }
   /// Ends the request now with `e` (a total_timeout, a cancel), keeping
@@ -183,7 +195,10 @@ private:
   std::vector<frame> frames_; ///< fallback lists being walked, innermost last
   route_result result_;
   bool committed_ = false;
-  std::vector<nlohmann::json> held_; ///< role-only chunks before the commit
+  /// Role-only chunks before the commit, with the call that sent them.
+  std::vector<std::pair<local_index, nlohmann::json>> held_;
+  local_index committed_call_ = 0;
+  void trace_cancelled(local_index loser, bool hedge, const std::string& group);
   int retries_total_ = 0;
   int failovers_ = 0;
   int fallbacks_ = 0;

@@ -265,3 +265,27 @@ TEST_CASE("max cooldown percent through the router: at most that share of the gr
   std::lock_guard<std::mutex> lock(log->mutex);
   CHECK(log->peak_cooling == 1);
 }
+
+TEST_CASE("hedged streams through the router: the first call to send a chunk wins the stream",
+          "[actors][resilience]") {
+  router rt(config_from(R"({"model_list": [
+      {"model_name": "g", "litellm_params": {"model": "openai/a", "mock_response": "slow one",
+         "mock_latency_ms": 2000, "mock_first_token_ms": 1500, "weight": 1},
+       "model_info": {"id": "slow"}},
+      {"model_name": "g", "litellm_params": {"model": "openai/b", "mock_response": "fast one",
+         "mock_latency_ms": 5, "mock_first_token_ms": 1, "weight": 0},
+       "model_info": {"id": "fast"}}],
+      "router_settings": {"num_retries": 0, "hedge_after_ms": 20}})"),
+            seeded_options(11));
+  auto req = hi("g");
+  req.stream = true;
+  auto r = rt.complete(req);
+  REQUIRE(r.ok);
+  CHECK(r.deployment_id == "fast");
+  CHECK(r.content == "fast one");
+  REQUIRE(r.attempts.size() == 2);
+  CHECK(r.attempts[0].deployment_id == "slow");
+  CHECK(r.attempts[0].outcome == error_kind::cancelled);
+  CHECK(r.attempts[1].deployment_id == "fast");
+  CHECK(r.attempts[1].hedge);
+}

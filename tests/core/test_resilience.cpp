@@ -342,7 +342,7 @@ TEST_CASE("resilience keys load from router_settings, off by default") {
   CHECK(off.settings.max_cooldown_percent == 100);
   auto on = load_config(doc(R"({"retry_budget": {"ratio": 0.1, "min_per_second": 2, "window_seconds": 5},
      "panic_threshold": 40, "cooldown_probe": true, "cooldown_multiplier": 2,
-     "max_cooldown_time": 60, "max_cooldown_percent": 50,
+     "max_cooldown_time": 60, "max_cooldown_percent": 50, "hedge_after_ms": 150, "hedge_max": 2,
      "routing_strategy": "p2c-peak-ewma", "routing_strategy_args": {"decay_seconds": 3}})"));
   REQUIRE(on.settings.retry_budget);
   CHECK(on.settings.retry_budget->ratio == 0.1);
@@ -355,6 +355,11 @@ TEST_CASE("resilience keys load from router_settings, off by default") {
   CHECK(on.settings.max_cooldown_percent == 50);
   CHECK(on.settings.routing_strategy == "p2c-peak-ewma");
   CHECK(on.settings.decay_seconds == 3);
+  CHECK(*on.settings.hedge_after_ms == 150);
+  CHECK(on.settings.hedge_max == 2);
+  CHECK_FALSE(load_config(doc(R"({"hedge_after_ms": null})")).settings.hedge_after_ms);
+  CHECK_FALSE(off.settings.hedge_after_ms);
+  CHECK(off.settings.hedge_max == 1);
   try {
     load_config(doc(R"({"panic_threshold": 120, "cooldown_multiplier": 0.5,
                         "retry_budget": {"window_seconds": 0}})"));
@@ -364,6 +369,14 @@ TEST_CASE("resilience keys load from router_settings, off by default") {
     CHECK_THAT(what, Catch::Contains("router_settings.panic_threshold: expected a percentage between 0 and 100"));
     CHECK_THAT(what, Catch::Contains("router_settings.cooldown_multiplier: expected a number >= 1"));
     CHECK_THAT(what, Catch::Contains("router_settings.retry_budget.window_seconds: expected a number > 0"));
+  }
+  try {
+    load_config(doc(R"({"hedge_after_ms": 0, "hedge_max": 0})"));
+    FAIL("expected a config_error");
+  } catch (const config_error& e) {
+    const std::string what = e.what();
+    CHECK_THAT(what, Catch::Contains("router_settings.hedge_after_ms: expected a number > 0"));
+    CHECK_THAT(what, Catch::Contains("router_settings.hedge_max"));
   }
 }
 
@@ -470,16 +483,11 @@ TEST_CASE("hedge: nothing to hedge with, or the budget refuses: the call in flig
   CHECK(flow.on_call(0, reply_ok()).what == flow_action::kind::finish);
 }
 
-TEST_CASE("hedge: off by default, not for streams, and request-level hedge_after_ms wins") {
+TEST_CASE("hedge: off by default, and request-level hedge_after_ms wins") {
   auto plain = hedged_flow(std::make_shared<const router_config>(
     make_config({deployment("g", "A").reply("a")})));
   plain.start();
   CHECK_FALSE(plain.on_picked(chose(0), std::nullopt).hedge_after);
-  auto streamed = ask("g");
-  streamed.stream = true;
-  auto s = hedged_flow(hedged_config(), streamed);
-  s.start();
-  CHECK_FALSE(s.on_picked(chose(0), std::nullopt).hedge_after);
   auto own = ask("g");
   own.hedge_after_ms = 7;
   auto o = hedged_flow(hedged_config(), own);
@@ -504,4 +512,33 @@ TEST_CASE("hedge: hedge_max 2 hedges twice, excluding every call in flight") {
   CHECK(flow.hedges() == 2);
   CHECK(flow.on_call(0, reply_ok()).what == flow_action::kind::finish);
   CHECK(flow.take_result().attempts.size() == 3);
+}
+
+TEST_CASE("hedge: a stream is hedged until a call commits; the first to commit wins") {
+  auto streamed = ask("g");
+  streamed.stream = true;
+  auto flow = hedged_flow(hedged_config(), streamed);
+  flow.start();
+  REQUIRE(flow.on_picked(chose(0), std::nullopt).hedge_after);
+  flow.on_hedge_due();
+  flow.on_picked(chose(1), std::nullopt);
+  auto role = nlohmann::json{{"choices", {{{"delta", {{"role", "assistant"}}}}}}};
+  auto text = nlohmann::json{{"choices", {{{"delta", {{"content", "hi"}}}}}}};
+  CHECK(flow.on_chunk(0, role).empty()); // held
+  CHECK(flow.on_chunk(1, role).empty());
+  auto out = flow.on_chunk(1, text); // B commits: its role chunk and text
+  CHECK(out.size() == 2);
+  CHECK(flow.committed());
+  CHECK(flow.take_losers() == std::vector<local_index>{0});
+  CHECK(flow.on_chunk(0, text).empty()); // the loser's are dropped
+  CHECK(flow.in_flight() == 1);
+  CHECK(flow.on_hedge_due().what == flow_action::kind::idle);
+  REQUIRE(flow.on_call(1, reply_ok()).what == flow_action::kind::finish);
+  auto r = flow.take_result();
+  REQUIRE(r.ok);
+  REQUIRE(r.attempts.size() == 2);
+  CHECK(r.attempts[0].deployment_id == "A");
+  CHECK(r.attempts[0].outcome == error_kind::cancelled);
+  CHECK(r.attempts[1].deployment_id == "B");
+  CHECK(r.attempts[1].hedge);
 }
