@@ -85,6 +85,7 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
 
 struct cooldown_actor_state {
   std::unique_ptr<cooldown_state> cooling;
+  bool panic = false; ///< panic_threshold: as the picker sees it
   bool fault = false;
   static inline const char* name = "switchyard.cooldown";
 };
@@ -100,6 +101,18 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
     auto t = now(self);
     self->send(picker, avail_atom::value,
                cooldown_snapshot{c.available(t), c.next_expiry()});
+    // The picker applies the same pure rule to the same snapshot; entering
+    // and leaving panic are logged and counted once each, here.
+    const auto available = c.available_count(t);
+    const bool panic = panic_mode(available, members.size(), config->settings.panic_threshold);
+    if (panic != self->state.panic) {
+      self->state.panic = panic;
+      const auto& name = config->groups[group].name;
+      spdlog::warn("model group '{}' {} panic: {} of {} deployments available", name,
+                   panic ? "entered" : "left", available, members.size());
+      if (observer)
+        observer->on_panic(panic_event{name, panic, available, members.size()});
+    }
   };
   contain_failures(self);
   return {
@@ -112,6 +125,10 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       auto& c = *self->state.cooling;
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
       auto t = now(self);
+      // max_cooldown_percent: a cooldown that would leave too much of the
+      // group cooling does not start.
+      if (!c.within_cap(i, t, config->settings.max_cooldown_percent))
+        return c.available_count(t);
       // Publish even when only the end moved: the picker's retry-in does.
       if (c.start(i, t, t + length)) {
         const auto& d = config->deployments[members[i]];

@@ -6,6 +6,8 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
+
 namespace switchyard {
 
 namespace {
@@ -43,12 +45,19 @@ struct orchestrator_state {
   chunk_handler on_chunk;
   std::optional<seeded_random> rng;
   time_point started{};
-  time_point call_started{};
-  /// The call in flight: its handle, number and where it goes.
-  call_handle_ptr call;
-  std::uint64_t call_id = 0;
-  local_index call_local = 0;
-  std::uint32_t call_group = 0;
+  /// A call in flight: its handle, number and where it goes. More than
+  /// one only while hedging (hedge_after_ms).
+  struct in_call {
+    call_handle_ptr handle;
+    std::uint64_t id = 0;
+    local_index local = 0;
+    std::uint32_t group = 0;
+    time_point started{};
+  };
+  std::vector<in_call> calls;
+  std::uint64_t next_call_id = 0;
+  /// The call that ended last (its feedback goes with report_failure).
+  in_call ended;
   call_feedback last_feedback;
   double upstream_ms = 0;
   /// The pending retry wait and total_timeout deadline (timer_thread ids).
@@ -56,12 +65,40 @@ struct orchestrator_state {
   std::uint64_t deadline_timer = 0;
   static inline const char* name = "switchyard.orchestrator";
 
-  void cancel_call() {
-    if (call) {
-      call->cancel();
-      call.reset();
+  /// Cancels a call in flight; its late events are dropped. The picker
+  /// counts calls from pick to end (least-busy, probation): a cancelled
+  /// one ends too, as no sample and no failure.
+  void cancel(in_call& c) {
+    if (c.handle)
+      c.handle->cancel();
+    call_feedback f;
+    f.cancelled = true;
+    caf::anon_send(table->groups[c.group].get()->picker, finished_atom::value, c.local, f);
+  }
+
+  void cancel_calls() {
+    for (auto& c : calls)
+      cancel(c);
+    calls.clear();
+  }
+
+  /// Cancels the calls to `local` (a hedge that lost the stream's race).
+  void cancel_call_to(local_index local) {
+    for (auto c = calls.begin(); c != calls.end();) {
+      if (c->local != local) {
+        ++c;
+        continue;
+      }
+      cancel(*c);
+      c = calls.erase(c);
     }
-    ++call_id; // late events of that call are dropped
+  }
+
+  in_call* find_call(std::uint64_t id) {
+    for (auto& c : calls)
+      if (c.id == id)
+        return &c;
+    return nullptr;
   }
 
   void cancel_timers() {
@@ -75,7 +112,7 @@ struct orchestrator_state {
   void answer(route_result r) {
     if (!done)
       return;
-    cancel_call();
+    cancel_calls();
     cancel_timers();
     auto d = std::move(*done);
     done.reset();
@@ -96,6 +133,7 @@ struct orchestrator_state {
       e.retries = flow->retries();
       e.failovers = flow->failovers();
       e.fallbacks = flow->fallbacks();
+      e.budget_refused = flow->budget_refused();
       e.stream = flow->request().stream;
       table->observer->on_request(e);
     }
@@ -131,7 +169,7 @@ void report_attempt(orchestrator_state& st, const call_outcome& o, double latenc
   if (!st.table->observer)
     return;
   const auto& config = *st.table->config;
-  const auto& d = config.deployments[config.groups[st.call_group].deployments[st.call_local]];
+  const auto& d = config.deployments[config.groups[st.ended.group].deployments[st.ended.local]];
   attempt_event e;
   e.deployment_id = d.id;
   e.model_group = d.model_name;
@@ -149,16 +187,18 @@ void report_attempt(orchestrator_state& st, const call_outcome& o, double latenc
 // A call ended (answer or timeout): feedback for health and picker, then
 // the flow's next step. Successes are reported one-way; failures are
 // reported by the flow's report_failure action, which awaits the answer.
-void finish_call(orchestrator_actor* self, call_outcome o) {
+void finish_call(orchestrator_actor* self, std::uint64_t id, call_outcome o) {
   auto& st = self->state;
-  st.call.reset();
-  ++st.call_id;
-  const auto health = st.table->groups[st.call_group].get()->health;
-  const auto local = st.call_local;
-  o.latency_ms = ms_since(*st.clock, st.call_started);
+  auto c = std::find_if(st.calls.begin(), st.calls.end(),
+                        [id](const auto& x) { return x.id == id; });
+  st.ended = std::move(*c);
+  st.calls.erase(c);
+  const auto health = st.table->groups[st.ended.group].get()->health;
+  const auto local = st.ended.local;
+  o.latency_ms = ms_since(*st.clock, st.ended.started);
   st.upstream_ms += o.latency_ms;
   report_attempt(st, o, o.latency_ms);
-  auto judged = judge_call(*st.flow, std::move(o));
+  auto judged = judge_call(*st.flow, local, std::move(o));
   st.last_feedback = judged.feedback;
   // A reply the flow turned into a failure (a content filter) is reported
   // once, as a failure, by the report_failure action.
@@ -186,18 +226,27 @@ auto on_peer_error(orchestrator_actor* self) {
 
 void start_call(orchestrator_actor* self, const flow_action& a) {
   auto& st = self->state;
-  st.cancel_call();
-  st.call_started = st.clock->now();
-  st.call_local = a.deployment;
-  st.call_group = a.group;
+  orchestrator_state::in_call c;
+  c.id = ++st.next_call_id;
+  c.started = st.clock->now();
+  c.local = a.deployment;
+  c.group = a.group;
   call_spec spec;
   spec.deployment = &st.flow->current_deployment();
   spec.request = st.flow->shared_request();
   spec.timeout = a.delay;
   // The transport enforces the deadline (a Timeout then), so no CAF timer
   // per call: those wake CAF's clock thread.
-  auto sink = std::make_shared<actor_sink>(caf::actor_cast<caf::actor>(self), st.call_id);
-  st.call = st.table->calls->start(spec, std::move(sink));
+  auto sink = std::make_shared<actor_sink>(caf::actor_cast<caf::actor>(self), c.id);
+  const auto id = c.id;
+  st.calls.push_back(std::move(c));
+  // start() may answer inline (through the mailbox): the entry exists first.
+  auto handle = st.table->calls->start(spec, std::move(sink));
+  if (auto* in = st.find_call(id))
+    in->handle = std::move(handle);
+  if (a.hedge_after)
+    self->delayed_send(self, std::chrono::duration_cast<clock_type::duration>(*a.hedge_after),
+                       wake_atom::value, id);
 }
 
 // The router is stopping: no new pick, call or wait.
@@ -221,30 +270,43 @@ void step(orchestrator_actor* self, flow_action a) {
   const auto group_ptr = st.table->groups[a.group].get();
   const auto& group = *group_ptr;
   switch (a.what) {
-    case flow_action::kind::pick:
-      self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
-        .then(
-          [self](const pick_reply& r) {
-            step(self, self->state.flow->on_picked(r.picked, r.retry_in));
-          },
-          on_peer_error(self));
+    case flow_action::kind::pick: {
+      auto on_reply = [self](const pick_reply& r) {
+        step(self, self->state.flow->on_picked(r.picked, r.retry_in));
+      };
+      // With a call in flight (a hedge's pick) no other event may come
+      // between the pick and its answer.
+      if (flow.in_flight() > 0)
+        self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
+          .await(on_reply, on_peer_error(self));
+      else
+        self->request(group.picker, caf::infinite, pick_atom::value, flow.current_pick())
+          .then(on_reply, on_peer_error(self));
       return;
+    }
     case flow_action::kind::call:
       start_call(self, a);
       return;
     case flow_action::kind::report_failure: {
       call_report report{st.last_feedback, flow.last_error(),
                          flow.request().cooldown_time_s};
-      self->request(group.health, caf::infinite, outcome_atom::value,
-                    a.deployment, std::move(report))
-        .then(
-          [self](std::size_t healthy) {
-            auto& st = self->state;
-            step(self, st.flow->on_failure_reported(healthy, *st.rng));
-          },
-          on_peer_error(self));
+      auto on_reply = [self](std::size_t healthy) {
+        auto& st = self->state;
+        step(self, st.flow->on_failure_reported(healthy, *st.rng));
+      };
+      // Another call in flight (hedging): its answer waits for this one.
+      if (flow.in_flight() > 0)
+        self->request(group.health, caf::infinite, outcome_atom::value,
+                      a.deployment, std::move(report))
+          .await(on_reply, on_peer_error(self));
+      else
+        self->request(group.health, caf::infinite, outcome_atom::value,
+                      a.deployment, std::move(report))
+          .then(on_reply, on_peer_error(self));
       return;
     }
+    case flow_action::kind::idle:
+      return;
     case flow_action::kind::wait:
       st.wait_timer = after<wake_atom>(self, a.delay);
       return;
@@ -314,17 +376,28 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
       self->state.wait_timer = 0;
       step(self, self->state.flow->on_wait_done());
     },
+    // A call's hedge timer: still unanswered, the flow may hedge it.
+    [self](wake_atom, std::uint64_t id) {
+      auto& st = self->state;
+      if (st.done && st.find_call(id))
+        step(self, st.flow->on_hedge_due());
+    },
     [self](call_done_atom, std::uint64_t id, call_outcome& o) {
-      if (id == self->state.call_id && self->state.done)
-        finish_call(self, std::move(o));
+      if (self->state.done && self->state.find_call(id))
+        finish_call(self, id, std::move(o));
     },
     [self](chunk_atom, std::uint64_t id, stream_chunk& c) {
       auto& st = self->state;
-      if (id != st.call_id || !st.done)
+      auto* call = st.find_call(id);
+      if (!call || !st.done)
         return;
-      for (auto& chunk : st.flow->on_chunk(std::move(c.chunk)))
+      for (auto& chunk : st.flow->on_chunk(call->local, std::move(c.chunk)))
         if (st.on_chunk)
           st.on_chunk(chunk);
+      // The first to commit wins the stream: the hedges still racing lose.
+      if (st.flow->committed())
+        for (auto loser : st.flow->take_losers())
+          st.cancel_call_to(loser);
     },
     [self](cancel_atom) {
       finish_request(self, self->state.flow->abort(router_error::make(

@@ -6,7 +6,11 @@
 
 namespace switchyard {
 
-judged_call judge_call(request_flow& flow, call_outcome outcome) {
+namespace {
+
+// The feedback of a finished call; `on_call` hands it to the flow.
+template <class OnCall>
+judged_call judge(request_flow& flow, call_outcome outcome, OnCall on_call) {
   judged_call j;
   auto& f = j.feedback;
   f.timed_out = outcome.timed_out;
@@ -17,15 +21,29 @@ judged_call judge_call(request_flow& flow, call_outcome outcome) {
     outcome.prompt_tokens && outcome.completion_tokens
       ? std::uint64_t{*outcome.prompt_tokens} + *outcome.completion_tokens
       : flow.estimated_tokens() + estimate_text_tokens(outcome.content);
-  j.next = flow.on_call(std::move(outcome));
+  j.next = on_call(std::move(outcome));
   f.ok = j.next.what != flow_action::kind::report_failure;
   if (f.ok)
     f.tokens = tokens;
   return j;
 }
 
+} // namespace
+
+judged_call judge_call(request_flow& flow, call_outcome outcome) {
+  return judge(flow, std::move(outcome), [&](call_outcome o) { return flow.on_call(std::move(o)); });
+}
+
+judged_call judge_call(request_flow& flow, local_index which, call_outcome outcome) {
+  return judge(flow, std::move(outcome),
+               [&](call_outcome o) { return flow.on_call(which, std::move(o)); });
+}
+
 bool picker_hears_outcomes(const router_settings& settings) {
-  return settings.routing_strategy != "simple-shuffle" || settings.enable_pre_call_checks;
+  // cooldown_probe: the picker holds a deployment on probation to one call
+  // at a time, so it hears every call's end.
+  return settings.routing_strategy != "simple-shuffle" || settings.enable_pre_call_checks
+         || settings.cooldown_probe;
 }
 
 std::optional<seconds_d> retry_in(std::optional<time_point> next_expiry, time_point now) {

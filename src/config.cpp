@@ -135,6 +135,8 @@ private:
                             router_settings& out);
   void load_litellm_settings(const ojson& s, const std::string& path,
                              const router_config& cfg, router_settings& out);
+  void load_resilience_settings(const ojson& s, const std::string& path,
+                                router_settings& out);
   void load_router_settings(const ojson& s, const std::string& path,
                             const router_config& cfg, router_settings& out);
   std::optional<redis_settings> load_redis_settings(const ojson& s, const std::string& path);
@@ -633,8 +635,33 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
     note_unknown(*args, args_path, config_key_names(key_section::routing_strategy_args));
     set_if(out.lowest_latency_buffer,
            number(*args, key_section::routing_strategy_args, "lowest_latency_buffer", args_path));
+    set_if(out.decay_seconds,
+           number(*args, key_section::routing_strategy_args, "decay_seconds", args_path));
   }
+  load_resilience_settings(s, path, out);
   out.redis = load_redis_settings(s, path);
+}
+
+// Switchyard's resilience keys (README "Resilience beyond LiteLLM").
+void loader::load_resilience_settings(const ojson& s, const std::string& path,
+                                      router_settings& out) {
+  if (const ojson* b = check_.object_at(s, "retry_budget", path)) {
+    const std::string b_path = key_path(path, "retry_budget");
+    note_unknown(*b, b_path, config_key_names(key_section::retry_budget));
+    retry_budget_settings r;
+    set_if(r.ratio, number(*b, key_section::retry_budget, "ratio", b_path));
+    set_if(r.min_per_second, number(*b, key_section::retry_budget, "min_per_second", b_path));
+    set_if(r.window_s, number(*b, key_section::retry_budget, "window_seconds", b_path));
+    out.retry_budget = r;
+  }
+  const auto rs = key_section::router_settings;
+  set_if(out.hedge_after_ms, number(s, rs, "hedge_after_ms", path));
+  set_if(out.hedge_max, integer(s, rs, "hedge_max", path));
+  set_if(out.panic_threshold, number(s, rs, "panic_threshold", path));
+  set_if(out.cooldown_probe, check_.bool_at(s, "cooldown_probe", path));
+  set_if(out.cooldown_multiplier, number(s, rs, "cooldown_multiplier", path));
+  set_if(out.max_cooldown_time_s, number(s, rs, "max_cooldown_time", path));
+  set_if(out.max_cooldown_percent, number(s, rs, "max_cooldown_percent", path));
 }
 
 // LiteLLM's redis_url, or redis_host with redis_port and redis_password;

@@ -99,6 +99,19 @@ std::vector<config_key> build() {
     str(ks::router_settings, "redis_password", "unset"),
     str(ks::router_settings, "redis_url", "unset"),
     str(ks::router_settings, "redis_key_prefix", "`switchyard:`"),
+    // Resilience beyond LiteLLM (Switchyard's own, all off by default)
+    obj(ks::router_settings, "retry_budget", "unset (unbounded, as LiteLLM)"),
+    num(ks::retry_budget, "ratio", 0, "0.2"),
+    num(ks::retry_budget, "min_per_second", 0, "10"),
+    positive(ks::retry_budget, "window_seconds", "10"),
+    positive(ks::router_settings, "hedge_after_ms", "null (off)"),
+    integer(ks::router_settings, "hedge_max", 1, 10, "1"),
+    num(ks::router_settings, "panic_threshold", 0, "0 (off)", 100),
+    flag(ks::router_settings, "cooldown_probe", "false"),
+    num(ks::router_settings, "cooldown_multiplier", 1, "1"),
+    positive(ks::router_settings, "max_cooldown_time", "unset"),
+    num(ks::router_settings, "max_cooldown_percent", 0, "100", 100),
+    positive(ks::routing_strategy_args, "decay_seconds", "10"),
     // litellm_settings (defaults: the router setting they feed)
     integer(ks::litellm_settings, "num_retries", 0, retries, "`num_retries`"),
     positive(ks::litellm_settings, "request_timeout", "`timeout`"),
@@ -120,6 +133,7 @@ std::vector<config_key> build() {
     positive(ks::request, "total_timeout", "router's `total_timeout`"),
     flag(ks::request, "stream", "false"),
     num(ks::request, "cooldown_time", 0, ""),
+    positive(ks::request, "hedge_after_ms", "router's `hedge_after_ms`"),
   };
 }
 

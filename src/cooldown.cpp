@@ -1,6 +1,7 @@
 #include "switchyard/cooldown.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace switchyard {
 
@@ -56,6 +57,8 @@ deployment_health::deployment_health(const router_config& config,
   for (auto d : config.groups.at(group).deployments)
     cooldown_time_s_.push_back(config.deployments[d].cooldown_time_s);
   windows_.resize(cooldown_time_s_.size());
+  streak_.resize(cooldown_time_s_.size());
+  cooled_until_.resize(cooldown_time_s_.size());
   remote_.resize(cooldown_time_s_.size());
 }
 
@@ -83,6 +86,7 @@ deployment_health::window& deployment_health::current(local_index i,
 
 void deployment_health::record_success(local_index i, time_point now) {
   ++current(i, now).requests;
+  streak_.at(i) = 0;
 }
 
 std::optional<seconds_d>
@@ -106,15 +110,57 @@ deployment_health::record_failure(local_index i, const router_error& e,
   if (const auto& policy = settings_.allowed_fails_policy; policy.is_set())
     allowed = policy.for_kind(e.kind).value_or(
       settings_.allowed_fails.value_or(default_allowed_fails));
+  // Still cooling (a call that started before the cooldown): no
+  // escalation, and no probation yet.
+  const bool cooling = streak_.at(i) > 0 && now < cooled_until_.at(i);
+  const bool probation = settings_.cooldown_probe && streak_.at(i) > 0 && !cooling;
   bool cool;
-  if (allowed)
+  if (probation)
+    cool = true; // a failure on probation cools again at once
+  else if (allowed)
     cool = fleet_failures > static_cast<std::uint32_t>(*allowed);
   else
     cool = default_cooldown_rule(e.status, fleet_failures, fleet_requests,
                                  windows_.size());
   if (!cool)
     return std::nullopt;
+  if (cooling)
+    return escalated_cooldown(*length, streak_[i] - 1, settings_.cooldown_multiplier,
+                              settings_.max_cooldown_time_s);
+  length = escalated_cooldown(*length, streak_[i], settings_.cooldown_multiplier,
+                              settings_.max_cooldown_time_s);
+  ++streak_[i];
+  cooled_until_[i] = now + std::chrono::duration_cast<clock_type::duration>(*length);
   return length;
+}
+
+bool panic_mode(std::size_t available, std::size_t total, double threshold_percent) {
+  return threshold_percent > 0 && total > 0
+         && static_cast<double>(available) * 100.0
+              < threshold_percent * static_cast<double>(total);
+}
+
+seconds_d escalated_cooldown(seconds_d base, std::uint32_t streak, double multiplier,
+                             std::optional<double> max_s) {
+  double s = base.count();
+  // Stop multiplying once past the cap (or past anything finite).
+  for (std::uint32_t k = 0; k < streak && std::isfinite(s); ++k) {
+    s *= multiplier;
+    if (max_s && s >= *max_s)
+      break;
+  }
+  if (max_s)
+    s = std::min(s, *max_s);
+  return seconds_d(s);
+}
+
+bool cooldown_state::within_cap(local_index i, time_point now, double max_percent) const {
+  if (cooling(i, now))
+    return true;
+  const auto n = until_.size();
+  const auto cooling_now = n - available_count(now);
+  return static_cast<double>(cooling_now + 1) * 100.0
+         <= max_percent * static_cast<double>(n);
 }
 
 std::uint32_t deployment_health::failures(local_index i, time_point now) const {

@@ -1,5 +1,7 @@
 #include "switchyard/fallback.hpp"
 
+#include <algorithm>
+
 namespace switchyard {
 
 namespace {
@@ -78,6 +80,57 @@ bool content_policy_fallback_exists(const router_config& config, std::uint32_t g
       return true;
   auto star = find_rule(s.fallbacks, "*");
   return (star && !star->to.empty()) || !s.default_fallbacks.empty();
+}
+
+namespace {
+
+// Simple cycles through `start` whose other groups all have higher indices
+// (so each cycle is found once, from its lowest group).
+void cycles_from(std::uint32_t start, std::uint32_t at,
+                 const std::vector<std::vector<std::uint32_t>>& edges,
+                 std::vector<std::uint32_t>& path, std::vector<bool>& on_path,
+                 std::vector<std::vector<std::uint32_t>>& out, std::size_t limit) {
+  for (auto next : edges[at]) {
+    if (out.size() >= limit)
+      return;
+    if (next == start) {
+      out.push_back(path);
+      continue;
+    }
+    if (next < start || on_path[next])
+      continue;
+    on_path[next] = true;
+    path.push_back(next);
+    cycles_from(start, next, edges, path, on_path, out, limit);
+    path.pop_back();
+    on_path[next] = false;
+  }
+}
+
+} // namespace
+
+std::vector<std::vector<std::uint32_t>> fallback_cycles(const router_config& config,
+                                                        std::size_t limit) {
+  const auto n = static_cast<std::uint32_t>(config.groups.size());
+  std::vector<std::vector<std::uint32_t>> edges(n);
+  for (std::uint32_t g = 0; g < n; ++g) {
+    for (auto kind : {error_kind::internal_server, error_kind::context_window_exceeded,
+                      error_kind::content_policy_violation})
+      for (auto h : resolve_fallbacks(config, g, kind))
+        if (h != g && h < n)
+          edges[g].push_back(h);
+    std::sort(edges[g].begin(), edges[g].end());
+    edges[g].erase(std::unique(edges[g].begin(), edges[g].end()), edges[g].end());
+  }
+  std::vector<std::vector<std::uint32_t>> out;
+  std::vector<bool> on_path(n, false);
+  for (std::uint32_t s = 0; s < n && out.size() < limit; ++s) {
+    std::vector<std::uint32_t> path{s};
+    on_path[s] = true;
+    cycles_from(s, s, edges, path, on_path, out, limit);
+    on_path[s] = false;
+  }
+  return out;
 }
 
 } // namespace switchyard

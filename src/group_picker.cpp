@@ -1,5 +1,7 @@
 #include "switchyard/group_picker.hpp"
 
+#include "switchyard/cooldown.hpp"
+
 #include <algorithm>
 #include <map>
 #include <stdexcept>
@@ -21,7 +23,11 @@ std::vector<const deployment_config*> members_of(const router_config& config,
 group_picker::group_picker(const router_config& config, std::uint32_t group,
                            const strategy_registry& registry)
   : pre_call_checks_(config.settings.enable_pre_call_checks),
+    panic_threshold_(config.settings.panic_threshold),
+    probe_(config.settings.cooldown_probe),
     usage_(members_of(config, group)) {
+  if (config.settings.retry_budget)
+    budget_.emplace(*config.settings.retry_budget);
   const auto members = members_of(config, group);
   std::map<int, std::vector<local_index>> by_order;
   for (local_index i = 0; i < members.size(); ++i) {
@@ -49,18 +55,33 @@ group_picker::group_picker(const router_config& config, std::uint32_t group,
     tiers_.push_back(std::move(t));
   }
   available_.assign(members.size(), true);
+  effective_ = available_;
+  probation_.assign(members.size(), false);
+  probe_busy_.assign(members.size(), false);
 }
 
 void group_picker::set_available(const std::vector<bool>& available) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < available_.size(); ++i) {
+    const bool now = i < available.size() && available[i];
+    // A cooldown that ended puts the deployment on probation.
+    if (probe_ && now && !available_[i]) {
+      probation_[i] = true;
+      probe_busy_[i] = false;
+    }
+    available_[i] = now;
+    count += now ? 1 : 0;
+  }
+  panic_ = panic_mode(count, available_.size(), panic_threshold_);
   for (std::size_t i = 0; i < available_.size(); ++i)
-    available_[i] = i < available.size() && available[i];
+    effective_[i] = panic_ || available_[i];
   std::vector<bool> flags;
   for (auto& t : tiers_) {
     flags.clear();
     t.available = 0;
     for (auto m : t.members) {
-      flags.push_back(available_[m]);
-      t.available += available_[m] ? 1 : 0;
+      flags.push_back(effective_[m]);
+      t.available += effective_[m] ? 1 : 0;
     }
     t.strategy->set_available(flags);
   }
@@ -79,6 +100,10 @@ bool group_picker::passes_pre_call(local_index i, std::uint32_t tokens,
 group_pick group_picker::pick(const pick_request& request, time_point now,
                               random_source& rng) {
   group_pick out;
+  if (budget_ && request.extra && !budget_->allows_extra(now)) {
+    out.budget_refused = true;
+    return out;
+  }
   for (auto& t : tiers_) {
     if (request.min_order && t.order < *request.min_order)
       continue;
@@ -91,7 +116,7 @@ group_pick group_picker::pick(const pick_request& request, time_point now,
       std::size_t passing = 0;
       for (local_index p = 0; p < t.members.size(); ++p) {
         auto m = t.members[p];
-        if (!available_[m])
+        if (!effective_[m])
           continue;
         if (passes_pre_call(m, request.estimated_tokens, now, out.context_window))
           ++passing;
@@ -106,6 +131,11 @@ group_pick group_picker::pick(const pick_request& request, time_point now,
     for (auto e : request.excluded)
       if (e < tier_of_.size() && &tiers_[tier_of_[e]] == &t)
         scratch_.push_back(pos_in_tier_[e]);
+    // A deployment on probation whose one call is in flight.
+    if (probe_)
+      for (local_index p = 0; p < t.members.size(); ++p)
+        if (probe_busy_[t.members[p]])
+          scratch_.push_back(p);
     pick_context ctx{scratch_, request.estimated_tokens, now, request.stream};
     out.order = t.order;
     out.context_window = false;
@@ -116,6 +146,16 @@ group_pick group_picker::pick(const pick_request& request, time_point now,
     out.chosen = t.members[*r.chosen];
     if (pre_call_checks_)
       usage_.on_picked(*out.chosen, now);
+    if (budget_) {
+      if (request.extra)
+        budget_->record_extra(now);
+      else
+        budget_->record_first(now);
+    }
+    if (probation_[*out.chosen]) {
+      probe_busy_[*out.chosen] = true;
+      out.probe = true;
+    }
     return out;
   }
   return out;
@@ -125,6 +165,11 @@ void group_picker::on_finished(local_index i, const call_feedback& feedback,
                                time_point now) {
   if (i >= tier_of_.size())
     return;
+  if (probation_[i]) {
+    probe_busy_[i] = false;
+    if (feedback.ok)
+      probation_[i] = false; // a success ends the probation
+  }
   tiers_[tier_of_[i]].strategy->on_finished(pos_in_tier_[i], feedback, now);
   if (pre_call_checks_)
     usage_.on_finished(i, feedback.tokens, now);

@@ -93,6 +93,8 @@ void read_request(const json& body, const std::string& prefix,
   req.total_timeout_s = check.number_at(body, "total_timeout", prefix, rule_of(key_section::request, "total_timeout"));
   req.stream = check.bool_at(body, "stream", prefix).value_or(false);
   req.cooldown_time_s = check.number_at(body, "cooldown_time", prefix, rule_of(key_section::request, "cooldown_time"));
+  req.hedge_after_ms = check.number_at(body, "hedge_after_ms", prefix,
+                                       rule_of(key_section::request, "hedge_after_ms"));
   req.body = json::object();
   for (const auto& item : body.items())
     if (item.key() != "model" && item.key() != "messages")
@@ -156,6 +158,8 @@ std::optional<router_error> validate_chat_request(const chat_request& request,
     check.fail(key_path(path_prefix, "total_timeout"), above_zero.expected);
   if (request.cooldown_time_s && !at_least_zero.admits(*request.cooldown_time_s))
     check.fail(key_path(path_prefix, "cooldown_time"), at_least_zero.expected);
+  if (request.hedge_after_ms && !above_zero.admits(*request.hedge_after_ms))
+    check.fail(key_path(path_prefix, "hedge_after_ms"), above_zero.expected);
   if (problems.empty())
     return std::nullopt;
   return first_problem(problems);

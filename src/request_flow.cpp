@@ -104,14 +104,15 @@ void request_flow::reset_hop_state() {
   retry_stage_ = retry_stage::none;
 }
 
-flow_action request_flow::pick_action() {
+flow_action request_flow::pick_action(bool extra) {
   pick_.excluded = hop_excluded_;
   pick_.stream = request_->stream;
+  pick_.extra = extra;
   return make_action(flow_action::kind::pick, group_);
 }
 
 flow_action request_flow::retry_pick(retry_stage stage) {
-  auto a = pick_action();
+  auto a = pick_action(true);
   retry_stage_ = stage;
   if (stage == retry_stage::round)
     for (auto i : failed_in_round_)
@@ -123,6 +124,36 @@ flow_action request_flow::retry_pick(retry_stage stage) {
 
 flow_action request_flow::on_picked(const group_pick& picked,
                                     std::optional<seconds_d> retry_in) {
+  if (hedge_pending_) {
+    hedge_pending_ = false;
+    // No hedge (nothing left, or the budget): the calls in flight decide.
+    if (picked.budget_refused)
+      ++budget_refused_;
+    if (!picked.chosen || in_flight_.empty() || committed_)
+      return make_action(flow_action::kind::idle, group_);
+    ++hedges_;
+    last_deployment_ = *picked.chosen;
+    in_flight_.push_back(in_call{*picked.chosen, true});
+    auto a = make_action(flow_action::kind::call, group_);
+    a.deployment = *picked.chosen;
+    a.hedge = true;
+    a.delay = call_timeout(config_->settings, current_deployment(), *request_);
+    a.hedge_after = hedge_delay();
+    return a;
+  }
+  // The group's retry budget is spent: no retry, failover or next tier
+  // inside the group; the hop's error goes on to the cross-group
+  // fallbacks (or to the caller).
+  if (picked.budget_refused) {
+    ++budget_refused_;
+    failover_probe_ = false;
+    retry_stage_ = retry_stage::none;
+    if (last_error_ && !original_)
+      original_ = *last_error_;
+    if (last_error_)
+      hop_error_ = *last_error_;
+    return to_fallbacks();
+  }
   if (failover_probe_) {
     failover_probe_ = false;
     // Nothing healthy is left in the tier besides the excluded: it is
@@ -168,6 +199,32 @@ flow_action request_flow::on_picked(const group_pick& picked,
   a.deployment = last_deployment_;
   a.force_context_window = request_->mock_testing_context_fallbacks && hop_ == 0;
   a.delay = call_timeout(config_->settings, current_deployment(), *request_);
+  in_flight_.push_back(in_call{last_deployment_, false});
+  a.hedge_after = hedge_delay();
+  return a;
+}
+
+std::optional<seconds_d> request_flow::hedge_delay() const {
+  // A stream is hedged until its first chunk commits it (on_hedge_due).
+  if (hedges_ >= config_->settings.hedge_max)
+    return std::nullopt;
+  auto ms = request_->hedge_after_ms ? request_->hedge_after_ms
+                                     : config_->settings.hedge_after_ms;
+  if (!ms)
+    return std::nullopt;
+  return seconds_d(*ms / 1000.0);
+}
+
+flow_action request_flow::on_hedge_due() {
+  if (in_flight_.empty() || committed_ || hedge_pending_ || !hedge_delay())
+    return make_action(flow_action::kind::idle, group_);
+  // The request's exclusions, the hop's failures and the calls in flight.
+  auto a = pick_action(true);
+  for (auto i : failed_in_hop_)
+    add_once(pick_.excluded, i);
+  for (const auto& c : in_flight_)
+    add_once(pick_.excluded, c.local);
+  hedge_pending_ = true;
   return a;
 }
 
@@ -175,7 +232,7 @@ flow_action request_flow::start_same_group_hop() {
   ++depth_;
   ++hop_;
   reset_hop_state();
-  return pick_action();
+  return pick_action(true);
 }
 
 const deployment_config& request_flow::current_deployment() const {
@@ -211,17 +268,53 @@ bool carries_output(const nlohmann::json& chunk) {
 } // namespace
 
 std::vector<nlohmann::json> request_flow::on_chunk(nlohmann::json chunk) {
+  return on_chunk(last_deployment_, std::move(chunk));
+}
+
+std::vector<nlohmann::json> request_flow::on_chunk(local_index which, nlohmann::json chunk) {
   std::vector<nlohmann::json> out;
+  if (committed_ && which != committed_call_)
+    return out; // a hedge that lost the race
   if (!committed_) {
     if (!carries_output(chunk)) {
-      held_.push_back(std::move(chunk));
+      held_.emplace_back(which, std::move(chunk));
       return out;
     }
     committed_ = true;
-    out = std::move(held_);
+    committed_call_ = which;
+    last_deployment_ = which;
+    for (auto& [from, held] : held_)
+      if (from == which)
+        out.push_back(std::move(held));
     held_.clear();
   }
   out.push_back(std::move(chunk));
+  return out;
+}
+
+void request_flow::trace_cancelled(local_index loser, bool hedge, const std::string& group) {
+  attempt lost;
+  lost.deployment_id = config_->deployments[config_->groups[group_].deployments[loser]].id;
+  lost.model_group = group;
+  lost.outcome = error_kind::cancelled;
+  lost.hedge = hedge;
+  result_.attempts.push_back(std::move(lost));
+}
+
+std::vector<local_index> request_flow::take_losers() {
+  std::vector<local_index> out;
+  if (!committed_)
+    return out;
+  const auto& group = config_->groups[group_].name;
+  for (auto c = in_flight_.begin(); c != in_flight_.end();) {
+    if (c->local == committed_call_) {
+      ++c;
+      continue;
+    }
+    out.push_back(c->local);
+    trace_cancelled(c->local, c->hedge, group);
+    c = in_flight_.erase(c);
+  }
   return out;
 }
 
@@ -233,6 +326,18 @@ route_result request_flow::abort(router_error e) {
 }
 
 flow_action request_flow::on_call(call_outcome outcome) {
+  return on_call(last_deployment_, std::move(outcome));
+}
+
+flow_action request_flow::on_call(local_index which, call_outcome outcome) {
+  bool hedge = false;
+  if (auto c = std::find_if(in_flight_.begin(), in_flight_.end(),
+                            [&](const in_call& x) { return x.local == which; });
+      c != in_flight_.end()) {
+    hedge = c->hedge;
+    in_flight_.erase(c);
+  }
+  last_deployment_ = which;
   const auto& d = current_deployment();
   // A stream that ended "successfully" without anything to commit to is a
   // failure like any other before the commit.
@@ -243,11 +348,14 @@ flow_action request_flow::on_call(call_outcome outcome) {
       "deployment '" + d.id + "' ended its stream without sending any content");
   }
   if (!outcome.ok)
-    held_.clear();
+    held_.erase(std::remove_if(held_.begin(), held_.end(),
+                               [which](const auto& h) { return h.first == which; }),
+                held_.end());
   attempt a;
   a.deployment_id = d.id;
   a.model_group = d.model_name;
   a.latency_ms = outcome.latency_ms;
+  a.hedge = hedge;
   if (!outcome.ok)
     a.outcome = outcome.error.kind;
   // A reply the provider filtered is a content-policy failure when there
@@ -262,6 +370,10 @@ flow_action request_flow::on_call(call_outcome outcome) {
   }
   result_.attempts.push_back(std::move(a));
   if (outcome.ok) {
+    // The losers: cancelled by the orchestrator, no failures.
+    for (const auto& c : in_flight_)
+      trace_cancelled(c.local, c.hedge, d.model_name);
+    in_flight_.clear();
     result_.ok = true;
     result_.content = std::move(outcome.content);
     result_.finish_reason = std::move(outcome.finish_reason);
@@ -295,6 +407,9 @@ flow_action request_flow::on_failure_reported(std::size_t healthy,
     original_ = *last_error_;
     return finish_error();
   }
+  // Another call of the request is still in flight: its answer decides.
+  if (!in_flight_.empty())
+    return make_action(flow_action::kind::idle, group_);
   const auto& settings = config_->settings;
   const std::size_t group_size = config_->groups[group_].deployments.size();
   const int allowed = retries_allowed(settings, config_->groups[group_].name,
@@ -338,7 +453,7 @@ flow_action request_flow::hop_failed(router_error e) {
     for (auto i : failed_in_hop_)
       add_once(hop_excluded_, i);
     failover_probe_ = true;
-    return pick_action();
+    return pick_action(true);
   }
   return next_tier_or_fallbacks();
 }

@@ -2,6 +2,7 @@
 
 #include "switchyard/least_busy.hpp"
 #include "switchyard/lowest_latency.hpp"
+#include "switchyard/p2c_peak_ewma.hpp"
 #include "switchyard/usage_based.hpp"
 #include "switchyard/simple_shuffle.hpp"
 
@@ -36,6 +37,11 @@ const strategy_registry& strategy_registry::builtin() {
           [](const std::vector<const deployment_config*>& deployments,
              const router_settings&) -> std::unique_ptr<routing_strategy> {
             return std::make_unique<cost_based>(deployments);
+          });
+    r.add("p2c-peak-ewma",
+          [](const std::vector<const deployment_config*>& deployments,
+             const router_settings& settings) {
+            return p2c_peak_ewma::from_config(deployments, settings.decay_seconds);
           });
     return r;
   }();

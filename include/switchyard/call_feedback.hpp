@@ -31,6 +31,8 @@ struct judged_call {
 /// apart for latency routing; tokens are the provider's usage when it
 /// reported both counts, else the flow's estimate plus the reply's.
 judged_call judge_call(request_flow& flow, call_outcome outcome);
+/// The same for the call to `which` (one of several in flight: hedging).
+judged_call judge_call(request_flow& flow, local_index which, call_outcome outcome);
 
 /// Whether a group's picker hears call outcomes: every strategy but
 /// simple-shuffle learns from them, and the pre-call checks count usage.

@@ -118,6 +118,13 @@ struct redis_settings {
   bool host_from_env = false;
 };
 
+/// `router_settings.retry_budget`. Immutable.
+struct retry_budget_settings {
+  double ratio = 0.2;
+  double min_per_second = 10;
+  double window_s = 10;
+};
+
 /// `router_settings`, validated, with LiteLLM's defaults. Immutable.
 struct router_settings {
   std::string routing_strategy = "simple-shuffle";
@@ -151,6 +158,31 @@ struct router_settings {
   int max_fallbacks = 5;
   /// routing_strategy_args.lowest_latency_buffer (latency-based-routing).
   double lowest_latency_buffer = 0;
+  // --- Resilience beyond LiteLLM (all off by default) ---
+  /// `retry_budget` (Finagle RetryBudget): per group, the extra calls of
+  /// the last `window_s` may not exceed ratio x first attempts +
+  /// min_per_second x window_s. Unset: unbounded, as LiteLLM.
+  std::optional<retry_budget_settings> retry_budget;
+  /// `hedge_after_ms` (null: off): when a call has not answered after this
+  /// long (a stream: not committed by a first chunk), another deployment
+  /// of the group is called too; at most `hedge_max` hedges per request.
+  std::optional<double> hedge_after_ms;
+  int hedge_max = 1;
+  /// `panic_threshold` (Envoy healthy_panic_threshold), percent 0-100.
+  double panic_threshold = 0;
+  /// `cooldown_probe`: a deployment whose cooldown ended takes one request
+  /// at a time until one succeeds; a failure then cools it again at once.
+  bool cooldown_probe = false;
+  /// `cooldown_multiplier`: each cooldown that follows another with no
+  /// success in between is this many times longer.
+  double cooldown_multiplier = 1;
+  /// `max_cooldown_time` (seconds): caps every cooldown.
+  std::optional<double> max_cooldown_time_s;
+  /// `max_cooldown_percent`: no cooldown starts that would leave more than
+  /// this share of the group cooling at once.
+  double max_cooldown_percent = 100;
+  /// routing_strategy_args.decay_seconds (p2c-peak-ewma).
+  double decay_seconds = 10;
   /// Set when redis_host or redis_url is: share state through Redis.
   /// Unset: state stays in the process.
   std::optional<redis_settings> redis;

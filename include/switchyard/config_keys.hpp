@@ -14,6 +14,7 @@ enum class key_section : std::uint8_t {
   model_info,            ///< model_list[].model_info
   router_settings,
   routing_strategy_args, ///< router_settings.routing_strategy_args
+  retry_budget,          ///< router_settings.retry_budget
   litellm_settings,
   request,               ///< a request body (parse_chat_request)
 };

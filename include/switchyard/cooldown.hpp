@@ -25,6 +25,10 @@ public:
 
   void record_success(local_index i, time_point now);
   /// Records a failure and returns the cooldown it starts, if any.
+  /// Resilience rules (off by default): a failure on probation (after a
+  /// cooldown ended, before a success; cooldown_probe) cools at once; a
+  /// cooldown that follows another with no success in between is
+  /// cooldown_multiplier times the one before; max_cooldown_time caps it.
   /// `request_cooldown_s`: the failing request's own `cooldown_time`.
   std::optional<seconds_d> record_failure(local_index i, const router_error& e,
                                           time_point now,
@@ -54,6 +58,10 @@ private:
 
   const router_settings& settings_;
   std::vector<std::optional<double>> cooldown_time_s_; ///< per deployment
+  /// Cooldowns started since the deployment's last success
+  /// (cooldown_multiplier, cooldown_probe), and when the latest one ends.
+  std::vector<std::uint32_t> streak_;
+  std::vector<time_point> cooled_until_;
   std::vector<window> windows_;
   std::vector<window> remote_; ///< start: when they came
 };
@@ -72,6 +80,16 @@ std::optional<seconds_d> cooldown_length(const router_settings& settings,
 /// cooldown, given the window counts including it? Pure.
 bool default_cooldown_rule(int status, std::uint32_t failures,
                            std::uint32_t requests, std::size_t group_size);
+
+/// Envoy's healthy_panic_threshold: true when fewer than `threshold_percent`
+/// of a group's `total` deployments are `available` (0: never). Pure.
+bool panic_mode(std::size_t available, std::size_t total, double threshold_percent);
+
+/// A cooldown of length `base` that is the `streak`-th in a row with no
+/// success in between (0: the first): base x multiplier^streak, capped at
+/// `max_s` when set. Pure.
+seconds_d escalated_cooldown(seconds_d base, std::uint32_t streak, double multiplier,
+                             std::optional<double> max_s);
 
 /// The local steady-clock time of a shared wall-clock deadline, given both
 /// clocks' `now` read together: steady_now + (deadline - wall_now). Pure.
@@ -103,6 +121,10 @@ public:
   /// available[i] == !cooling(i, now).
   std::vector<bool> available(time_point now) const;
   std::size_t available_count(time_point now) const;
+  /// max_cooldown_percent: may deployment `i` start cooling now without
+  /// more than `max_percent` of the group cooling at once? (One already
+  /// cooling may always be extended.)
+  bool within_cap(local_index i, time_point now, double max_percent) const;
   /// The shortest remaining cooldown, for "try again in N seconds".
   std::optional<seconds_d> shortest_remaining(time_point now) const;
   /// The earliest `until` still pending (for the expiry timer).

@@ -29,4 +29,15 @@ bool has_generic_fallbacks(const router_config& config, std::uint32_t group);
 /// for the group, or a `*` / default fallback exists.
 bool content_policy_fallback_exists(const router_config& config, std::uint32_t group);
 
+/// The cycles of the fallback graph (an edge g -> h when resolve_fallbacks
+/// sends some failure of g to h: generic, context-window or content-policy
+/// lists, `*` and default_fallbacks included; a group's edge to itself is
+/// left out, since a request never re-enters a group). Each cycle is its
+/// groups in order, starting at its lowest index, without repeating the
+/// first; at most `limit` cycles, in order of their first group. They are
+/// harmless at run time (a group is entered at most once per request) but
+/// usually a mistake. Pure; for `switchyard check`.
+std::vector<std::vector<std::uint32_t>> fallback_cycles(const router_config& config,
+                                                        std::size_t limit = 20);
+
 } // namespace switchyard

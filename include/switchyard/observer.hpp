@@ -21,6 +21,8 @@ struct request_event {
   int failovers = 0;   ///< weighted-failover hops
   int fallbacks = 0;   ///< cross-group fallback hops
   bool stream = false;
+  /// Extra calls (retries, failover hops) the group's retry budget refused.
+  int budget_refused = 0;
 };
 
 /// One deployment call ended.
@@ -43,6 +45,15 @@ struct cooldown_event {
   double seconds = 0;  ///< started: its length
 };
 
+/// A model group entered or left panic (panic_threshold): its picks
+/// ignore cooldowns while too few deployments are available.
+struct panic_event {
+  std::string_view model_group;
+  bool entered = true; ///< false: it left panic
+  std::size_t available = 0;
+  std::size_t total = 0;
+};
+
 /// A request refused at admission (max_in_flight).
 struct admission_event {
   std::size_t in_flight = 0;
@@ -59,6 +70,7 @@ public:
   virtual void on_request(const request_event&) {}
   virtual void on_attempt(const attempt_event&) {}
   virtual void on_cooldown(const cooldown_event&) {}
+  virtual void on_panic(const panic_event&) {}
   virtual void on_admission_refused(const admission_event&) {}
 };
 

@@ -46,6 +46,8 @@ struct chat_request {
   /// `cooldown_time` (seconds): over every other cooldown length for
   /// failures of this request.
   std::optional<double> cooldown_time_s;
+  /// `hedge_after_ms`: over router_settings.hedge_after_ms.
+  std::optional<double> hedge_after_ms;
   /// Every other key of the caller's body, as the caller sent it (`tools`,
   /// `temperature`, keys nobody here has heard of...): an object, or null
   /// for a request built in code with no extras. `model` and `messages`
@@ -90,6 +92,8 @@ struct attempt {
   /// nullopt: the call succeeded.
   std::optional<error_kind> outcome;
   double latency_ms = 0;
+  /// Started as a hedge (hedge_after_ms) while another call was in flight.
+  bool hedge = false;
 };
 
 /// What a caller gets back: exactly one per request (section 9).

@@ -32,6 +32,7 @@ struct flow_action {
     wait,              ///< sleep `delay` (a timer), then on_wait_done
     resolve_fallbacks, ///< ask the fallback actor about `group` and `error`
     finish,            ///< done: take_result()
+    idle,              ///< nothing now: await the calls still in flight
   };
   kind what = kind::finish;
   std::uint32_t group = 0;
@@ -39,6 +40,11 @@ struct flow_action {
   /// wait: how long; call: the timeout (request > deployment > router).
   seconds_d delay{0};
   bool force_context_window = false;
+  /// call: a hedge (another call of the request is in flight).
+  bool hedge = false;
+  /// call: arm the hedge timer; when it fires with this call unanswered,
+  /// tell the flow on_hedge_due.
+  std::optional<seconds_d> hedge_after;
   error_kind error = error_kind::internal_server;
 };
 
@@ -55,6 +61,12 @@ struct flow_action {
 /// leaves nothing too, that deployment is the only candidate and is
 /// retried. A weighted-failover hop excludes every deployment that failed
 /// in the hops before it. A fallback group is entered at most once.
+///
+/// Resilience rules (README "Resilience beyond LiteLLM"): a pick the
+/// group's retry budget refuses ends the hop for the cross-group
+/// fallbacks; with hedge_after_ms several calls of one hop may be in
+/// flight (the first success or stream commit wins, the others are the
+/// orchestrator's to cancel and are traced as cancelled).
 /// Owned by one orchestrator actor; not thread-safe.
 class request_flow {
 public:
@@ -65,6 +77,17 @@ public:
   flow_action on_picked(const group_pick& picked, std::optional<seconds_d> retry_in);
   /// The deployment's answer to the last `call`.
   flow_action on_call(call_outcome outcome);
+  /// The answer of the call to `which` (one of those in flight, when
+  /// hedging). A success wins: the calls still in flight are the
+  /// orchestrator's to cancel, and enter the trace as cancelled. A failure
+  /// with another call in flight is reported, then awaits that call.
+  flow_action on_call(local_index which, call_outcome outcome);
+  /// A call's hedge timer fired and it is still unanswered: a pick for a
+  /// hedge (an extra call: the retry budget's), or idle.
+  flow_action on_hedge_due();
+  /// Calls in flight now (more than one only when hedging).
+  std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  int hedges() const noexcept { return hedges_; }
   /// The health actor took the failure; `healthy` deployments of the group
   /// are not cooling down now. `rng` draws the retry jitter.
   flow_action on_failure_reported(std::size_t healthy, random_source& rng);
@@ -80,6 +103,12 @@ public:
   /// commit a failure ends the request with that error: no retry,
   /// failover or fallback.
   std::vector<nlohmann::json> on_chunk(nlohmann::json chunk);
+  /// The same for a chunk of the call to `which` (hedging: the first call
+  /// to commit wins; chunks of the others are dropped).
+  std::vector<nlohmann::json> on_chunk(local_index which, nlohmann::json chunk);
+  /// After a commit: the other calls in flight, which the orchestrator
+  /// cancels; they enter the trace as cancelled.
+  std::vector<local_index> take_losers();
   /// A chunk was delivered: the stream belongs to the current deployment.
   bool committed() const noexcept { return committed_; }
   /// Ends the request now with `e` (a total_timeout, a cancel), keeping
@@ -91,6 +120,8 @@ public:
   int retries() const noexcept { return retries_total_; }
   int failovers() const noexcept { return failovers_; }
   int fallbacks() const noexcept { return fallbacks_; }
+  /// Extra calls the group's retry budget refused for this request.
+  int budget_refused() const noexcept { return budget_refused_; }
 
   /// The excluded local indices for the current pick.
   const exclusion_list& excluded() const noexcept { return pick_.excluded; }
@@ -125,7 +156,8 @@ private:
     any,        ///< only the hop's own exclusions
   };
 
-  flow_action pick_action();
+  /// `extra`: a retry or a failover hop (the retry budget's business).
+  flow_action pick_action(bool extra = false);
   flow_action retry_pick(retry_stage stage);
   flow_action start_hop(std::uint32_t group);
   flow_action hop_failed(router_error e);
@@ -163,10 +195,22 @@ private:
   std::vector<frame> frames_; ///< fallback lists being walked, innermost last
   route_result result_;
   bool committed_ = false;
-  std::vector<nlohmann::json> held_; ///< role-only chunks before the commit
+  /// Role-only chunks before the commit, with the call that sent them.
+  std::vector<std::pair<local_index, nlohmann::json>> held_;
+  local_index committed_call_ = 0;
+  void trace_cancelled(local_index loser, bool hedge, const std::string& group);
   int retries_total_ = 0;
   int failovers_ = 0;
   int fallbacks_ = 0;
+  int budget_refused_ = 0;
+  struct in_call {
+    local_index local;
+    bool hedge;
+  };
+  std::vector<in_call> in_flight_;
+  bool hedge_pending_ = false; ///< the pending pick is a hedge's
+  int hedges_ = 0;
+  std::optional<seconds_d> hedge_delay() const;
 };
 
 } // namespace switchyard

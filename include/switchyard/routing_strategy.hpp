@@ -45,6 +45,8 @@ struct pick_context {
 struct call_feedback {
   bool ok = false;
   bool timed_out = false;
+  /// The router cancelled the call (a hedge that lost): no sample.
+  bool cancelled = false;
   /// The whole call, start to last byte.
   double latency_ms = 0;
   /// Time to first token: a streamed call's, when it got one.

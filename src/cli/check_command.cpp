@@ -1,5 +1,6 @@
 #include "cli_common.hpp"
 
+#include "switchyard/fallback.hpp"
 #include "switchyard/provider.hpp"
 
 #include <algorithm>
@@ -75,6 +76,21 @@ void print_rules(const char* name, const std::vector<fallback_rule>& rules,
   }
 }
 
+// A cycle is legal (a request enters each group at most once) but usually
+// a mistake: warn and name it.
+void print_fallback_cycles(const router_config& c, std::ostream& out) {
+  constexpr std::size_t limit = 20;
+  const auto cycles = fallback_cycles(c, limit + 1);
+  for (std::size_t k = 0; k < cycles.size() && k < limit; ++k) {
+    out << "warning: fallback cycle:";
+    for (auto g : cycles[k])
+      out << ' ' << c.groups[g].name << " ->";
+    out << ' ' << c.groups[cycles[k].front()].name << '\n';
+  }
+  if (cycles.size() > limit)
+    out << "warning: more fallback cycles than the " << limit << " named\n";
+}
+
 void print_summary(const std::string& file, const router_config& c, std::ostream& out) {
   out << "config OK: " << file << '\n'
       << plural(c.groups.size(), "model group") << ", "
@@ -87,6 +103,7 @@ void print_summary(const std::string& file, const router_config& c, std::ostream
   print_rules("content_policy_fallbacks", c.settings.content_policy_fallbacks, out);
   if (!c.settings.default_fallbacks.empty())
     print_rules("default_fallbacks", {{"*", c.settings.default_fallbacks}}, out);
+  print_fallback_cycles(c, out);
 }
 
 } // namespace

@@ -27,7 +27,7 @@ int check_command(const args& a);
 /// `switchyard run --config FILE --input FILE [--output FILE [--resume]]
 /// [--concurrency N] [--ordered] [--seed S]`
 int run_command(const args& a);
-/// `switchyard demo [--requests N] [--concurrency N] [--seed S]`
+/// `switchyard demo [--requests N] [--concurrency N] [--seed S] [--scenario outage]`
 int demo_command(const args& a);
 /// `switchyard serve --config FILE [--host H] [--port P] ...` (GATEWAY.md)
 int serve_command(const args& a);

@@ -63,15 +63,42 @@ constexpr const char* demo_config_json = R"({
 
 constexpr const char* demo_group = "gpt-4o";
 
+// `--scenario outage`: Switchyard's resilience rules (README "Resilience
+// beyond LiteLLM") on one workload: of three deployments `down` is in
+// full outage and `slow` answers in 20 ms; `slow` and `fast` also hit rate
+// limits (1% 429s, which cool a deployment at once), so cooldowns can leave
+// the group empty. Each rule is run off and then on.
+constexpr const char* outage_config_json = R"({
+  "model_list": [
+    {"model_name": "gpt-4o",
+     "litellm_params": {"model": "azure/down", "mock_response": "x", "mock_latency_ms": 2,
+                        "mock_failure_rate": 1.0, "mock_failure": "InternalServerError"},
+     "model_info": {"id": "down"}},
+    {"model_name": "gpt-4o",
+     "litellm_params": {"model": "azure/slow", "mock_response": "x", "mock_latency_ms": 20,
+                        "mock_failure_rate": 0.01, "mock_failure": "RateLimitError"},
+     "model_info": {"id": "slow"}},
+    {"model_name": "gpt-4o",
+     "litellm_params": {"model": "azure/fast", "mock_response": "x", "mock_latency_ms": 2,
+                        "mock_failure_rate": 0.01, "mock_failure": "RateLimitError"},
+     "model_info": {"id": "fast"}}
+  ],
+  "router_settings": {"num_retries": 2, "cooldown_time": 0.01}
+})";
+
 struct demo_options {
   std::size_t requests = 4000;
   std::size_t concurrency = 256;
   std::uint64_t seed = 0;
+  std::string scenario; ///< empty: the failover demo
 };
 
 demo_options parse_demo_options(const args& a) {
-  const flags f(a, {"--requests", "--concurrency", "--seed"});
+  const flags f(a, {"--requests", "--concurrency", "--seed", "--scenario"});
   demo_options o;
+  o.scenario = f.get("--scenario").value_or("");
+  if (!o.scenario.empty() && o.scenario != "outage")
+    throw usage_error("--scenario: unknown scenario '" + o.scenario + "'; expected: outage");
   o.requests = f.count("--requests", o.requests);
   o.concurrency = f.count("--concurrency", o.concurrency);
   // Chosen here rather than by the router so the report can print it and a
@@ -146,6 +173,7 @@ public:
       }
       fell_back |= a.model_group != demo_group;
     }
+    extra_calls_ += r.attempts.size() > 1 ? r.attempts.size() - 1 : 0;
     failover_requests_ += failed_over ? 1 : 0;
     fallback_requests_ += fell_back ? 1 : 0;
     if (!r.ok)
@@ -154,6 +182,8 @@ public:
 
   const std::map<std::string, deployment_tally>& deployments() const { return deployments_; }
   const std::map<failed_call_route, std::size_t>& routes() const { return routes_; }
+  /// Calls after each request's first (retries, failover, fallbacks).
+  std::size_t extra_calls() const { return extra_calls_; }
   /// Requests with at least one same-group hop after a failed call.
   std::size_t failover_requests() const { return failover_requests_; }
   /// Requests with at least one attempt outside the group asked for.
@@ -179,6 +209,7 @@ private:
   std::vector<double> latencies_ms_;
   std::map<std::string, deployment_tally> deployments_;
   std::map<failed_call_route, std::size_t> routes_;
+  std::size_t extra_calls_ = 0;
   std::size_t failover_requests_ = 0;
   std::size_t fallback_requests_ = 0;
   std::map<std::string, std::size_t> errors_;
@@ -361,8 +392,63 @@ void print_report(const router_config& c, const demo_options& o, demo_stats& sta
 
 } // namespace
 
+namespace {
+
+struct outage_run {
+  std::size_t extra_calls = 0; ///< attempts beyond one per request
+  std::size_t errors = 0;
+  double p99_ms = 0;
+};
+
+outage_run run_outage(const demo_options& o, const char* settings_json) {
+  auto doc = nlohmann::ordered_json::parse(outage_config_json);
+  const auto settings = nlohmann::ordered_json::parse(settings_json);
+  for (const auto& item : settings.items())
+    doc["router_settings"][item.key()] = item.value();
+  demo_stats stats;
+  router r(load_config(doc), router_options{o.seed, 0});
+  run_load(r, o, stats);
+  outage_run out;
+  out.extra_calls = stats.extra_calls();
+  out.errors = stats.error_requests();
+  out.p99_ms = stats.latency_percentile(0.99);
+  return out;
+}
+
+int outage_demo(const demo_options& o) {
+  std::cout << "switchyard demo --scenario outage: " << o.requests << " requests for "
+            << demo_group << ", concurrency " << o.concurrency << ", seed " << o.seed << "\n"
+            << "  down: every call fails (InternalServerError); slow: 20 ms; slow and fast:\n"
+            << "  1% RateLimitError (cools at once); num_retries 2, cooldown 0.01 s\n\n";
+  const auto base = run_outage(o, "{}");
+  const auto budget = run_outage(
+    o, R"({"retry_budget": {"ratio": 0.1, "min_per_second": 10, "window_seconds": 1}})");
+  const auto panic = run_outage(o, R"({"panic_threshold": 50})");
+  const auto hedged = run_outage(o, R"({"hedge_after_ms": 8})");
+  char line[200];
+  std::snprintf(line, sizeof line, "  %-44s %10s %10s\n", "", "without", "with");
+  std::cout << line;
+  std::snprintf(line, sizeof line, "  %-44s %10zu %10zu\n",
+                "extra calls (retry_budget 0.1, 10/s, 1 s)", base.extra_calls,
+                budget.extra_calls);
+  std::cout << line;
+  std::snprintf(line, sizeof line, "  %-44s %10zu %10zu\n", "errors (panic_threshold 50)",
+                base.errors, panic.errors);
+  std::cout << line;
+  std::snprintf(line, sizeof line, "  %-44s %10.1f %10.1f\n", "p99 latency ms (hedge_after_ms 8)",
+                base.p99_ms, hedged.p99_ms);
+  std::cout << line << "\n  (with the budget: " << budget.errors
+            << " errors; with hedging: " << hedged.extra_calls << " extra calls, "
+            << hedged.errors << " errors)\n";
+  return exit_ok;
+}
+
+} // namespace
+
 int demo_command(const args& a) {
   const demo_options o = parse_demo_options(a);
+  if (o.scenario == "outage")
+    return outage_demo(o);
   demo_stats stats; // outlives the router, whose callbacks write into it
   router r(load_config_text(demo_config_json), router_options{o.seed, 0});
   const double wall_s = run_load(r, o, stats);

@@ -28,6 +28,7 @@
 // atomics; Catch2 assertions run on the test thread afterwards.
 
 #include "switchyard/config.hpp"
+#include "switchyard/observer.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/router.hpp"
 
@@ -906,4 +907,61 @@ TEST_CASE("with retries on, no deployment is called again while one of its group
   CHECK(stats.fallback_hops > 0);
   CHECK(stats.ok > n / 10);
   CHECK(stats.failed(error_kind::no_deployments_available) == 0);
+}
+
+TEST_CASE("with every resilience rule on, every request gets exactly one answer and no call is "
+          "lost or counted twice") {
+  // Issue 13's rules all at once: retry budget, hedging, panic threshold,
+  // probation, escalating and capped cooldowns. Each call that ended is
+  // heard once by the observer and is in one trace once; the hedges'
+  // losers are in the trace as Cancelled and heard by nobody.
+  struct call_counter final : switchyard::router_observer {
+    std::atomic<std::uint64_t> attempts{0}, requests{0};
+    void on_attempt(const switchyard::attempt_event&) override { ++attempts; }
+    void on_request(const switchyard::request_event&) override { ++requests; }
+  };
+  const std::size_t n = std::clamp<std::size_t>(switchyard::chaos::request_count() / 10, 1000,
+                                                20000);
+  auto observer = std::make_shared<call_counter>();
+  answer_counter answers(n, n);
+  std::atomic<std::uint64_t> traced{0}, cancelled{0}, hedges{0};
+  bool in_time = false;
+  const bool returned = run_owner_thread(time_limit(n) + 30s, [&] {
+    const auto deadline = steady::now() + time_limit(n);
+    auto config = chaos_config();
+    auto& s = config.settings;
+    s.retry_budget = switchyard::retry_budget_settings{0.2, 10, 1};
+    s.hedge_after_ms = 5;
+    s.panic_threshold = 30;
+    s.cooldown_probe = true;
+    s.cooldown_multiplier = 2;
+    s.max_cooldown_time_s = 0.2;
+    s.max_cooldown_percent = 60;
+    auto options = chaos_options(11);
+    options.observer = observer;
+    switchyard::router router(std::move(config), options);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!answers.acquire(deadline))
+        break;
+      router.async_complete(make_request(i, plan_for(i)), [&, i](route_result r) {
+        for (const auto& a : r.attempts) {
+          ++(a.outcome == error_kind::cancelled ? cancelled : traced);
+          hedges += a.hedge ? 1 : 0;
+        }
+        answers.answered(i);
+      });
+    }
+    in_time = answers.wait_all(deadline);
+  });
+  std::cout << "chaos with resilience rules: " << n << " requests, " << traced.load()
+            << " calls traced, " << hedges.load() << " hedges, " << cancelled.load()
+            << " cancelled\n";
+  REQUIRE(returned);
+  CHECK(in_time);
+  const auto [missing, duplicated] = answers.missing_and_duplicated();
+  CHECK(missing == 0);
+  CHECK(duplicated == 0);
+  CHECK(observer->requests == n);
+  CHECK(observer->attempts == traced);
+  CHECK(hedges > 0);
 }

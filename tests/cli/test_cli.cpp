@@ -455,3 +455,31 @@ TEST_CASE("logging: quiet by default, SWITCHYARD_LOG_LEVEL=info shows the run's 
   // Logs never mix into the results on stdout.
   CHECK(json_lines(chatty.out).size() == 17);
 }
+
+TEST_CASE("check: warns about fallback cycles and names them") {
+  const std::string file = temp_file("cycle_config.json");
+  write_text(file, R"({"model_list": [
+      {"model_name": "a", "litellm_params": {"model": "openai/a", "mock_response": "x"}},
+      {"model_name": "b", "litellm_params": {"model": "openai/b", "mock_response": "x"}},
+      {"model_name": "c", "litellm_params": {"model": "openai/c", "mock_response": "x"}}],
+    "router_settings": {"fallbacks": [{"a": ["b"]}, {"b": ["c"]}],
+                        "context_window_fallbacks": [{"c": ["a"]}]}})");
+  const cli_result r = run_cli("check --config " + quoted(file));
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "warning: fallback cycle: a -> b -> c -> a\n"));
+  const cli_result good = run_cli("check --config " + quoted(data_file("good_config.json")));
+  CHECK_FALSE(contains(good.out, "warning: fallback cycle"));
+}
+
+TEST_CASE("demo --scenario outage: each resilience rule off and on, on one workload") {
+  const cli_result r = run_cli("demo --scenario outage --requests 400 --concurrency 32 --seed 3");
+  REQUIRE(r.status == 0);
+  INFO(r.out);
+  CHECK(contains(r.out, "switchyard demo --scenario outage: 400 requests for gpt-4o"));
+  CHECK(contains(r.out, "extra calls (retry_budget 0.1, 10/s, 1 s)"));
+  CHECK(contains(r.out, "errors (panic_threshold 50)"));
+  CHECK(contains(r.out, "p99 latency ms (hedge_after_ms 8)"));
+  const cli_result bad = run_cli("demo --scenario flood");
+  CHECK(bad.status == 2);
+  CHECK(contains(bad.err, "--scenario: unknown scenario 'flood'; expected: outage"));
+}

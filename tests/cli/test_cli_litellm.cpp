@@ -233,7 +233,7 @@ TEST_CASE("litellm e2e: latency-based-routing settles on the faster deployment")
 
 TEST_CASE("litellm e2e: check names the valid strategies for an unknown routing_strategy") {
   const std::string valid = "expected one of: cost-based-routing, latency-based-routing, "
-                            "least-busy, simple-shuffle, usage-based-routing-v2\n";
+                            "least-busy, p2c-peak-ewma, simple-shuffle, usage-based-routing-v2\n";
   for (const auto& [file, name] :
        std::vector<std::pair<std::string, std::string>>{{"unknown_strategy.yaml", "fastest-first"},
                                                         {"strategy_v1.yaml", "usage-based-routing"}}) {

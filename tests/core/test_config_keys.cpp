@@ -104,11 +104,15 @@ std::map<entry, std::string> documented_keys() {
     for (const auto& name : code_spans(row[0])) {
       auto s = *section;
       std::string key = name;
-      const std::string args = "routing_strategy_args.";
-      if (s == key_section::router_settings && key.rfind(args, 0) == 0) {
-        s = key_section::routing_strategy_args;
-        key = key.substr(args.size());
-      }
+      // Rows of a nested object's keys: `routing_strategy_args.x`.
+      for (auto [prefix, nested] : {std::pair{std::string("routing_strategy_args."),
+                                              key_section::routing_strategy_args},
+                                    std::pair{std::string("retry_budget."),
+                                              key_section::retry_budget}})
+        if (s == key_section::router_settings && key.rfind(prefix, 0) == 0) {
+          s = nested;
+          key = key.substr(prefix.size());
+        }
       out[{s, key}] = row[1];
     }
   }
@@ -172,6 +176,10 @@ TEST_CASE("config keys: the loader rejects a value just outside each table bound
       case key_section::routing_strategy_args:
         doc["router_settings"] = {{"routing_strategy_args", {{std::string(k.name), below}}}};
         path = "router_settings.routing_strategy_args." + std::string(k.name);
+        break;
+      case key_section::retry_budget:
+        doc["router_settings"] = {{"retry_budget", {{std::string(k.name), below}}}};
+        path = "router_settings.retry_budget." + std::string(k.name);
         break;
       case key_section::litellm_settings:
         doc["litellm_settings"] = {{std::string(k.name), below}};

@@ -304,7 +304,7 @@ TEST_CASE("simple-shuffle: the registry builds strategies by name", "[simple_shu
   CHECK(registry.contains("latency-based-routing"));
   CHECK_FALSE(registry.contains("round-robin"));
   CHECK(registry.names()
-        == "cost-based-routing, latency-based-routing, least-busy, simple-shuffle, "
+        == "cost-based-routing, latency-based-routing, least-busy, p2c-peak-ewma, simple-shuffle, "
            "usage-based-routing-v2");
 
   auto config = switchyard::test::make_config(

@@ -143,7 +143,9 @@ public:
           if (hears_outcomes_)
             g.picker.on_finished(a.deployment, last_feedback_, now_);
           if (auto length = g.health.record_failure(a.deployment, flow.last_error(),
-                                                    now_, flow.request().cooldown_time_s)) {
+                                                    now_, flow.request().cooldown_time_s);
+              length && g.cooldown.within_cap(a.deployment, now_,
+                                              config_->settings.max_cooldown_percent)) {
             g.cooldown.start(a.deployment, now_, now_ + to_clock(*length));
             g.picker.set_available(g.cooldown.available(now_));
           }
