@@ -55,6 +55,14 @@ public:
   group_pick pick(const pick_request& request, time_point now, random_source& rng);
   /// A call to deployment `i` ended, whatever its outcome.
   void on_finished(local_index i, const call_feedback& feedback, time_point now);
+  /// The other replicas' usage of deployment `i` this minute
+  /// (fleet_usage::others_*): to the pre-call rpm check and to the tier's
+  /// strategy, so that both hold across the fleet.
+  void set_remote_usage(local_index i, std::uint64_t requests, std::uint64_t tokens,
+                        time_point now);
+  /// Whether picks and finished calls feed usage counts (a usage-keeping
+  /// strategy or the pre-call checks): only then is usage worth sharing.
+  bool counts_usage() const noexcept { return counts_usage_; }
 
 private:
   struct tier {
@@ -72,6 +80,7 @@ private:
   std::vector<local_index> pos_in_tier_; ///< group-local -> tier-local
   std::vector<bool> available_;
   bool pre_call_checks_;
+  bool counts_usage_;
   std::vector<std::optional<std::int64_t>> max_input_tokens_;
   usage_limits usage_; ///< for the pre-call rpm check
   exclusion_list scratch_;
