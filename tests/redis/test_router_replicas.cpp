@@ -311,6 +311,27 @@ TEST_CASE("a longer cooldown from another router extends one, a shorter never sh
   CHECK(deadline - now_ms <= 2600);
 }
 
+TEST_CASE("allowed_fails counts the failures of the whole fleet", "[redis][replicas]") {
+  redis_server redis;
+  // "x" fails everywhere; the third failure within the minute cools it.
+  std::vector<ojson> model_list = {deployment("solo", "x", "litellm.InternalServerError")};
+  ojson settings = {{"allowed_fails", 2}, {"cooldown_time", 30}};
+  replica a(replica_config(redis.port(), model_list, settings), 1);
+  replica b(replica_config(redis.port(), model_list, settings), 2);
+  REQUIRE(all_connected({&a, &b}));
+
+  CHECK_FALSE(a.ask("solo").ok);
+  CHECK_FALSE(a.ask("solo").ok);
+  CHECK(a.seen->cooldowns("x") == 0);
+  // B hears A's two failures (the totals are read every 100 ms) ...
+  std::this_thread::sleep_for(milliseconds(500));
+  // ... so that its own first failure is the fleet's third: it cools "x"
+  // (alone it would allow two more), and A hears of that.
+  CHECK_FALSE(b.ask("solo").ok);
+  CHECK(b.seen->cooldowns("x") == 1);
+  CHECK(a.seen->wait_cooldowns("x", 1, milliseconds(1000)));
+}
+
 TEST_CASE("redis killed under load: no request fails, sharing resumes after a restart",
           "[redis][replicas]") {
   redis_server redis;
