@@ -10,6 +10,7 @@
 #include "switchyard/observer.hpp"
 #include "switchyard/routing_strategy.hpp"
 #include "switchyard/shared_state.hpp"
+#include "switchyard/timer_thread.hpp"
 #include "switchyard/transport.hpp"
 
 #include <caf/actor.hpp>
@@ -119,6 +120,9 @@ struct routing_table {
   caf::actor fallback;
   /// Performs every deployment call (the mock, or HTTP for real ones).
   std::shared_ptr<transport> calls;
+  /// Retry waits and total_timeout deadlines: fired at once by
+  /// stop_routing, so no request outlives its router in a timer.
+  std::shared_ptr<timer_thread> timers;
   /// Receives typed events; may be null.
   std::shared_ptr<router_observer> observer;
   std::uint64_t seed = 0;

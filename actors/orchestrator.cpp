@@ -46,6 +46,9 @@ struct orchestrator_state {
   std::uint32_t call_group = 0;
   call_feedback last_feedback;
   double upstream_ms = 0;
+  /// The pending retry wait and total_timeout deadline (timer_thread ids).
+  std::uint64_t wait_timer = 0;
+  std::uint64_t deadline_timer = 0;
   static inline const char* name = "switchyard.orchestrator";
 
   void cancel_call() {
@@ -56,10 +59,19 @@ struct orchestrator_state {
     ++call_id; // late events of that call are dropped
   }
 
+  void cancel_timers() {
+    for (auto* id : {&wait_timer, &deadline_timer})
+      if (*id) {
+        table->timers->cancel(*id);
+        *id = 0;
+      }
+  }
+
   void answer(route_result r) {
     if (!done)
       return;
     cancel_call();
+    cancel_timers();
     auto d = std::move(*done);
     done.reset();
     table->release();
@@ -197,9 +209,25 @@ void start_call(orchestrator_actor* self, const flow_action& a) {
   st.call = st.table->calls->start(spec, std::move(sink));
 }
 
+// The router is stopping: no new pick, call or wait.
+void abort_stopping(orchestrator_actor* self) {
+  finish_request(self, self->state.flow->abort(router_error::make(
+                         error_kind::shutdown, "the router stopped while the request was in flight")));
+}
+
+template <class Atom, class... Ts>
+std::uint64_t after(orchestrator_actor* self, seconds_d delay, Ts... xs) {
+  auto at = timer_thread::clock::now()
+            + std::chrono::duration_cast<timer_thread::clock::duration>(delay);
+  return self->state.table->timers->schedule(
+    at, [a = caf::actor_cast<caf::actor>(self), xs...] { caf::anon_send(a, Atom::value, xs...); });
+}
+
 void step(orchestrator_actor* self, flow_action a) {
   auto& st = self->state;
   auto& flow = *st.flow;
+  if (a.what != flow_action::kind::finish && st.table->stopping.load(std::memory_order_relaxed))
+    return abort_stopping(self);
   const auto group_ptr = st.table->groups[a.group].get();
   const auto& group = *group_ptr;
   switch (a.what) {
@@ -228,9 +256,7 @@ void step(orchestrator_actor* self, flow_action a) {
       return;
     }
     case flow_action::kind::wait:
-      self->delayed_send(self,
-                         std::chrono::duration_cast<clock_type::duration>(a.delay),
-                         wake_atom::value);
+      st.wait_timer = after<wake_atom>(self, a.delay);
       return;
     case flow_action::kind::resolve_fallbacks:
       self->request(st.table->fallback, caf::infinite, fallback_atom::value,
@@ -255,9 +281,7 @@ void begin(orchestrator_actor* self) {
                                        : st.table->config->settings.total_timeout_s;
   // One timer per request, only when a total_timeout bounds it.
   if (total && std::isfinite(*total) && *total > 0)
-    self->delayed_send(self,
-                       std::chrono::duration_cast<clock_type::duration>(seconds_d(*total)),
-                       deadline_atom::value, *total);
+    st.deadline_timer = after<deadline_atom>(self, seconds_d(*total), *total);
   step(self, st.flow->start());
 }
 
@@ -295,7 +319,10 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
     begin(self);
   }
   return {
-    [self](wake_atom) { step(self, self->state.flow->on_wait_done()); },
+    [self](wake_atom) {
+      self->state.wait_timer = 0;
+      step(self, self->state.flow->on_wait_done());
+    },
     [self](call_done_atom, std::uint64_t id, call_outcome& o) {
       if (id == self->state.call_id && self->state.done)
         finish_call(self, std::move(o));
@@ -313,6 +340,9 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
                              error_kind::cancelled, "the caller cancelled the request")));
     },
     [self](deadline_atom, double seconds) {
+      self->state.deadline_timer = 0;
+      if (self->state.table->stopping.load())
+        return abort_stopping(self);
       char text[32];
       std::snprintf(text, sizeof text, "%g", seconds);
       finish_request(self, self->state.flow->abort(router_error::make(

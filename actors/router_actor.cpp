@@ -233,6 +233,7 @@ routing_table_ptr start_routing(caf::actor_system& system,
                                             std::move(http));
   table->fleet = std::make_shared<fleet_listener>(*config, options.observer);
   table->shared = make_shared_state(*config, table->fleet);
+  table->timers = std::make_shared<timer_thread>();
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
     table->groups.emplace_back(
       spawn_group(system, config, g, seed, options.observer, table->sharing()));
@@ -249,6 +250,9 @@ void stop_routing(const routing_table& table) {
   };
   table.stopping.store(true);
   table.fleet->detach();
+  // Calls in flight and requests waiting in a timer end now (ShutdownError).
+  table.calls->stop();
+  table.timers->fire_all();
   stop(table.supervisor);
   for (const auto& slot : table.groups) {
     auto g = slot.get();

@@ -3,8 +3,9 @@
 # Usage: scripts/sanitize.sh address|thread
 #   address  AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
 #            in build-asan/: the whole test suite.
-#   thread   ThreadSanitizer in build-tsan/: the actor, chaos and example
-#            tests (CTest names "actors:...", "chaos:...", "examples:..."),
+#   thread   ThreadSanitizer in build-tsan/: the tests of code with threads
+#            (CTest names "actors:", "chaos:", "examples:", "http:",
+#            "transport:", "redis:", "gateway:"),
 #            against a libcaf_core built with -fsanitize=thread (see below).
 # Installs what is missing first.
 set -euo pipefail
@@ -96,7 +97,7 @@ EOF
   echo "$out/lib/libcaf_core.so"
 }
 
-scripts/install-deps.sh "${runtime[@]}"
+scripts/install-deps.sh redis-server openssl "${runtime[@]}"
 
 caf_option=()
 if [[ $mode == thread ]]; then
@@ -122,14 +123,18 @@ else
   targets=(switchyard-actor-tests example-actor-system-app example-threaded-caller)
   # (Captured first: grep -q exiting early would fail the pipe under pipefail.)
   available=$(cmake --build "$dir" --target help)
-  if grep -qw switchyard-chaos-tests <<<"$available"; then
-    targets+=(switchyard-chaos-tests)
-  fi
+  # Every binary whose code runs threads of its own besides CAF's: the
+  # HTTP client's and the shared state's I/O threads, the gateway's.
+  for t in chaos http transport redis gateway; do
+    if grep -qw "switchyard-$t-tests" <<<"$available"; then
+      targets+=("switchyard-$t-tests")
+    fi
+  done
   cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:exitcode=66:suppressions=$root/tests/tsan.supp"
   # Not the single-threaded deep-nesting parser tests: they recurse deeper
   # than the 65,535 frames a TSan stack trace can hold (TSan CHECK-fails in
   # sanitizer_stackdepot.cpp); they run under ASan and in the Release suite.
   ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" \
-    -R '^(actors|chaos|examples):' -E 'deeply nested'
+    -R '^(actors|chaos|examples|http|transport|redis|gateway):' -E 'deeply nested'
 fi

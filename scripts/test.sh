@@ -3,7 +3,12 @@
 # through CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+# The tests also start redis-server, make certificates with openssl and run
+# the test upstream and the OpenAI SDK on Node.js (Debian's nodejs only
+# when no node is on the machine).
+extra=(redis-server openssl)
+command -v node >/dev/null || extra+=(nodejs npm)
+scripts/install-deps.sh "${extra[@]}"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"

@@ -3,6 +3,7 @@
 #include "yaml_config.hpp"
 
 #include "switchyard/provider.hpp"
+#include "switchyard/config_keys.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/routing_strategy.hpp"
 
@@ -33,18 +34,27 @@ constexpr std::string_view env_prefix = "os.environ/";
 // Everything else is ignored (LiteLLM has many more), and its os.environ/
 // references are left alone: a proxy config names REDIS_PASSWORD or
 // LITELLM_MASTER_KEY there, which this process need not have.
-const key_list router_keys = {
-  "routing_strategy", "num_retries", "timeout", "stream_timeout", "total_timeout", "allowed_fails",
-  "allowed_fails_policy", "retry_policy", "model_group_retry_policy",
-  "model_group_alias", "cooldown_time", "disable_cooldowns", "enable_weighted_failover",
-  "enable_pre_call_checks", "fallbacks", "context_window_fallbacks",
-  "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "routing_strategy_args",
-  "redis_host", "redis_port", "redis_password", "redis_url", "redis_key_prefix"};
+const key_list router_keys = config_key_names(key_section::router_settings);
 // litellm_settings keys that LiteLLM's Router falls back to (module globals
 // such as litellm.num_retries) when router_settings leaves them unset.
-const key_list litellm_keys = {
-  "num_retries", "request_timeout", "allowed_fails", "cooldown_time", "retry_policy",
-  "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks"};
+const key_list litellm_keys = config_key_names(key_section::litellm_settings);
+
+// What a mock reads of its litellm_params: the table's keys but those only
+// a real endpoint uses (a mock notes them as ignored).
+const key_list& mock_params() {
+  static const key_list keys = [] {
+    constexpr std::string_view transport_only[] = {"api_version", "azure_ad_token",
+                                                   "organization", "extra_headers",
+                                                   "ssl_verify"};
+    key_list out;
+    for (auto k : config_key_names(key_section::litellm_params))
+      if (std::find(std::begin(transport_only), std::end(transport_only), k)
+          == std::end(transport_only))
+        out.push_back(k);
+    return out;
+  }();
+  return keys;
+}
 
 bool is_known(const key_list& known, std::string_view key) {
   return std::find(known.begin(), known.end(), key) != known.end();
@@ -143,6 +153,20 @@ private:
                                        const router_config& cfg);
   void check_group(const std::string& name, const std::string& path,
                    const router_config& cfg);
+
+  // Reads a number or an integer with the bounds of its config_keys entry.
+  std::optional<double> number(const ojson& obj, key_section section, std::string_view key,
+                               const std::string& path) {
+    const auto& k = config_key_of(section, key);
+    return check_.number_at(obj, key, path,
+                            number_rule{k.min, k.above, k.max, expected_text(k).data()});
+  }
+  std::optional<std::int64_t> integer(const ojson& obj, key_section section,
+                                      std::string_view key, const std::string& path) {
+    const auto& k = config_key_of(section, key);
+    const auto max = k.max >= 9.2e18 ? INT64_MAX : static_cast<std::int64_t>(k.max);
+    return check_.integer_at(obj, key, path, static_cast<std::int64_t>(k.min), max);
+  }
 
   const env_lookup& env_;
   std::vector<config_problem> problems_;
@@ -254,7 +278,7 @@ loader::load_deployment(const ojson& d, const std::string& path,
     check_.fail(path, "expected an object");
     return std::nullopt;
   }
-  note_unknown(d, path, {"model_name", "litellm_params", "model_info", "rpm", "tpm"});
+  note_unknown(d, path, config_key_names(key_section::deployment));
   deployment_config dep;
   // Names and ids are printed in results, traces, logs and `check`, and a
   // value from the environment never is: so they cannot come from there
@@ -263,8 +287,8 @@ loader::load_deployment(const ojson& d, const std::string& path,
   dep.model_name = check_.string_at(d, "model_name", path, required | non_empty)
                      .value_or("");
   // Top-level rpm/tpm mean the same as in litellm_params, which wins.
-  set_if(dep.rpm, check_.number_at(d, "rpm", path, at_least_zero));
-  set_if(dep.tpm, check_.number_at(d, "tpm", path, at_least_zero));
+  set_if(dep.rpm, number(d, key_section::deployment, "rpm", path));
+  set_if(dep.tpm, number(d, key_section::deployment, "tpm", path));
   const ojson* params = check_.object_at(d, "litellm_params", path, required);
   if (params)
     load_litellm_params(*params, key_path(path, "litellm_params"), dep);
@@ -272,9 +296,7 @@ loader::load_deployment(const ojson& d, const std::string& path,
   id_path = path;
   if (const ojson* info = check_.object_at(d, "model_info", path)) {
     const std::string info_path = key_path(path, "model_info");
-    note_unknown(*info, info_path,
-                 {"id", "max_input_tokens", "input_cost_per_token",
-                  "output_cost_per_token"});
+    note_unknown(*info, info_path, config_key_names(key_section::model_info));
     if (const ojson* id = json_checks::find(*info, "id")) {
       id_path = key_path(info_path, "id");
       reject_from_env(id_path, "a deployment id");
@@ -287,10 +309,10 @@ loader::load_deployment(const ojson& d, const std::string& path,
         check_.fail(id_path, "expected a non-empty string or a number");
     }
     set_if(dep.max_input_tokens,
-           check_.integer_at(*info, "max_input_tokens", info_path, 0, INT64_MAX));
+           integer(*info, key_section::model_info, "max_input_tokens", info_path));
     // Costs may sit in either place; litellm_params wins.
-    const auto input_cost = check_.number_at(*info, "input_cost_per_token", info_path, at_least_zero);
-    const auto output_cost = check_.number_at(*info, "output_cost_per_token", info_path, at_least_zero);
+    const auto input_cost = number(*info, key_section::model_info, "input_cost_per_token", info_path);
+    const auto output_cost = number(*info, key_section::model_info, "output_cost_per_token", info_path);
     if (!dep.input_cost_per_token)
       set_if(dep.input_cost_per_token, input_cost);
     if (!dep.output_cost_per_token)
@@ -308,41 +330,36 @@ void loader::load_litellm_params(const ojson& p, const std::string& path,
   if (auto key = check_.string_at(p, "api_key", path))
     dep.api_key = secret(std::move(*key));
   set_if(dep.api_base, check_.string_at(p, "api_base", path));
-  set_if(dep.weight, check_.number_at(p, "weight", path, at_least_zero));
-  set_if(dep.rpm, check_.number_at(p, "rpm", path, at_least_zero));
-  set_if(dep.tpm, check_.number_at(p, "tpm", path, at_least_zero));
-  set_if(dep.order, check_.integer_at(p, "order", path, 1));
-  set_if(dep.timeout_s, check_.number_at(p, "timeout", path, above_zero));
-  set_if(dep.stream_timeout_s, check_.number_at(p, "stream_timeout", path, above_zero));
-  set_if(dep.cooldown_time_s, check_.number_at(p, "cooldown_time", path, at_least_zero));
-  set_if(dep.num_retries, check_.integer_at(p, "num_retries", path, 0, max_num_retries));
+  set_if(dep.weight, number(p, key_section::litellm_params, "weight", path));
+  set_if(dep.rpm, number(p, key_section::litellm_params, "rpm", path));
+  set_if(dep.tpm, number(p, key_section::litellm_params, "tpm", path));
+  set_if(dep.order, integer(p, key_section::litellm_params, "order", path));
+  set_if(dep.timeout_s, number(p, key_section::litellm_params, "timeout", path));
+  set_if(dep.stream_timeout_s, number(p, key_section::litellm_params, "stream_timeout", path));
+  set_if(dep.cooldown_time_s, number(p, key_section::litellm_params, "cooldown_time", path));
+  set_if(dep.num_retries, integer(p, key_section::litellm_params, "num_retries", path));
   set_if(dep.input_cost_per_token,
-         check_.number_at(p, "input_cost_per_token", path, at_least_zero));
+         number(p, key_section::litellm_params, "input_cost_per_token", path));
   set_if(dep.output_cost_per_token,
-         check_.number_at(p, "output_cost_per_token", path, at_least_zero));
+         number(p, key_section::litellm_params, "output_cost_per_token", path));
   if (const ojson* mock = json_checks::find(p, "mock_response"))
     dep.mock = parse_mock_response(nlohmann::json(*mock),
                                    key_path(path, "mock_response"), problems_);
-  set_if(dep.mock_latency_ms, check_.number_at(p, "mock_latency_ms", path, at_least_zero));
+  set_if(dep.mock_latency_ms, number(p, key_section::litellm_params, "mock_latency_ms", path));
   set_if(dep.mock_latency_jitter_ms,
-         check_.number_at(p, "mock_latency_jitter_ms", path, at_least_zero));
+         number(p, key_section::litellm_params, "mock_latency_jitter_ms", path));
   set_if(dep.mock_first_token_ms,
-         check_.number_at(p, "mock_first_token_ms", path, at_least_zero));
-  set_if(dep.mock_failure_rate, check_.number_at(p, "mock_failure_rate", path, zero_to_one));
+         number(p, key_section::litellm_params, "mock_first_token_ms", path));
+  set_if(dep.mock_failure_rate, number(p, key_section::litellm_params, "mock_failure_rate", path));
   if (auto kind = check_.string_at(p, "mock_failure", path, non_empty))
     set_if(dep.mock_failure, check_.error_kind_at(*kind, key_path(path, "mock_failure")));
   set_if(dep.mock_failure_after_calls,
-         check_.integer_at(p, "mock_failure_after_calls", path, 0, INT64_MAX));
+         integer(p, key_section::litellm_params, "mock_failure_after_calls", path));
   // A real deployment sends every key that is not the router's or the
   // transport's as a provider parameter, so none is unknown there; a mock
   // ignores all it does not read.
   if (json_checks::find(p, "mock_response"))
-    note_unknown(p, path,
-                 {"model", "api_key", "api_base", "weight", "rpm", "tpm", "order",
-                  "timeout", "stream_timeout", "cooldown_time", "num_retries",
-                  "input_cost_per_token", "output_cost_per_token", "mock_response",
-                  "mock_latency_ms", "mock_latency_jitter_ms", "mock_first_token_ms",
-                  "mock_failure_rate", "mock_failure", "mock_failure_after_calls"});
+    note_unknown(p, path, mock_params());
   else if (!dep.model.empty())
     dep.endpoint = load_endpoint(p, path, dep);
 }
@@ -563,10 +580,12 @@ void loader::load_tls(const ojson& p, const std::string& path, tls_settings& tls
 void loader::load_shared_settings(const ojson& s, const std::string& path,
                                   std::string_view timeout_key,
                                   const router_config& cfg, router_settings& out) {
-  set_if(out.num_retries, check_.integer_at(s, "num_retries", path, 0, max_num_retries));
-  set_if(out.timeout_s, check_.number_at(s, timeout_key, path, above_zero));
-  set_if(out.allowed_fails, check_.integer_at(s, "allowed_fails", path, 0));
-  set_if(out.cooldown_time_s, check_.number_at(s, "cooldown_time", path, at_least_zero));
+  const auto section = timeout_key == "timeout" ? key_section::router_settings
+                                                : key_section::litellm_settings;
+  set_if(out.num_retries, integer(s, section, "num_retries", path));
+  set_if(out.timeout_s, number(s, section, timeout_key, path));
+  set_if(out.allowed_fails, integer(s, section, "allowed_fails", path));
+  set_if(out.cooldown_time_s, number(s, section, "cooldown_time", path));
   if (const ojson* policy = json_checks::find(s, "retry_policy"))
     out.retry_policy = per_kind_at(*policy, key_path(path, "retry_policy"), "Retries", max_num_retries);
   set_if(out.fallbacks, fallbacks_at(s, "fallbacks", path, cfg));
@@ -596,8 +615,8 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
                                + "; expected one of: " + registry.names());
   }
   load_shared_settings(s, path, "timeout", cfg, out);
-  set_if(out.stream_timeout_s, check_.number_at(s, "stream_timeout", path, above_zero));
-  set_if(out.total_timeout_s, check_.number_at(s, "total_timeout", path, above_zero));
+  set_if(out.stream_timeout_s, number(s, key_section::router_settings, "stream_timeout", path));
+  set_if(out.total_timeout_s, number(s, key_section::router_settings, "total_timeout", path));
   if (const ojson* policy = json_checks::find(s, "allowed_fails_policy"))
     out.allowed_fails_policy =
       per_kind_at(*policy, key_path(path, "allowed_fails_policy"), "AllowedFails");
@@ -608,12 +627,12 @@ void loader::load_router_settings(const ojson& s, const std::string& path,
   set_if(out.disable_cooldowns, check_.bool_at(s, "disable_cooldowns", path));
   set_if(out.enable_weighted_failover, check_.bool_at(s, "enable_weighted_failover", path));
   set_if(out.enable_pre_call_checks, check_.bool_at(s, "enable_pre_call_checks", path));
-  set_if(out.max_fallbacks, check_.integer_at(s, "max_fallbacks", path, 0));
+  set_if(out.max_fallbacks, integer(s, key_section::router_settings, "max_fallbacks", path));
   if (const ojson* args = check_.object_at(s, "routing_strategy_args", path)) {
     const std::string args_path = key_path(path, "routing_strategy_args");
-    note_unknown(*args, args_path, {"lowest_latency_buffer"});
+    note_unknown(*args, args_path, config_key_names(key_section::routing_strategy_args));
     set_if(out.lowest_latency_buffer,
-           check_.number_at(*args, "lowest_latency_buffer", args_path, at_least_zero));
+           number(*args, key_section::routing_strategy_args, "lowest_latency_buffer", args_path));
   }
   out.redis = load_redis_settings(s, path);
 }

@@ -6,6 +6,7 @@
 // says what was expected and never echoes the value (it may be a secret).
 
 #include "switchyard/config.hpp"
+#include "switchyard/config_keys.hpp"
 
 #include <climits>
 #include <cmath>
@@ -71,6 +72,12 @@ inline constexpr number_rule above_zero{
   0, true, std::numeric_limits<double>::infinity(), "expected a number > 0"};
 inline constexpr number_rule zero_to_one{0, false, 1,
                                          "expected a number between 0 and 1"};
+
+/// The bounds of a number key of the config_keys table.
+inline number_rule rule_of(key_section section, std::string_view key) {
+  const auto& k = config_key_of(section, key);
+  return number_rule{k.min, k.above, k.max, expected_text(k).data()};
+}
 
 /// Flags of string_at.
 enum text_rule : unsigned { any_text = 0, required = 1, non_empty = 2 };

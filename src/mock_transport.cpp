@@ -1,6 +1,6 @@
 #include "switchyard/mock_transport.hpp"
 
-#include "timer_thread.hpp"
+#include "switchyard/timer_thread.hpp"
 
 #include "switchyard/request_flow.hpp"
 #include "switchyard/token_estimate.hpp"
@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace switchyard {
 
@@ -45,33 +47,29 @@ router_error timeout_error(const deployment_config& d, bool stream, bool committ
   return router_error::make(error_kind::timeout, "deployment '" + d.id + "' " + what);
 }
 
-// One call's timers, shared by its handle and its callbacks.
+// One call's timers, shared by its handle, its callbacks and the
+// transport's registry (for stop()). `finished`: its outcome was delivered.
 struct pending_call {
   std::mutex mutex;
   bool cancelled = false;
+  bool finished = false;
   std::uint64_t timers[2] = {0, 0};
+  std::shared_ptr<call_sink> sink;
 };
+
+class mock_transport;
 
 class mock_handle final : public call_handle {
 public:
-  mock_handle(std::shared_ptr<timer_thread> timers, std::shared_ptr<pending_call> call)
-    : timers_(std::move(timers)), call_(std::move(call)) {}
-  void cancel() noexcept override {
-    std::uint64_t ids[2];
-    {
-      std::lock_guard<std::mutex> lock(call_->mutex);
-      call_->cancelled = true;
-      ids[0] = call_->timers[0];
-      ids[1] = call_->timers[1];
-    }
-    for (auto id : ids)
-      if (id)
-        timers_->cancel(id);
-  }
+  mock_handle(std::shared_ptr<timer_thread> timers, std::shared_ptr<pending_call> call,
+              mock_transport* owner)
+    : timers_(std::move(timers)), call_(std::move(call)), owner_(owner) {}
+  void cancel() noexcept override;
 
 private:
   std::shared_ptr<timer_thread> timers_;
   std::shared_ptr<pending_call> call_;
+  mock_transport* owner_;
 };
 
 class mock_transport final : public transport {
@@ -146,6 +144,11 @@ public:
       return std::make_unique<no_op_handle>();
     }
     auto call = std::make_shared<pending_call>();
+    call->sink = sink;
+    if (!track(call)) {
+      sink->on_done(shutdown_outcome());
+      return std::make_unique<no_op_handle>();
+    }
     const auto t0 = steady::now();
     auto at = [t0](double ms) {
       return t0 + std::chrono::duration_cast<steady::duration>(
@@ -160,9 +163,59 @@ public:
           sink->on_chunk(first_chunk());
         });
     }
+    std::weak_ptr<pending_call> weak = call;
     call->timers[1] = timers_->schedule(
-      at(done_ms), [sink, finish, o = std::move(out)]() mutable { finish(*sink, std::move(o)); });
-    return std::make_unique<mock_handle>(timers_, call);
+      at(done_ms), [this, weak, sink, finish, o = std::move(out)]() mutable {
+        auto c = weak.lock();
+        if (!c)
+          return;
+        {
+          std::lock_guard<std::mutex> lock(c->mutex);
+          if (c->finished)
+            return;
+          c->finished = true;
+        }
+        untrack(c.get());
+        finish(*sink, std::move(o));
+      });
+    return std::make_unique<mock_handle>(timers_, call, this);
+  }
+
+  void stop() override {
+    std::vector<std::shared_ptr<pending_call>> calls;
+    {
+      std::lock_guard<std::mutex> lock(live_mutex_);
+      stopped_ = true;
+      for (auto& [p, w] : live_)
+        if (auto c = w.lock())
+          calls.push_back(std::move(c));
+      live_.clear();
+    }
+    for (auto& c : calls) {
+      std::uint64_t ids[2];
+      {
+        std::lock_guard<std::mutex> lock(c->mutex);
+        ids[0] = c->timers[0];
+        ids[1] = c->timers[1];
+      }
+      for (auto id : ids)
+        if (id)
+          timers_->cancel(id); // waits for one that is running
+      std::shared_ptr<call_sink> sink;
+      {
+        std::lock_guard<std::mutex> lock(c->mutex);
+        if (c->finished || c->cancelled)
+          continue;
+        c->finished = true;
+        sink = std::move(c->sink);
+      }
+      sink->on_done(shutdown_outcome());
+    }
+  }
+
+  void untrack(pending_call* c) {
+    std::lock_guard<std::mutex> lock(live_mutex_);
+    live_.erase(c);
   }
 
 private:
@@ -188,10 +241,36 @@ private:
 
   std::shared_ptr<const router_config> config_;
   std::vector<deployment_state> states_;
+  bool track(const std::shared_ptr<pending_call>& c) {
+    std::lock_guard<std::mutex> lock(live_mutex_);
+    if (stopped_)
+      return false;
+    live_.emplace(c.get(), c);
+    return true;
+  }
+
   std::atomic<std::uint64_t> next_number_{0};
+  std::mutex live_mutex_;
+  bool stopped_ = false;
+  std::unordered_map<pending_call*, std::weak_ptr<pending_call>> live_;
   // Started on first use of a delay would race; a timer thread is cheap.
   std::shared_ptr<timer_thread> timers_ = std::make_shared<timer_thread>();
 };
+
+void mock_handle::cancel() noexcept {
+  std::uint64_t ids[2];
+  {
+    std::lock_guard<std::mutex> lock(call_->mutex);
+    call_->cancelled = true;
+    ids[0] = call_->timers[0];
+    ids[1] = call_->timers[1];
+    call_->sink.reset();
+  }
+  for (auto id : ids)
+    if (id)
+      timers_->cancel(id);
+  owner_->untrack(call_.get());
+}
 
 class dispatching_transport final : public transport {
 public:
@@ -204,6 +283,11 @@ public:
       return http_->start(spec, std::move(sink));
     return mock_->start(spec, std::move(sink));
   }
+  void stop() override {
+    mock_->stop();
+    if (http_)
+      http_->stop();
+  }
 
 private:
   std::shared_ptr<const router_config> config_;
@@ -212,6 +296,13 @@ private:
 };
 
 } // namespace
+
+call_outcome shutdown_outcome() {
+  call_outcome o;
+  o.error = router_error::make(error_kind::shutdown,
+                               "the router stopped before the call finished");
+  return o;
+}
 
 bool is_mock_call(const router_config& config, const deployment_config& deployment,
                   const chat_request& request) {

@@ -84,13 +84,15 @@ void read_request(const json& body, const std::string& prefix,
                                    check.problems());
   req.mock_testing_context_fallbacks =
     check.bool_at(body, "mock_testing_context_fallbacks", prefix).value_or(false);
-  if (auto n = check.integer_at(body, "num_retries", prefix, 0, max_num_retries))
+  const auto& retries = config_key_of(key_section::request, "num_retries");
+  if (auto n = check.integer_at(body, "num_retries", prefix, static_cast<std::int64_t>(retries.min),
+                                static_cast<std::int64_t>(retries.max)))
     req.num_retries = static_cast<int>(*n);
   req.disable_fallbacks = check.bool_at(body, "disable_fallbacks", prefix).value_or(false);
-  req.timeout_s = check.number_at(body, "timeout", prefix, above_zero);
-  req.total_timeout_s = check.number_at(body, "total_timeout", prefix, above_zero);
+  req.timeout_s = check.number_at(body, "timeout", prefix, rule_of(key_section::request, "timeout"));
+  req.total_timeout_s = check.number_at(body, "total_timeout", prefix, rule_of(key_section::request, "total_timeout"));
   req.stream = check.bool_at(body, "stream", prefix).value_or(false);
-  req.cooldown_time_s = check.number_at(body, "cooldown_time", prefix, at_least_zero);
+  req.cooldown_time_s = check.number_at(body, "cooldown_time", prefix, rule_of(key_section::request, "cooldown_time"));
   req.body = json::object();
   for (const auto& item : body.items())
     if (item.key() != "model" && item.key() != "messages")

@@ -1,4 +1,4 @@
-#include "timer_thread.hpp"
+#include "switchyard/timer_thread.hpp"
 
 namespace switchyard {
 
@@ -44,6 +44,20 @@ bool timer_thread::cancel(std::uint64_t id) {
   if (running_ == id && std::this_thread::get_id() != thread_.get_id())
     idle_.wait(lock, [&] { return running_ != id; });
   return false;
+}
+
+void timer_thread::fire_all() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto now = clock::now();
+    std::multimap<clock::time_point, std::uint64_t> due;
+    for (auto& [at, id] : by_deadline_) {
+      auto pos = due.emplace(now, id);
+      tasks_.at(id).at = pos;
+    }
+    by_deadline_.swap(due);
+  }
+  wake_.notify_one();
 }
 
 void timer_thread::run() {

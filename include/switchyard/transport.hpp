@@ -60,6 +60,13 @@ public:
   /// latest (a Timeout then). The returned handle cancels it.
   virtual call_handle_ptr start(const call_spec& spec,
                                 std::shared_ptr<call_sink> sink) = 0;
+  /// The router is stopping: every call in flight ends now with a
+  /// ShutdownError outcome, and calls started later get one at once, so no
+  /// request waits on a provider while its router goes away.
+  virtual void stop() {}
 };
+
+/// The outcome a stopping transport gives its calls.
+call_outcome shutdown_outcome();
 
 } // namespace switchyard

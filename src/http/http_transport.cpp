@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace switchyard {
 
@@ -28,9 +30,24 @@ std::chrono::milliseconds whole_ms(seconds_d s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(ms, 86'400'000.0)) + 0);
 }
 
+struct http_call;
+
+// The calls in flight, so that stop() can end them.
+struct call_registry {
+  std::mutex mutex;
+  bool stopped = false;
+  std::unordered_map<http_call*, std::weak_ptr<http_call>> live;
+
+  void erase(http_call* c) {
+    std::lock_guard<std::mutex> lock(mutex);
+    live.erase(c);
+  }
+};
+
 // One call's state, touched only on the client's I/O thread (the
-// callbacks), apart from `finished`, which cancel() reads too.
+// callbacks), or by stop() once the client's cancel() has returned.
 struct http_call {
+  std::shared_ptr<call_registry> registry;
   std::shared_ptr<const provider_endpoint> endpoint;
   request_ptr request;
   std::shared_ptr<call_sink> sink;
@@ -48,6 +65,8 @@ struct http_call {
   bool finished = false;
 
   bool streaming_ok() const { return stream && status >= 200 && status < 300; }
+
+  ~http_call() { registry->erase(this); }
 
   void done(call_outcome o) {
     if (finished)
@@ -194,6 +213,22 @@ public:
   explicit http_transport(http_client_options options)
     : client_(std::make_shared<http_client>(options)) {}
 
+  void stop() override {
+    std::vector<std::shared_ptr<http_call>> calls;
+    {
+      std::lock_guard<std::mutex> lock(registry_->mutex);
+      registry_->stopped = true;
+      for (auto& [p, w] : registry_->live)
+        if (auto c = w.lock())
+          calls.push_back(std::move(c));
+    }
+    for (auto& c : calls) {
+      // Once cancel() has returned, the I/O thread never touches the call.
+      client_->cancel(c->id.load());
+      c->done(shutdown_outcome());
+    }
+  }
+
   call_handle_ptr start(const call_spec& spec, std::shared_ptr<call_sink> sink) override {
     const auto& d = *spec.deployment;
     if (!d.endpoint) {
@@ -212,6 +247,7 @@ public:
       return std::make_unique<no_op_handle>();
     }
     auto call = std::make_shared<http_call>();
+    call->registry = registry_;
     call->endpoint = d.endpoint;
     call->request = spec.request;
     call->sink = std::move(sink);
@@ -230,11 +266,24 @@ public:
     events.on_done = [call](http_result r) { call->on_done(std::move(r)); };
     const auto id = client_->start(std::move(built.http), options, std::move(events));
     call->id.store(id);
+    bool stopped;
+    {
+      std::lock_guard<std::mutex> lock(registry_->mutex);
+      stopped = registry_->stopped;
+      if (!stopped)
+        registry_->live.emplace(call.get(), call);
+    }
+    if (stopped) {
+      client_->cancel(id);
+      call->done(shutdown_outcome());
+      return std::make_unique<no_op_handle>();
+    }
     return std::make_unique<http_handle>(client_, id);
   }
 
 private:
   std::shared_ptr<http_client> client_;
+  std::shared_ptr<call_registry> registry_ = std::make_shared<call_registry>();
 };
 
 } // namespace

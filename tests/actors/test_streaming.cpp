@@ -87,6 +87,16 @@ public:
     std::lock_guard<std::mutex> lock(st_->mutex);
     return st_->cancelled;
   }
+  // As a real transport: a stopping router ends the calls it holds.
+  void stop() override {
+    std::vector<std::shared_ptr<call_sink>> sinks;
+    {
+      std::lock_guard<std::mutex> lock(st_->mutex);
+      sinks.swap(st_->sinks);
+    }
+    for (auto& s : sinks)
+      s->on_done(shutdown_outcome());
+  }
   std::shared_ptr<state> st_ = std::make_shared<state>();
 
 private:
@@ -311,4 +321,56 @@ TEST_CASE("the observer hears requests, attempts, cooldowns and admission refusa
   CHECK(refused.error.kind == error_kind::overloaded);
   CHECK(obs->refused == 1);
   held.cancel();
+}
+
+namespace {
+
+// Destroys `rt` on another thread and says whether that returned within
+// `limit` (a destructor that waits on a provider or a timer would not).
+bool destroyed_within(std::unique_ptr<router> rt, std::chrono::seconds limit) {
+  std::promise<void> gone;
+  auto future = gone.get_future();
+  std::thread t([&] {
+    rt.reset();
+    gone.set_value();
+  });
+  const bool ok = future.wait_for(limit) == std::future_status::ready;
+  if (ok)
+    t.join();
+  else
+    t.detach();
+  return ok;
+}
+
+} // namespace
+
+TEST_CASE("destroying the router ends calls in flight on a real transport with ShutdownError",
+          "[actors][shutdown]") {
+  auto upstream = std::make_shared<held_transport>();
+  auto options = seeded_options(1);
+  options.http = upstream;
+  auto rt = std::make_unique<router>(config_from(real_config), options);
+  std::promise<route_result> answer;
+  rt->async_complete(hi("g"), [&](route_result r) { answer.set_value(std::move(r)); });
+  upstream->wait_started(1);
+  REQUIRE(destroyed_within(std::move(rt), std::chrono::seconds(30)));
+  auto r = answer.get_future().get();
+  CHECK(r.error.kind == error_kind::shutdown);
+}
+
+TEST_CASE("destroying the router ends a request waiting for its retry (Retry-After 60 s) and one "
+          "bounded by a long total_timeout", "[actors][shutdown]") {
+  auto rt = std::make_unique<router>(config_from(R"({"model_list": [{"model_name": "g",
+      "litellm_params": {"model": "openai/a",
+         "mock_response": {"error": "RateLimitError", "message": "slow down", "retry_after": 60}},
+      "model_info": {"id": "a"}}],
+      "router_settings": {"num_retries": 2, "disable_cooldowns": true, "total_timeout": 3600}})"),
+                                     seeded_options(1));
+  std::promise<route_result> answer;
+  rt->async_complete(hi("g"), [&](route_result r) { answer.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100)); // it is in its 60 s wait now
+  REQUIRE(destroyed_within(std::move(rt), std::chrono::seconds(30)));
+  auto r = answer.get_future().get();
+  CHECK(r.error.kind == error_kind::shutdown);
+  CHECK(r.attempts.size() == 1);
 }

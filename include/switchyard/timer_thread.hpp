@@ -31,6 +31,9 @@ public:
   std::uint64_t schedule(clock::time_point at, task t);
   /// True when the timer was still pending (it will never run).
   bool cancel(std::uint64_t id);
+  /// Runs every pending timer now, on the timer thread, as if its deadline
+  /// had come (a stopping owner's waits end at once).
+  void fire_all();
 
 private:
   void run();
