@@ -1,5 +1,6 @@
 #include "group_actors.hpp"
 
+#include "switchyard/call_feedback.hpp"
 #include "switchyard/fallback.hpp"
 
 #include <caf/all.hpp>
@@ -11,8 +12,11 @@ namespace switchyard {
 
 namespace {
 
-time_point now() {
-  return clock_type::now();
+// The actor system's clock: a test's simulated clock (CAF's test
+// coordinator) then drives cooldown expiry.
+template <class Self>
+time_point now(Self* self) {
+  return self->clock().now();
 }
 
 // A bug in a group's actor (an exception from a handler) ends that actor
@@ -76,10 +80,10 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
     [=](pick_atom, const pick_request& request) {
       auto& st = self->state;
       injected_fault(st.fault);
-      auto t = now();
+      auto t = now(self);
       pick_reply r{st.picker->pick(request, t, *st.rng), std::nullopt};
-      if (!r.picked.chosen && st.next_expiry)
-        r.retry_in = std::max(seconds_d(0), seconds_d(*st.next_expiry - t));
+      if (!r.picked.chosen)
+        r.retry_in = retry_in(st.next_expiry, t);
       if (shared && r.picked.chosen)
         shared->add_usage(id_of(*config, group, *r.picked.chosen),
                           wall_minute(wall_clock_now()), 1, 0);
@@ -88,14 +92,14 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
     [=](fleet_atom, local_index i, std::uint64_t requests, std::uint64_t tokens,
         std::int64_t minute) {
       if (current_minute(minute))
-        self->state.picker->set_remote_usage(i, requests, tokens, now());
+        self->state.picker->set_remote_usage(i, requests, tokens, now(self));
     },
     [=](avail_atom, const cooldown_snapshot& s) {
       self->state.picker->set_available(s.available);
       self->state.next_expiry = s.next_expiry;
     },
     [=](finished_atom, local_index i, const call_feedback& f) {
-      self->state.picker->on_finished(i, f, now());
+      self->state.picker->on_finished(i, f, now(self));
       if (shared && f.tokens > 0)
         shared->add_usage(id_of(*config, group, i), wall_minute(wall_clock_now()), 0,
                           f.tokens);
@@ -120,7 +124,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
   self->state.cooling = std::make_unique<cooldown_state>(members.size());
   auto publish = [=] {
     auto& c = *self->state.cooling;
-    auto t = now();
+    auto t = now(self);
     self->send(picker, avail_atom::value,
                cooldown_snapshot{c.available(t), c.next_expiry()});
   };
@@ -134,7 +138,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       injected_fault(self->state.fault);
       auto& c = *self->state.cooling;
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
-      auto t = now();
+      auto t = now(self);
       const auto& d = config->deployments[members[i]];
       // Publish even when only the end moved: the picker's retry-in does.
       if (c.start(i, t, t + length)) {
@@ -157,7 +161,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
     [=](remote_cool_atom, local_index i, std::int64_t deadline_ms, std::uint8_t,
         int status) {
       auto& c = *self->state.cooling;
-      auto t = now();
+      auto t = now(self);
       auto until = steady_deadline(deadline_ms, wall_clock_now(), t);
       const bool was_cooling = c.cooling(i, t);
       if (!c.apply_remote(i, t, until))
@@ -175,11 +179,11 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
     },
     [=](healthy_atom) {
       injected_fault(self->state.fault);
-      return self->state.cooling->available_count(now());
+      return self->state.cooling->available_count(now(self));
     },
     [=](expire_atom) {
       std::vector<local_index> ended;
-      if (!self->state.cooling->expire(now(), ended))
+      if (!self->state.cooling->expire(now(self), ended))
         return;
       publish();
       if (observer)
@@ -206,13 +210,12 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
   self->state.health = std::make_unique<deployment_health>(*config, group);
   // simple-shuffle without pre-call checks learns nothing from outcomes:
   // spare the picker's mailbox.
-  const bool feed_picker = config->settings.routing_strategy != "simple-shuffle"
-                           || config->settings.enable_pre_call_checks;
+  const bool feed_picker = picker_hears_outcomes(config->settings);
   contain_failures(self);
   return {
     [=](fault_atom) { self->state.fault = true; },
     [=](outcome_atom, local_index i, const call_feedback& f) {
-      self->state.health->record_success(i, now());
+      self->state.health->record_success(i, now(self));
       if (shared)
         shared->add_outcome(id_of(*config, group, i), wall_minute(wall_clock_now()), false);
       if (feed_picker)
@@ -222,7 +225,7 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
     [=](fleet_atom, local_index i, std::uint64_t requests, std::uint64_t failures,
         std::int64_t minute) {
       if (current_minute(minute))
-        self->state.health->set_remote(i, requests, failures, now());
+        self->state.health->set_remote(i, requests, failures, now(self));
     },
     // A failure: answers (through the cooldown actor) how many deployments
     // of the group are healthy once it has been taken into account.
@@ -233,7 +236,7 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
       const auto& e = r.error;
       if (shared)
         shared->add_outcome(id_of(*config, group, i), wall_minute(wall_clock_now()), true);
-      auto length = self->state.health->record_failure(i, e, now(), r.request_cooldown_s);
+      auto length = self->state.health->record_failure(i, e, now(self), r.request_cooldown_s);
       if (length)
         return self->delegate(cooldown, cool_atom::value, i, length->count(),
                               static_cast<std::uint8_t>(e.kind), e.status);

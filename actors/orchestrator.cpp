@@ -1,5 +1,6 @@
 #include "orchestrator.hpp"
 
+#include "switchyard/call_feedback.hpp"
 #include "switchyard/request_flow.hpp"
 #include "switchyard/token_estimate.hpp"
 
@@ -9,8 +10,10 @@ namespace switchyard {
 
 namespace {
 
-double ms_since(time_point t) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+// Time comes from the actor system's clock, so a test's simulated clock
+// (CAF's test coordinator) drives latencies, waits and deadlines.
+double ms_since(const caf::actor_clock& clock, time_point t) {
+  return std::chrono::duration<double, std::milli>(clock.now() - t).count();
 }
 
 // The transport's events for one call, as messages to the orchestrator:
@@ -33,6 +36,8 @@ private:
 
 struct orchestrator_state {
   routing_table_ptr table;
+  /// The actor system's clock (simulated under the test coordinator).
+  const caf::actor_clock* clock = nullptr;
   std::optional<request_flow> flow;
   std::optional<completion> done;
   chunk_handler on_chunk;
@@ -85,7 +90,7 @@ struct orchestrator_state {
         e.model_group = groups[*g].name;
       if (!r.ok)
         e.error = r.error.kind;
-      e.duration_ms = ms_since(started);
+      e.duration_ms = ms_since(*clock, started);
       e.upstream_ms = upstream_ms;
       e.attempts = static_cast<int>(r.attempts.size());
       e.retries = flow->retries();
@@ -150,30 +155,16 @@ void finish_call(orchestrator_actor* self, call_outcome o) {
   ++st.call_id;
   const auto health = st.table->groups[st.call_group].get()->health;
   const auto local = st.call_local;
-  auto& f = st.last_feedback;
-  f = call_feedback{};
-  f.ok = o.ok;
-  f.timed_out = o.timed_out;
-  f.latency_ms = ms_since(st.call_started);
-  o.latency_ms = f.latency_ms;
-  st.upstream_ms += f.latency_ms;
-  // Latency routing keeps whole-call latency and time to first token apart.
-  if (st.flow->request().stream)
-    f.first_token_ms = o.first_token_ms;
+  o.latency_ms = ms_since(*st.clock, st.call_started);
+  st.upstream_ms += o.latency_ms;
   report_attempt(st, o, o.latency_ms);
-  const std::uint64_t tokens =
-    o.prompt_tokens && o.completion_tokens
-      ? std::uint64_t{*o.prompt_tokens} + *o.completion_tokens
-      : st.flow->estimated_tokens() + estimate_text_tokens(o.content);
-  auto next = st.flow->on_call(std::move(o));
+  auto judged = judge_call(*st.flow, std::move(o));
+  st.last_feedback = judged.feedback;
   // A reply the flow turned into a failure (a content filter) is reported
   // once, as a failure, by the report_failure action.
-  f.ok = next.what != flow_action::kind::report_failure;
-  if (f.ok) {
-    f.tokens = tokens;
-    self->send(health, outcome_atom::value, local, f);
-  }
-  step(self, next);
+  if (judged.feedback.ok)
+    self->send(health, outcome_atom::value, local, judged.feedback);
+  step(self, judged.next);
 }
 
 // A peer actor failed or is gone: the router is stopping (ShutdownError),
@@ -196,7 +187,7 @@ auto on_peer_error(orchestrator_actor* self) {
 void start_call(orchestrator_actor* self, const flow_action& a) {
   auto& st = self->state;
   st.cancel_call();
-  st.call_started = clock_type::now();
+  st.call_started = st.clock->now();
   st.call_local = a.deployment;
   st.call_group = a.group;
   call_spec spec;
@@ -275,7 +266,7 @@ void step(orchestrator_actor* self, flow_action a) {
 
 void begin(orchestrator_actor* self) {
   auto& st = self->state;
-  st.started = clock_type::now();
+  st.started = st.clock->now();
   const auto& request = st.flow->request();
   auto total = request.total_timeout_s ? request.total_timeout_s
                                        : st.table->config->settings.total_timeout_s;
@@ -290,6 +281,7 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
                            request_ptr request, std::optional<completion> done,
                            chunk_handler on_chunk) {
   auto& st = self->state;
+  st.clock = &self->clock();
   st.flow.emplace(table->config, std::move(request));
   st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
   st.table = std::move(table);

@@ -1,67 +1,56 @@
-// Cooldowns and retry delays through the actors, with real (short) times.
-// No sleep is used as synchronisation: waits poll with a deadline.
+// Cooldowns and retry delays through the real actors on simulated time
+// (tests/support/sim_router.hpp): the cooldown's end and a retry's wait are
+// timers on the actor clock, so the test moves that clock and asserts the
+// exact calls and answers at each point.
 
 #include "support/router_test.hpp"
+#include "support/sim_router.hpp"
 
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
-#include "switchyard/router.hpp"
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-using namespace std::chrono_literals;
-using nlohmann::json;
 using switchyard::error_kind;
-using steady = std::chrono::steady_clock;
+using switchyard::seconds_d;
+using switchyard::test::config_from;
+using switchyard::test::hi;
+using switchyard::test::real_group;
+using switchyard::test::scripted_transport;
+using switchyard::test::sim_router;
+using switchyard::test::touches;
 
 namespace {
 
-using switchyard::test::config_from;
-using switchyard::test::hi;
-using switchyard::test::touches;
-
-switchyard::router_options seeded(std::size_t threads = 2) {
-  return switchyard::test::seeded_options(3, threads);
+// "bad" answers 429, "good" answers; a 429 in a group of two cools "bad"
+// down for the router's 0.2 s.
+std::string cooldown_config() {
+  return real_group("test-model", {"bad", "good"},
+                    R"({"cooldown_time": 0.2, "num_retries": 1})");
 }
-
-// "bad" (RateLimitError) is picked first almost always (weight 1000 to 1);
-// a 429 in a group of two cools it down for the router's 0.2 s.
-const char* const cooldown_config = R"json({
-  "model_list": [
-    {"model_name": "test-model",
-     "litellm_params": {"model": "gpt-4o", "weight": 1000,
-                        "mock_response": {"error": "RateLimitError", "message": "slow down"}},
-     "model_info": {"id": "bad"}},
-    {"model_name": "test-model",
-     "litellm_params": {"model": "gpt-4o", "weight": 1, "mock_response": "ok from good"},
-     "model_info": {"id": "good"}}
-  ],
-  "router_settings": {"cooldown_time": 0.2, "num_retries": 1}
-})json";
 
 // One deployment that always answers 429 with Retry-After 0.1 s: a retry in
 // a single-deployment group waits Retry-After (+ up to 0.75 s jitter).
-const char* const retry_config = R"json({
-  "model_list": [
-    {"model_name": "solo-model",
-     "litellm_params": {"model": "gpt-4o",
-                        "mock_response": {"error": "RateLimitError", "message": "busy",
-                                          "retry_after": 0.1}},
-     "model_info": {"id": "solo"}}
-  ],
-  "router_settings": {"num_retries": 1}
-})json";
+std::string retry_config() {
+  return real_group("solo-model", {"solo"}, R"({"num_retries": 1})");
+}
 
-void check_retried_once_after_delay(const switchyard::route_result& r) {
+void answer_by_id(scripted_transport& upstream) {
+  upstream.respond_with([](const scripted_transport::call& c) -> std::optional<switchyard::call_outcome> {
+    if (c.deployment_id == "bad")
+      return scripted_transport::failure(error_kind::rate_limit, "slow down");
+    if (c.deployment_id == "solo")
+      return scripted_transport::failure(error_kind::rate_limit, "busy", 0.1);
+    return scripted_transport::success("ok from " + c.deployment_id);
+  });
+}
+
+void check_retried_once(const switchyard::route_result& r) {
   CHECK_FALSE(r.ok);
   CHECK(r.error.kind == error_kind::rate_limit);
   CHECK(r.error.status == 429);
@@ -75,117 +64,103 @@ void check_retried_once_after_delay(const switchyard::route_result& r) {
   CHECK(r.fallback_depth == 0);
 }
 
+double seconds_between(switchyard::time_point a, switchyard::time_point b) {
+  return seconds_d(b - a).count();
+}
+
 } // namespace
 
 TEST_CASE("a rate-limited deployment is cooled down, then picked again") {
-  switchyard::router router(config_from(cooldown_config), seeded());
-  const auto cooldown = 200ms;
+  sim_router sim(config_from(cooldown_config()), 3);
+  answer_by_id(sim.upstream());
 
-  // The first request that reaches "bad" (in practice the first request):
-  // 429 -> "bad" cools down -> the retry (no delay: "good" is healthy)
-  // lands on "good".
-  std::optional<steady::time_point> first_hit;
-  const auto give_up = steady::now() + 10s;
-  while (!first_hit && steady::now() < give_up) {
-    const auto started = steady::now();
-    auto r = router.complete(hi("test-model"));
+  // Until a pick lands on "bad": its 429 cools it down and the retry (no
+  // wait: "good" is healthy) lands on "good".
+  int sent = 0;
+  for (; sent < 100; ++sent) {
+    auto r = sim.complete(hi("test-model"));
     REQUIRE(r.ok);
     CHECK(r.deployment_id == "good");
     if (touches(r, "bad")) {
-      first_hit = started;
       REQUIRE(r.attempts.size() == 2);
       CHECK(r.attempts[0].deployment_id == "bad");
       CHECK(r.attempts[0].outcome == std::optional<error_kind>(error_kind::rate_limit));
       CHECK(r.attempts[1].deployment_id == "good");
       CHECK_FALSE(r.attempts[1].outcome.has_value());
+      break;
     }
   }
-  REQUIRE(first_hit.has_value());
-  const auto t0 = *first_hit; // the cooldown started at or after t0
+  REQUIRE(sent < 100);
 
-  // While it cools down, requests never reach it: the trace is "good" alone.
-  // Only requests that ended before t0 + 0.2 s are certainly inside it.
-  int inside = 0;
-  while (steady::now() < t0 + cooldown * 3 / 4) {
-    auto r = router.complete(hi("test-model"));
-    const auto ended = steady::now();
-    REQUIRE(r.ok);
-    if (ended < t0 + cooldown) {
-      ++inside;
-      REQUIRE(r.attempts.size() == 1);
-      CHECK(r.attempts[0].deployment_id == "good");
-      CHECK(r.deployment_id == "good");
+  // Until the cooldown ends, to the last nanosecond, no request reaches it.
+  auto inside = [&] {
+    for (int i = 0; i < 20; ++i) {
+      auto r = sim.complete(hi("test-model"));
+      REQUIRE(r.ok);
+      CHECK(switchyard::test::attempt_ids(r) == std::vector<std::string>{"good"});
     }
-    std::this_thread::sleep_for(5ms); // pacing, not synchronisation
-  }
-  CHECK(inside >= 1);
+  };
+  inside();
+  sim.advance(seconds_d(0.1));
+  inside();
+  sim.advance(seconds_d(0.1) - std::chrono::nanoseconds(1));
+  inside();
 
-  // Once the cooldown is over (timer-driven), "bad" is picked again: poll
-  // with a deadline.
-  std::optional<steady::time_point> again;
-  const auto deadline = t0 + 10s;
-  while (!again && steady::now() < deadline) {
-    auto r = router.complete(hi("test-model"));
-    const auto ended = steady::now();
+  // At 0.2 s the cooldown's timer fires and "bad" is a candidate again.
+  sim.advance(std::chrono::nanoseconds(1));
+  bool again = false;
+  for (int i = 0; i < 100 && !again; ++i) {
+    auto r = sim.complete(hi("test-model"));
     REQUIRE(r.ok);
-    if (touches(r, "bad")) {
-      again = ended;
-      REQUIRE(r.attempts.size() == 2);
-      CHECK(r.attempts[0].deployment_id == "bad");
-      CHECK(r.attempts[1].deployment_id == "good");
-    } else {
-      std::this_thread::sleep_for(10ms);
-    }
+    again = touches(r, "bad");
+    if (again)
+      CHECK(switchyard::test::attempt_ids(r) == std::vector<std::string>{"bad", "good"});
   }
-  REQUIRE(again.has_value());
-  CHECK(*again - t0 >= cooldown);
+  CHECK(again);
 }
 
 TEST_CASE("a retry in a single-deployment group waits Retry-After on a timer") {
-  SECTION("one request: two attempts, at least 0.1 s apart") {
-    switchyard::router router(config_from(retry_config), seeded());
-    const auto started = steady::now();
-    auto r = router.complete(hi("solo-model"));
-    const auto elapsed = steady::now() - started;
-    check_retried_once_after_delay(r);
-    CHECK(elapsed >= 100ms);
-    // Retry-After 0.1 s + at most 0.75 s jitter, with slack.
-    CHECK(elapsed < 3s);
+  SECTION("one request: the second attempt starts 0.1 to 0.85 s after the first") {
+    sim_router sim(config_from(retry_config()), 3);
+    answer_by_id(sim.upstream());
+    auto answer = sim.send(hi("solo-model"));
+    sim.run();
+    REQUIRE(sim.upstream().calls().size() == 1);
+    CHECK_FALSE(answer->has_value());
+
+    // Nothing happens before Retry-After.
+    sim.advance(seconds_d(0.1) - std::chrono::nanoseconds(1));
+    CHECK(sim.upstream().calls().size() == 1);
+    CHECK_FALSE(answer->has_value());
+
+    // Retry-After + the jitter (at most 0.75 s).
+    sim.advance(seconds_d(0.75) + std::chrono::nanoseconds(1));
+    const auto& calls = sim.upstream().calls();
+    REQUIRE(calls.size() == 2);
+    const double waited = seconds_between(calls[0].started, calls[1].started);
+    CHECK(waited >= 0.1);
+    CHECK(waited <= 0.85);
+    REQUIRE(answer->has_value());
+    check_retried_once(**answer);
   }
 
-  SECTION("40 waiting requests on one scheduler thread overlap") {
-    // A delay that blocked the thread would serialise them (>= 40 * 0.1 s);
-    // on timers they all wait at once (<= 0.85 s each).
-    switchyard::router router(config_from(retry_config), seeded(1));
+  SECTION("40 waiting requests wait at once") {
+    // A wait that held the actor would serialise them (40 * 0.1 s at
+    // least); on timers every retry has started within one wait's bound.
+    sim_router sim(config_from(retry_config()), 3);
+    answer_by_id(sim.upstream());
     constexpr std::size_t n = 40;
-    std::mutex m;
-    std::condition_variable cv;
-    std::vector<switchyard::route_result> results(n);
-    std::vector<int> answers(n, 0);
-    std::size_t total = 0;
-    const auto started = steady::now();
+    std::vector<std::shared_ptr<std::optional<switchyard::route_result>>> answers;
     for (std::size_t i = 0; i < n; ++i)
-      router.async_complete(hi("solo-model"), [&, i](switchyard::route_result r) {
-        std::lock_guard<std::mutex> lock(m);
-        results[i] = std::move(r);
-        ++answers[i];
-        ++total;
-        cv.notify_all();
-      });
-    {
-      std::unique_lock<std::mutex> lock(m);
-      REQUIRE(cv.wait_for(lock, 30s, [&] { return total == n; }));
-    }
-    const auto elapsed = steady::now() - started;
-    INFO("elapsed ms: "
-         << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
-    CHECK(elapsed >= 100ms);
-    CHECK(elapsed < n * 100ms / 2);
-    std::lock_guard<std::mutex> lock(m);
+      answers.push_back(sim.send(hi("solo-model")));
+    sim.run();
+    CHECK(sim.upstream().calls().size() == n);
+    sim.advance(seconds_d(0.85));
+    CHECK(sim.upstream().calls().size() == 2 * n);
     for (std::size_t i = 0; i < n; ++i) {
       INFO("request " << i);
-      CHECK(answers[i] == 1);
-      check_retried_once_after_delay(results[i]);
+      REQUIRE(answers[i]->has_value());
+      check_retried_once(**answers[i]);
     }
   }
 }

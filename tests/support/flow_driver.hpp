@@ -4,6 +4,7 @@
 // need a whole request (picks, calls, retries, weighted failover, fallbacks)
 // without actors, threads or a real clock.
 
+#include "switchyard/call_feedback.hpp"
 #include "switchyard/config.hpp"
 #include "switchyard/cooldown.hpp"
 #include "switchyard/deployment_call.hpp"
@@ -13,7 +14,6 @@
 #include "switchyard/request.hpp"
 #include "switchyard/request_flow.hpp"
 #include "switchyard/routing_strategy.hpp"
-#include "switchyard/token_estimate.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -32,7 +32,10 @@ namespace switchyard::test {
 /// deployment_health; plan_mock_call for deployment calls, where a call's
 /// mock latency (cut at the call's timeout, which then answers Timeout) and
 /// a retry's wait advance a fake clock instead of sleeping;
-/// resolve_fallbacks for the fallback actor.
+/// resolve_fallbacks for the fallback actor. What a call tells health and
+/// the picker, which pickers hear it and the retry-in are the actors' own
+/// code (switchyard/call_feedback.hpp); only the message passing is
+/// replaced by calls.
 ///
 /// State (cooldowns, outcome windows, call counters, random streams) lives
 /// across run() calls, as it does in a router. Deterministic for a given
@@ -45,7 +48,8 @@ public:
 
   explicit flow_driver(std::shared_ptr<const router_config> config,
                        std::uint64_t seed = 1)
-    : config_(std::move(config)), now_(std::chrono::hours(1)),
+    : config_(std::move(config)), hears_outcomes_(picker_hears_outcomes(config_->settings)),
+      now_(std::chrono::hours(1)),
       flow_rng_(derive_seed(seed, 0)) {
     for (std::uint32_t g = 0; g < config_->groups.size(); ++g)
       groups_.push_back(std::make_unique<group_state>(*config_, g, seed));
@@ -96,10 +100,10 @@ public:
           if (g.cooldown.expire(now_))
             g.picker.set_available(g.cooldown.available(now_));
           auto picked = g.picker.pick(flow.current_pick(), now_, g.rng);
-          std::optional<seconds_d> retry_in;
+          std::optional<seconds_d> wait;
           if (!picked.chosen)
-            retry_in = g.cooldown.shortest_remaining(now_);
-          a = flow.on_picked(picked, retry_in);
+            wait = retry_in(g.cooldown.next_expiry(), now_);
+          a = flow.on_picked(picked, wait);
           break;
         }
         case flow_action::kind::call: {
@@ -121,27 +125,23 @@ public:
           }
           now_ += to_clock(took);
           o.latency_ms = took.count() * 1000.0;
-          last_feedback_ = call_feedback{};
-          last_feedback_.timed_out = o.timed_out;
-          last_feedback_.latency_ms = o.latency_ms;
-          if (flow.request().stream)
-            last_feedback_.first_token_ms = o.first_token_ms;
-          const auto tokens = flow.estimated_tokens() + estimate_text_tokens(o.content);
           const auto local = a.deployment;
-          a = flow.on_call(std::move(o));
-          // As the orchestrator: a success is reported once the flow has
-          // kept it a success (a filtered reply becomes a failure).
-          last_feedback_.ok = a.what != flow_action::kind::report_failure;
+          auto judged = judge_call(flow, std::move(o));
+          last_feedback_ = judged.feedback;
+          a = judged.next;
+          // As the orchestrator and the health actor: a success is reported
+          // once the flow has kept it a success.
           if (last_feedback_.ok) {
-            last_feedback_.tokens = tokens;
             g.health.record_success(local, now_);
-            g.picker.on_finished(local, last_feedback_, now_);
+            if (hears_outcomes_)
+              g.picker.on_finished(local, last_feedback_, now_);
           }
           break;
         }
         case flow_action::kind::report_failure: {
           auto& g = *groups_.at(a.group);
-          g.picker.on_finished(a.deployment, last_feedback_, now_);
+          if (hears_outcomes_)
+            g.picker.on_finished(a.deployment, last_feedback_, now_);
           if (auto length = g.health.record_failure(a.deployment, flow.last_error(),
                                                     now_, flow.request().cooldown_time_s)) {
             g.cooldown.start(a.deployment, now_, now_ + to_clock(*length));
@@ -192,6 +192,7 @@ private:
   }
 
   std::shared_ptr<const router_config> config_;
+  bool hears_outcomes_;
   time_point now_;
   std::vector<std::unique_ptr<group_state>> groups_;
   std::vector<seeded_random> call_rngs_;
