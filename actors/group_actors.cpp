@@ -36,6 +36,16 @@ void contain_failures(Self* self) {
   });
 }
 
+const std::string& id_of(const router_config& config, std::uint32_t group, local_index i) {
+  return config.deployments[config.groups[group].deployments[i]].id;
+}
+
+// Fleet counts are for one wall-clock minute: those of a minute already
+// over are late news and would be counted in the wrong window.
+bool current_minute(std::int64_t minute) {
+  return minute == wall_minute(wall_clock_now());
+}
+
 // Fault injection for tests: the next request of an armed actor throws.
 void injected_fault(bool& armed) {
   if (armed) {
@@ -56,9 +66,14 @@ struct picker_state {
 
 caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
                            std::shared_ptr<const router_config> config,
-                           std::uint32_t group, std::uint64_t seed) {
+                           std::uint32_t group, std::uint64_t seed,
+                           std::shared_ptr<shared_state> shared) {
   self->state.picker = std::make_unique<group_picker>(*config, group);
   self->state.rng = std::make_unique<seeded_random>(seed);
+  // Usage is shared as it is counted locally (a request at its pick, its
+  // tokens when the call ends), and only when something counts it.
+  if (!self->state.picker->counts_usage())
+    shared = nullptr;
   contain_failures(self);
   return {
     [=](fault_atom) { self->state.fault = true; },
@@ -69,7 +84,15 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
       pick_reply r{st.picker->pick(request, t, *st.rng), std::nullopt};
       if (!r.picked.chosen)
         r.retry_in = retry_in(st.next_expiry, t);
+      if (shared && r.picked.chosen)
+        shared->add_usage(id_of(*config, group, *r.picked.chosen),
+                          wall_minute(wall_clock_now()), 1, 0);
       return r;
+    },
+    [=](fleet_atom, local_index i, std::uint64_t requests, std::uint64_t tokens,
+        std::int64_t minute) {
+      if (current_minute(minute))
+        self->state.picker->set_remote_usage(i, requests, tokens, now(self));
     },
     [=](avail_atom, const cooldown_snapshot& s) {
       self->state.picker->set_available(s.available);
@@ -77,6 +100,9 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
     },
     [=](finished_atom, local_index i, const call_feedback& f) {
       self->state.picker->on_finished(i, f, now(self));
+      if (shared && f.tokens > 0)
+        shared->add_usage(id_of(*config, group, i), wall_minute(wall_clock_now()), 0,
+                          f.tokens);
     },
   };
 }
@@ -93,7 +119,8 @@ struct cooldown_actor_state {
 caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
                              std::shared_ptr<const router_config> config,
                              std::uint32_t group, caf::actor picker,
-                             std::shared_ptr<router_observer> observer) {
+                             std::shared_ptr<router_observer> observer,
+                             std::shared_ptr<shared_state> shared) {
   const auto& members = config->groups[group].deployments;
   self->state.cooling = std::make_unique<cooldown_state>(members.size());
   auto publish = [=] {
@@ -120,7 +147,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
     // Starts a cooldown; answers how many deployments are still healthy.
     // The picker hears of it before the requester gets this answer, so the
     // requester's next pick already avoids the deployment.
-    [=](cool_atom, local_index i, double seconds) {
+    [=](cool_atom, local_index i, double seconds, std::uint8_t kind, int status) {
       injected_fault(self->state.fault);
       auto& c = *self->state.cooling;
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
@@ -129,17 +156,43 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       // group cooling does not start.
       if (!c.within_cap(i, t, config->settings.max_cooldown_percent))
         return c.available_count(t);
+      const auto& d = config->deployments[members[i]];
       // Publish even when only the end moved: the picker's retry-in does.
       if (c.start(i, t, t + length)) {
-        const auto& d = config->deployments[members[i]];
         // Once per cooldown, ids only: never a key or a provider message.
         spdlog::info("deployment '{}' cooling down for {:.3g} s", d.id, seconds);
         if (observer)
           observer->on_cooldown(cooldown_event{d.id, d.model_name, true, seconds});
       }
       publish();
+      // Every cooldown started here, extensions too: the store keeps the
+      // later deadline, so a shorter one changes nothing there.
+      if (shared)
+        shared->publish_cooldown(shared_cooldown{
+          d.id, wall_deadline(t + length, t, wall_clock_now()),
+          static_cast<error_kind>(kind), status});
       self->delayed_send(self, length, expire_atom::value);
       return c.available_count(t);
+    },
+    // Another replica cooled deployment `i` down: the later end wins.
+    [=](remote_cool_atom, local_index i, std::int64_t deadline_ms, std::uint8_t,
+        int status) {
+      auto& c = *self->state.cooling;
+      auto t = now(self);
+      auto until = steady_deadline(deadline_ms, wall_clock_now(), t);
+      const bool was_cooling = c.cooling(i, t);
+      if (!c.apply_remote(i, t, until))
+        return;
+      const auto& d = config->deployments[members[i]];
+      if (!was_cooling) {
+        double seconds = seconds_d(until - t).count();
+        spdlog::info("deployment '{}' cooling down for {:.3g} s (status {}, from another replica)",
+                     d.id, seconds, status);
+        if (observer)
+          observer->on_cooldown(cooldown_event{d.id, d.model_name, true, seconds});
+      }
+      publish();
+      self->delayed_send(self, until - t, expire_atom::value);
     },
     [=](healthy_atom) {
       injected_fault(self->state.fault);
@@ -170,7 +223,7 @@ struct health_state {
 caf::behavior health_actor(caf::stateful_actor<health_state>* self,
                            std::shared_ptr<const router_config> config,
                            std::uint32_t group, caf::actor cooldown,
-                           caf::actor picker) {
+                           caf::actor picker, std::shared_ptr<shared_state> shared) {
   self->state.health = std::make_unique<deployment_health>(*config, group);
   // simple-shuffle without pre-call checks learns nothing from outcomes:
   // spare the picker's mailbox.
@@ -180,8 +233,16 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
     [=](fault_atom) { self->state.fault = true; },
     [=](outcome_atom, local_index i, const call_feedback& f) {
       self->state.health->record_success(i, now(self));
+      if (shared)
+        shared->add_outcome(id_of(*config, group, i), wall_minute(wall_clock_now()), false);
       if (feed_picker)
         self->send(picker, finished_atom::value, i, f);
+    },
+    // The other replicas' calls and failures this minute.
+    [=](fleet_atom, local_index i, std::uint64_t requests, std::uint64_t failures,
+        std::int64_t minute) {
+      if (current_minute(minute))
+        self->state.health->set_remote(i, requests, failures, now(self));
     },
     // A failure: answers (through the cooldown actor) how many deployments
     // of the group are healthy once it has been taken into account.
@@ -190,9 +251,12 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self,
       if (feed_picker)
         self->send(picker, finished_atom::value, i, r.feedback);
       const auto& e = r.error;
+      if (shared)
+        shared->add_outcome(id_of(*config, group, i), wall_minute(wall_clock_now()), true);
       auto length = self->state.health->record_failure(i, e, now(self), r.request_cooldown_s);
       if (length)
-        return self->delegate(cooldown, cool_atom::value, i, length->count());
+        return self->delegate(cooldown, cool_atom::value, i, length->count(),
+                              static_cast<std::uint8_t>(e.kind), e.status);
       return self->delegate(cooldown, healthy_atom::value);
     },
   };
@@ -214,12 +278,14 @@ caf::behavior fallback_actor(caf::event_based_actor*,
 group_actors spawn_group(caf::actor_system& system,
                          std::shared_ptr<const router_config> config,
                          std::uint32_t group, std::uint64_t seed,
-                         std::shared_ptr<router_observer> observer) {
+                         std::shared_ptr<router_observer> observer,
+                         std::shared_ptr<shared_state> shared) {
   group_actors g;
   g.picker = system.spawn(picker_actor, config, group,
-                          derive_seed(seed, 1000003ULL * (group + 1)));
-  g.cooldown = system.spawn(cooldown_actor, config, group, g.picker, std::move(observer));
-  g.health = system.spawn(health_actor, config, group, g.cooldown, g.picker);
+                          derive_seed(seed, 1000003ULL * (group + 1)), shared);
+  g.cooldown = system.spawn(cooldown_actor, config, group, g.picker, std::move(observer),
+                            shared);
+  g.health = system.spawn(health_actor, config, group, g.cooldown, g.picker, shared);
   return g;
 }
 

@@ -9,6 +9,7 @@
 #include "switchyard/group_picker.hpp"
 #include "switchyard/observer.hpp"
 #include "switchyard/routing_strategy.hpp"
+#include "switchyard/shared_state.hpp"
 #include "switchyard/timer_thread.hpp"
 #include "switchyard/transport.hpp"
 
@@ -35,6 +36,12 @@ using call_done_atom = caf::atom_constant<caf::atom("calldone")>;
 using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+/// From another replica, through the shared state: `(remote_cool_atom,
+/// local, deadline wall ms, error kind, status)` to a cooldown actor;
+/// `(fleet_atom, local, others' requests, others' tokens or failures,
+/// wall minute)` to a picker (usage) or a health actor (outcomes).
+using remote_cool_atom = caf::atom_constant<caf::atom("rcool")>;
+using fleet_atom = caf::atom_constant<caf::atom("fleet")>;
 /// Fault injection (tests): `(fault_atom, role)` to the router actor arms
 /// the named actor of a group ("picker", "cooldown", "health") to throw on
 /// its next request, as a bug would.
@@ -91,6 +98,16 @@ private:
   mutable std::shared_ptr<const group_actors> actors_;
 };
 
+class fleet_listener;
+
+/// Wall-clock milliseconds now (shared deadlines and minutes are
+/// wall-clock; local state keeps the steady clock).
+inline wall_ms wall_clock_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 /// Everything an orchestrator needs to find its way: immutable once the
 /// router has started, shared by every orchestrator.
 struct routing_table {
@@ -114,6 +131,15 @@ struct routing_table {
   /// Admission control: requests admitted and not yet answered.
   mutable std::atomic<std::size_t> in_flight{0};
   std::size_t max_in_flight = 0; ///< 0: no cap
+  /// The state shared with other replicas (a local_shared_state when no
+  /// Redis is configured), and what hears from them.
+  std::shared_ptr<shared_state> shared;
+  std::shared_ptr<fleet_listener> fleet;
+  /// `shared` when Redis is configured, else null: the group actors share
+  /// nothing and the hot path stays as it is without Redis.
+  std::shared_ptr<shared_state> sharing() const {
+    return config->settings.redis ? shared : nullptr;
+  }
 
   /// Takes a place for one request; false when the cap is reached.
   bool admit() const {

@@ -130,4 +130,12 @@ std::shared_ptr<const router_config> router::shared_config() const noexcept {
   return impl_->config;
 }
 
+switchyard::shared_state_status router::shared_state_status() const {
+  return impl_->table->shared->status();
+}
+
+switchyard::shared_state_stats router::shared_state_stats() const {
+  return impl_->table->shared->stats();
+}
+
 } // namespace switchyard

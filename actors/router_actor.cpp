@@ -7,6 +7,8 @@
 #include "switchyard/mock_transport.hpp"
 
 #include <algorithm>
+#include <mutex>
+#include <unordered_map>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -66,7 +68,7 @@ caf::behavior supervisor(supervisor_actor* self, std::shared_ptr<router_observer
             self->send_exit(*members[other], caf::exit_reason::user_shutdown);
         auto fresh = spawn_group(self->system(), table->config, g,
                                  derive_seed(table->seed, 7919 * ++self->state.restarts),
-                                 self->state.observer);
+                                 self->state.observer, table->sharing());
         watch(self, fresh);
         table->groups[g].set(std::move(fresh));
         return;
@@ -79,6 +81,86 @@ caf::behavior supervisor(supervisor_actor* self, std::shared_ptr<router_observer
 }
 
 } // namespace
+
+// --- fleet_listener: turns the shared state's news into messages ---------
+
+/// Hears the other replicas through the shared state and forwards each
+/// piece of news to the group actor that owns the state it changes.
+/// Threading: called on the shared state's I/O thread, never blocks (a
+/// short mutex, then non-blocking sends). detach() (stop_routing) ends the
+/// forwarding, so that the I/O thread never holds the routing table once
+/// the router is going away.
+class fleet_listener final : public shared_state_listener {
+public:
+  fleet_listener(const router_config& config, std::shared_ptr<router_observer> observer)
+    : observer_(std::move(observer)) {
+    for (const auto& d : config.deployments)
+      where_.emplace(d.id, place{d.group, d.index_in_group});
+  }
+
+  void attach(std::weak_ptr<const routing_table> table) {
+    std::lock_guard lock(mu_);
+    table_ = std::move(table);
+  }
+  void detach() {
+    std::lock_guard lock(mu_);
+    table_.reset();
+  }
+
+  void on_cooldown(const shared_cooldown& c) override {
+    const shared_cooldown* one[] = {&c};
+    each(one, [&](const group_actors& g, local_index i, const shared_cooldown* x) {
+      caf::anon_send(g.cooldown, remote_cool_atom::value, i, x->deadline_ms,
+                     static_cast<std::uint8_t>(x->kind), x->status);
+    });
+  }
+  void on_usage(const std::vector<fleet_usage>& usage) override {
+    each(usage, [&](const group_actors& g, local_index i, const fleet_usage& u) {
+      caf::anon_send(g.picker, fleet_atom::value, i, u.others_requests(), u.others_tokens(),
+                     u.minute);
+    });
+  }
+  void on_outcomes(const std::vector<fleet_outcomes>& outcomes) override {
+    each(outcomes, [&](const group_actors& g, local_index i, const fleet_outcomes& o) {
+      caf::anon_send(g.health, fleet_atom::value, i, o.others_requests(),
+                     o.others_failures(), o.minute);
+    });
+  }
+  void on_status(const shared_state_status& s) override {
+    if (observer_)
+      observer_->on_shared_state(s);
+  }
+
+private:
+  struct place {
+    std::uint32_t group;
+    local_index index;
+  };
+
+  static const std::string& id_of(const shared_cooldown* c) { return c->deployment_id; }
+  template <class Entry>
+  static const std::string& id_of(const Entry& e) { return e.deployment_id; }
+
+  // f(the deployment's group actors, its local index, entry) for each entry
+  // of a deployment of this config, while the router runs.
+  template <class Entries, class F>
+  void each(const Entries& entries, F&& f) {
+    std::lock_guard lock(mu_);
+    auto table = table_.lock();
+    if (!table)
+      return;
+    for (const auto& e : entries) {
+      auto it = where_.find(id_of(e));
+      if (it != where_.end())
+        f(*table->groups[it->second.group].get(), it->second.index, e);
+    }
+  }
+
+  const std::shared_ptr<router_observer> observer_;
+  std::unordered_map<std::string, place> where_; ///< immutable after construction
+  std::mutex mu_;
+  std::weak_ptr<const routing_table> table_;
+};
 
 route_result overloaded(const routing_table& table) {
   if (table.observer)
@@ -149,10 +231,14 @@ routing_table_ptr start_routing(caf::actor_system& system,
     http = make_http_transport(options.http_client);
   table->calls = make_dispatching_transport(config, make_mock_transport(config, seed),
                                             std::move(http));
+  table->fleet = std::make_shared<fleet_listener>(*config, options.observer);
+  table->shared = make_shared_state(*config, table->fleet);
   table->timers = options.timers ? options.timers
                                  : std::shared_ptr<timer_service>(std::make_shared<timer_thread>());
   for (std::uint32_t g = 0; g < config->groups.size(); ++g)
-    table->groups.emplace_back(spawn_group(system, config, g, seed, options.observer));
+    table->groups.emplace_back(
+      spawn_group(system, config, g, seed, options.observer, table->sharing()));
+  table->fleet->attach(table);
   table->supervisor = system.spawn(supervisor, options.observer,
                                    std::weak_ptr<const routing_table>(table));
   table->fallback = spawn_fallback(system, config);
@@ -164,6 +250,7 @@ void stop_routing(const routing_table& table) {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
   table.stopping.store(true);
+  table.fleet->detach();
   // Calls in flight and requests waiting in a timer end now (ShutdownError).
   table.calls->stop();
   table.timers->fire_all();

@@ -25,6 +25,7 @@ group_picker::group_picker(const router_config& config, std::uint32_t group,
   : pre_call_checks_(config.settings.enable_pre_call_checks),
     panic_threshold_(config.settings.panic_threshold),
     probe_(config.settings.cooldown_probe),
+    counts_usage_(pre_call_checks_),
     usage_(members_of(config, group)) {
   if (config.settings.retry_budget)
     budget_.emplace(*config.settings.retry_budget);
@@ -52,6 +53,7 @@ group_picker::group_picker(const router_config& config, std::uint32_t group,
       throw std::invalid_argument("unknown routing strategy '"
                                   + config.settings.routing_strategy + "'");
     t.available = locals.size();
+    counts_usage_ = counts_usage_ || t.strategy->keeps_usage();
     tiers_.push_back(std::move(t));
   }
   available_.assign(members.size(), true);
@@ -173,6 +175,14 @@ void group_picker::on_finished(local_index i, const call_feedback& feedback,
   tiers_[tier_of_[i]].strategy->on_finished(pos_in_tier_[i], feedback, now);
   if (pre_call_checks_)
     usage_.on_finished(i, feedback.tokens, now);
+}
+
+void group_picker::set_remote_usage(local_index i, std::uint64_t requests,
+                                    std::uint64_t tokens, time_point now) {
+  if (i >= tier_of_.size())
+    return;
+  usage_.set_remote(i, requests, tokens, now);
+  tiers_[tier_of_[i]].strategy->set_remote_usage(pos_in_tier_[i], requests, tokens, now);
 }
 
 std::optional<int> next_order(const router_config& config, std::uint32_t group,

@@ -32,6 +32,11 @@ void limited_lowest::on_finished(local_index i, const call_feedback& f, time_poi
   limits_.on_finished(i, f.tokens, now);
 }
 
+void limited_lowest::set_remote_usage(local_index i, std::uint64_t requests,
+                                      std::uint64_t tokens, time_point now) {
+  limits_.set_remote(i, requests, tokens, now);
+}
+
 double usage_based::key(local_index i, time_point now) const {
   return static_cast<double>(limits().usage().tokens(i, now));
 }

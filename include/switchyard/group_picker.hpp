@@ -66,6 +66,14 @@ public:
   group_pick pick(const pick_request& request, time_point now, random_source& rng);
   /// A call to deployment `i` ended, whatever its outcome (cancelled too).
   void on_finished(local_index i, const call_feedback& feedback, time_point now);
+  /// The other replicas' usage of deployment `i` this minute
+  /// (fleet_usage::others_*): to the pre-call rpm check and to the tier's
+  /// strategy, so that both hold across the fleet.
+  void set_remote_usage(local_index i, std::uint64_t requests, std::uint64_t tokens,
+                        time_point now);
+  /// Whether picks and finished calls feed usage counts (a usage-keeping
+  /// strategy or the pre-call checks): only then is usage worth sharing.
+  bool counts_usage() const noexcept { return counts_usage_; }
 
   /// Picks ignore cooldowns: too few deployments are available.
   bool in_panic() const noexcept { return panic_; }
@@ -96,6 +104,7 @@ private:
   std::vector<bool> probation_;  ///< cooled, no success since
   std::vector<bool> probe_busy_; ///< its one call is in flight
   std::optional<retry_budget> budget_;
+  bool counts_usage_;
   std::vector<std::optional<std::int64_t>> max_input_tokens_;
   usage_limits usage_; ///< for the pre-call rpm check
   exclusion_list scratch_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "switchyard/error.hpp"
+#include "switchyard/shared_state.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -72,6 +73,10 @@ public:
   virtual void on_cooldown(const cooldown_event&) {}
   virtual void on_panic(const panic_event&) {}
   virtual void on_admission_refused(const admission_event&) {}
+  /// The connection to the shared state (Redis) changed: connected, or
+  /// down and serving with local state only (`reason` says why; never a
+  /// password). Called on the shared state's I/O thread.
+  virtual void on_shared_state(const shared_state_status&) {}
 };
 
 } // namespace switchyard

@@ -3,6 +3,7 @@
 #include "switchyard/config.hpp"
 #include "switchyard/http_client.hpp"
 #include "switchyard/request.hpp"
+#include "switchyard/shared_state.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -116,6 +117,14 @@ public:
 
   const router_config& config() const noexcept;
   std::shared_ptr<const router_config> shared_config() const noexcept;
+
+  /// The connection to the state shared with other replicas (Redis):
+  /// `none` without one configured, `connected`, or `down` (serving with
+  /// local state only; `reason` says why, never with the password). For
+  /// readiness checks and metrics; a short mutex, no I/O.
+  switchyard::shared_state_status shared_state_status() const;
+  /// Its counters (calls, batches, cooldowns sent and heard, connects).
+  switchyard::shared_state_stats shared_state_stats() const;
 
 private:
   struct impl;

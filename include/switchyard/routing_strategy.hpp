@@ -79,6 +79,13 @@ public:
   /// A call to deployment `i` ended (success, failure, timeout or
   /// cancellation): exactly once per on_picked.
   virtual void on_finished(local_index, const call_feedback&, time_point) {}
+  /// The other replicas' requests and tokens of deployment `i` in the
+  /// current minute (usage_window::set_remote), for strategies that keep
+  /// usage; the rest ignore it.
+  virtual void set_remote_usage(local_index, std::uint64_t /*requests*/,
+                                std::uint64_t /*tokens*/, time_point) {}
+  /// Whether it counts usage (and so wants set_remote_usage).
+  virtual bool keeps_usage() const noexcept { return false; }
 };
 
 /// Builds a strategy for one group's deployments.

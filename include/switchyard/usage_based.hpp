@@ -19,6 +19,9 @@ public:
   pick_result pick(const pick_context& ctx, random_source& rng) override;
   void on_picked(local_index i, const pick_context& ctx) override;
   void on_finished(local_index i, const call_feedback& f, time_point now) override;
+  void set_remote_usage(local_index i, std::uint64_t requests, std::uint64_t tokens,
+                        time_point now) override;
+  bool keeps_usage() const noexcept override { return true; }
 
 protected:
   virtual double key(local_index i, time_point now) const = 0;

@@ -425,3 +425,41 @@ TEST_CASE("next_order: the group's next tier above an order", "[group_picker]") 
   const auto plain = group_of(c, "plain");
   CHECK(next_order(c, plain, unordered) == std::nullopt);
 }
+
+// --- the fleet's usage (shared state) ----------------------------------------
+
+TEST_CASE("group picker: other replicas' requests count toward the pre-call rpm check",
+          "[group_picker][pre_call][shared_state]") {
+  auto c = make_config({deployment("g", "A").rpm(2), deployment("g", "B").rpm(2)},
+                       pre_call_checks_on());
+  picker p(c, "g");
+  CHECK(p.pick(0.0, {}, at(0)) == "A");
+  // The fleet used A's second request this minute: A is at its limit.
+  p.get().set_remote_usage(local_of(c, "A"), 1, 0, at(1));
+  CHECK(p.pick(0.0, {}, at(2)) == "B");
+  CHECK(p.pick(0.0, {}, at(3)) == "B");
+  p.pick_none({}, at(4));
+  CHECK(p.get().counts_usage());
+}
+
+TEST_CASE("group picker: other replicas' usage reaches usage-based-routing-v2",
+          "[group_picker][shared_state]") {
+  auto c = make_config({deployment("g", "A").rpm(5), deployment("g", "B").rpm(5)},
+                       with_strategy("usage-based-routing-v2"));
+  picker p(c, "g");
+  CHECK(p.get().counts_usage());
+  // The fleet's tokens make A the busier one: B has the lowest tpm.
+  p.get().set_remote_usage(local_of(c, "A"), 0, 1000, at(0));
+  CHECK(p.pick(0.0, {}, at(1)) == "B");
+  CHECK(p.pick(0.999, {}, at(1)) == "B");
+  // The fleet used B's rpm: A, though busier, is the one under its limits.
+  p.get().set_remote_usage(local_of(c, "B"), 5, 0, at(2));
+  CHECK(p.pick(0.0, {}, at(3)) == "A");
+}
+
+TEST_CASE("group picker: simple-shuffle without pre-call checks counts no usage",
+          "[group_picker][shared_state]") {
+  auto c = make_config({deployment("g", "A")}, with_strategy("simple-shuffle"));
+  picker p(c, "g");
+  CHECK_FALSE(p.get().counts_usage());
+}

@@ -1,3 +1,4 @@
+#include "redis/captured_log.hpp"
 #include "redis/redis_server.hpp"
 
 #include "switchyard/config.hpp"
@@ -6,7 +7,6 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include <thread>
 
 using namespace switchyard;
+using switchyard::test::captured_log;
 using switchyard::test::redis_server;
 
 namespace {
@@ -116,27 +117,6 @@ struct instance {
       return false;
     });
   }
-};
-
-// The status lines and everything else logged while one test runs.
-class captured_log {
-public:
-  captured_log()
-    : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000)),
-      old_(spdlog::default_logger()) {
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink_));
-  }
-  ~captured_log() { spdlog::set_default_logger(old_); }
-  std::string all() const {
-    std::string out;
-    for (const auto& line : sink_->last_formatted())
-      out += line;
-    return out;
-  }
-
-private:
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> old_;
 };
 
 std::string counts_key(const std::string& id, std::int64_t minute) {
