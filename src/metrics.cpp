@@ -241,6 +241,14 @@ struct metrics::impl {
   family cooldowns{"switchyard_cooldowns_total", "Cooldowns started, by deployment.",
                    metric_type::counter,
                    {"deployment"}};
+  family budget_refused{"switchyard_retry_budget_refused_total",
+                        "Extra calls (retries, failovers, hedges) the retry budget refused, by model group.",
+                        metric_type::counter,
+                        {"model_group"}};
+  family panics{"switchyard_panic_transitions_total",
+                "Times a model group entered or left panic (panic_threshold), by group and state.",
+                metric_type::counter,
+                {"model_group", "state"}};
   family tokens{"switchyard_tokens_total",
                 "Tokens of deployment calls, by deployment and type (prompt, completion).",
                 metric_type::counter,
@@ -300,6 +308,12 @@ void metrics::on_request(const request_event& e) {
   m.failovers.add({group}, e.failovers);
   m.fallbacks.add({group}, e.fallbacks);
   m.retries.add({group}, e.retries);
+  if (e.budget_refused > 0)
+    m.budget_refused.add({group}, e.budget_refused);
+}
+
+void metrics::on_panic(const panic_event& e) {
+  impl_->panics.add({e.model_group, e.entered ? "entered" : "left"}, 1);
 }
 
 void metrics::on_attempt(const attempt_event& e) {
@@ -390,6 +404,8 @@ metrics_snapshot metrics::snapshot() const {
   s.families.push_back(std::move(rejections));
 
   s.families.push_back(m.tokens.copy());
+  s.families.push_back(m.budget_refused.copy());
+  s.families.push_back(m.panics.copy());
   return s;
 }
 

@@ -86,6 +86,9 @@ public:
   void on_attempt(const attempt_event& e) override;
   void on_cooldown(const cooldown_event& e) override;
   void on_admission_refused(const admission_event& e) override;
+  /// Resilience (README "Resilience beyond LiteLLM"): budget refusals come
+  /// with each request_event; panic transitions are counted here.
+  void on_panic(const panic_event& e) override;
 
   /// The observer interface has no "request started" event: whoever admits
   /// requests (the gateway) moves the in-flight gauge by +1 / -1.

@@ -236,3 +236,21 @@ TEST_CASE("metrics: concurrent events are all counted") {
   CHECK(s.value("switchyard_deployment_calls_total", {"d", "ok"}) == 4000);
   CHECK(s.histogram("switchyard_request_duration_seconds", {"g"})->count == 4000);
 }
+
+TEST_CASE("metrics: retry budget refusals and panic transitions are counted per model group") {
+  metrics m;
+  auto r = request("gpt", error_kind::internal_server, 5);
+  r.budget_refused = 2;
+  m.on_request(r);
+  m.on_request(request("gpt", std::nullopt, 5)); // refused nothing
+  m.on_panic(panic_event{"gpt", true, 0, 3});
+  m.on_panic(panic_event{"gpt", false, 2, 3});
+  m.on_panic(panic_event{"gpt", true, 1, 3});
+  const auto s = m.snapshot();
+  CHECK(s.value("switchyard_retry_budget_refused_total", {"gpt"}) == 2);
+  CHECK(s.value("switchyard_panic_transitions_total", {"gpt", "entered"}) == 2);
+  CHECK(s.value("switchyard_panic_transitions_total", {"gpt", "left"}) == 1);
+  const auto text = m.prometheus_text();
+  CHECK(has_line(text, "switchyard_retry_budget_refused_total{model_group=\"gpt\"} 2"));
+  CHECK(has_line(text, "switchyard_panic_transitions_total{model_group=\"gpt\",state=\"entered\"} 2"));
+}
