@@ -141,6 +141,19 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
         observer->on_panic(panic_event{name, panic, available, members.size()});
     }
   };
+  // Ends every cooldown whose time has come: the picker and the observer
+  // hear of it.
+  auto expire_due = [=] {
+    std::vector<local_index> ended;
+    if (!self->state.cooling->expire(now(self), ended))
+      return;
+    publish();
+    if (observer)
+      for (auto i : ended) {
+        const auto& d = config->deployments[members[i]];
+        observer->on_cooldown(cooldown_event{d.id, d.model_name, false, 0});
+      }
+  };
   contain_failures(self);
   return {
     [=](fault_atom) { self->state.fault = true; },
@@ -152,6 +165,9 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       auto& c = *self->state.cooling;
       auto length = std::chrono::duration_cast<clock_type::duration>(seconds_d(seconds));
       auto t = now(self);
+      // Cooldowns whose time has come end first (their expiry timer may not
+      // have fired yet), so the cap and the observer see the same state.
+      expire_due();
       // max_cooldown_percent: a cooldown that would leave too much of the
       // group cooling does not start.
       if (!c.within_cap(i, t, config->settings.max_cooldown_percent))
@@ -198,17 +214,7 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
       injected_fault(self->state.fault);
       return self->state.cooling->available_count(now(self));
     },
-    [=](expire_atom) {
-      std::vector<local_index> ended;
-      if (!self->state.cooling->expire(now(self), ended))
-        return;
-      publish();
-      if (observer)
-        for (auto i : ended) {
-          const auto& d = config->deployments[members[i]];
-          observer->on_cooldown(cooldown_event{d.id, d.model_name, false, 0});
-        }
-    },
+    [=](expire_atom) { expire_due(); },
   };
 }
 

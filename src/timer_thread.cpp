@@ -68,8 +68,11 @@ void timer_thread::run() {
       continue;
     }
     auto first = by_deadline_.begin();
-    if (clock::now() < first->first) {
-      wake_.wait_until(lock, first->first);
+    // A copy: wait_until reads the deadline again after waking, and a
+    // cancel() may erase its node meanwhile.
+    const auto at = first->first;
+    if (clock::now() < at) {
+      wake_.wait_until(lock, at);
       continue;
     }
     const auto id = first->second;

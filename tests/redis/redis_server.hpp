@@ -50,8 +50,13 @@ public:
   redis_client(int port, const std::string& password = "") {
     timeval tv{2, 0};
     ctx_ = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (!ctx_ || ctx_->err)
+    if (!ctx_ || ctx_->err) {
+      // A context that failed to connect is still ours to free.
+      if (ctx_)
+        redisFree(ctx_);
+      ctx_ = nullptr;
       throw std::runtime_error("cannot connect to the test redis");
+    }
     redisSetTimeout(ctx_, tv);
     if (!password.empty())
       command({"AUTH", password});
