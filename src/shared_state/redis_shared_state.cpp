@@ -329,6 +329,10 @@ redis_shared_state::impl::impl(redis_shared_state_options options,
   status_.reason = "not connected yet";
   last_logged_ = "down: not connected yet";
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  // spdlog creates its registry on first use; do it here, before the I/O
+  // thread logs, so the creation happens-before every use (libspdlog is not
+  // instrumented, and ThreadSanitizer would see a race in it).
+  spdlog::default_logger_raw();
   thread_ = std::thread([this] { run(); });
 }
 
