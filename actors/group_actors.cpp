@@ -25,14 +25,7 @@ time_point now(Self* self) {
 template <class Self>
 void contain_failures(Self* self) {
   self->set_exception_handler([](std::exception_ptr& e) -> caf::error {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      what = x.what();
-    } catch (...) {
-    }
-    return caf::make_error(caf::sec::runtime_error, std::move(what));
+    return caf::make_error(caf::sec::runtime_error, exception_text(e));
   });
 }
 

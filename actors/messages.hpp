@@ -16,6 +16,8 @@
 #include <caf/actor.hpp>
 
 #include <atomic>
+#include <exception>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -156,6 +158,18 @@ struct routing_table {
 };
 
 using routing_table_ptr = std::shared_ptr<const routing_table>;
+
+/// The text of an exception an actor's handler threw (its what(), or
+/// "unknown exception"), for the error the actor ends with.
+inline std::string exception_text(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+  }
+  return "unknown exception";
+}
 
 } // namespace switchyard
 

@@ -354,13 +354,7 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
   // A bug in the flow must not leave the caller waiting: answer it, then
   // this actor ends (CAF quits an actor whose handler threw).
   self->set_exception_handler([self](std::exception_ptr& e) -> caf::error {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      what = x.what();
-    } catch (...) {
-    }
+    auto what = exception_text(e);
     auto& st = self->state;
     if (st.done && st.flow)
       st.answer(st.flow->abort(router_error::make(
