@@ -299,6 +299,7 @@ struct redis_shared_state::impl {
   std::uint64_t seq_ = 0;
   bool flush_due_ = false;
   steady::time_point flush_at_{};
+  steady::time_point batch_sent_at_{}; ///< when the last new batch left
   steady::time_point totals_at_{}, reread_at_{};
   bool totals_reading_ = false, reread_reading_ = false;
   /// What this replica's batches added per "<minute>:<id>" (sent or acked).
@@ -704,6 +705,7 @@ void redis_shared_state::impl::flush_counts(steady::time_point now) {
   if (b.items.empty())
     return;
   batch_ = std::move(b);
+  batch_sent_at_ = now;
   send_batch();
 }
 
@@ -750,8 +752,11 @@ void redis_shared_state::impl::send_batch() {
                    scrub(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
                          opt_.server.password));
     batch_.reset();
-    flush_due_ = true; // what came in meanwhile goes now
-    flush_at_ = steady::now();
+    // What came in meanwhile goes one flush interval after the previous
+    // batch, not at once: under load, back-to-back batches (one per round
+    // trip) would keep this thread and Redis busy for the same counts.
+    flush_due_ = true;
+    flush_at_ = std::max(steady::now(), batch_sent_at_ + opt_.flush_interval);
   });
 }
 
