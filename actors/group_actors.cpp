@@ -298,21 +298,30 @@ caf::behavior fallback_actor(caf::event_based_actor*,
   };
 }
 
+// f(local index, cooldown) for each cooldown the shared state knows of, at
+// wall-clock `wall`, of a deployment of `group`.
+template <class F>
+void each_cooldown_of(const router_config& config, std::uint32_t group,
+                      const shared_state& shared, wall_ms wall, F&& f) {
+  const auto& members = config.groups[group].deployments;
+  for (const auto& c : shared.cooldowns(wall))
+    for (local_index i = 0; i < members.size(); ++i)
+      if (config.deployments[members[i]].id == c.deployment_id)
+        f(i, c);
+}
+
 // The shared state's cooldowns of `group`'s deployments, as a cooldown
 // state at `t`; null when there are none.
 std::shared_ptr<const restored_cooldowns>
 restore_cooldowns(const router_config& config, std::uint32_t group, const shared_state& shared,
                   time_point t) {
-  const auto& members = config.groups[group].deployments;
   const auto wall = wall_clock_now();
-  auto r = std::make_shared<restored_cooldowns>(members.size());
-  for (const auto& c : shared.cooldowns(wall))
-    for (local_index i = 0; i < members.size(); ++i)
-      if (config.deployments[members[i]].id == c.deployment_id) {
-        const auto until = steady_deadline(c.deadline_ms, wall, t);
-        if (r->state.apply_remote(i, t, until))
-          r->cooling.emplace_back(i, until);
-      }
+  auto r = std::make_shared<restored_cooldowns>(config.groups[group].deployments.size());
+  each_cooldown_of(config, group, shared, wall, [&](local_index i, const shared_cooldown& c) {
+    const auto until = steady_deadline(c.deadline_ms, wall, t);
+    if (r->state.apply_remote(i, t, until))
+      r->cooling.emplace_back(i, until);
+  });
   if (r->cooling.empty())
     return nullptr;
   return r;
@@ -345,12 +354,11 @@ group_actors spawn_group(caf::actor_system& system,
 
 void replay_cooldowns(const group_actors& g, const router_config& config, std::uint32_t group,
                       const shared_state& shared) {
-  const auto& members = config.groups[group].deployments;
-  for (const auto& c : shared.cooldowns(wall_clock_now()))
-    for (local_index i = 0; i < members.size(); ++i)
-      if (config.deployments[members[i]].id == c.deployment_id)
-        caf::anon_send(g.cooldown, remote_cool_atom::value, i, c.deadline_ms,
-                       static_cast<std::uint8_t>(c.kind), c.status);
+  each_cooldown_of(config, group, shared, wall_clock_now(),
+                   [&](local_index i, const shared_cooldown& c) {
+                     caf::anon_send(g.cooldown, remote_cool_atom::value, i, c.deadline_ms,
+                                    static_cast<std::uint8_t>(c.kind), c.status);
+                   });
 }
 
 caf::actor spawn_fallback(caf::actor_system& system,
