@@ -208,6 +208,12 @@ json compute_targets(const figures& f) {
       }
       out.push_back(target("latency_at_load p99, " + ws + " worker(s)", *p, "<=", 50,
                            "us", f.noise_of({"latency_at_load.p99/" + ws}), detail));
+      // Issue 12.9: within 2x of bare CAF's own pattern at the same offered
+      // rate, in the same run.
+      if (auto b = f.get("baseline.p99@50/" + ws); b && *b > 0)
+        out.push_back(target("latency_at_load p99 / baseline_at_load p99, " + ws + " worker(s)",
+                             *p / *b, "<=", 2, "ratio",
+                             f.noise_of({"latency_at_load.p99/" + ws, "baseline.p99@50/" + ws})));
     }
   }
   if (auto p = f.get("pick/8"))
@@ -654,6 +660,7 @@ int main(int argc, char** argv) {
               results.push_back(
                 open_result(target_point ? "baseline_at_load" : "baseline_at_fraction", bo));
               f.v["baseline.p99" + key] = bo.latency.p99_us;
+              f.noise["baseline.p99" + key] = bo.background_cpu;
             }
           }
         }
