@@ -213,6 +213,11 @@ private:
     explicit operator bool() const noexcept { return p_ != nullptr; }
     const router_error& operator*() const noexcept { return *p_; }
     const router_error* operator->() const noexcept { return p_.get(); }
+    /// The error, or a default router_error when there is none.
+    const router_error& value_or_default() const noexcept {
+      static const router_error none{};
+      return p_ ? *p_ : none;
+    }
     void reset() noexcept { p_.reset(); }
 
   private:
@@ -223,7 +228,7 @@ private:
   };
   boxed_error last_error_;  ///< latest in the current hop
   boxed_error original_;    ///< the first hop's error
-  router_error hop_error_;                  ///< the latest hop's error
+  boxed_error hop_error_;   ///< the latest hop's error
   std::vector<frame> frames_; ///< fallback lists being walked, innermost last
   route_result result_;
   bool committed_ = false;
