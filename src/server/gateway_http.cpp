@@ -73,7 +73,7 @@ json fallback_completion(const route_result& r) {
 }
 
 json completion_json(const route_result& r) {
-  return r.response.is_object() ? r.response : fallback_completion(r);
+  return r.response.is_object() ? r.response.value() : fallback_completion(r);
 }
 
 std::string dumped(const json& j) {
