@@ -87,11 +87,16 @@ router::router(caf::actor_system& system, router_config config,
 router::~router() = default;
 
 request_handle router::async_complete(chat_request request, completion_handler done) {
-  return async_stream(std::move(request), {}, std::move(done));
+  return async_stream(std::move(request), {}, {}, std::move(done));
 }
 
 request_handle router::async_stream(chat_request request, chunk_handler on_chunk,
                                     completion_handler done) {
+  return async_stream(std::move(request), {}, std::move(on_chunk), std::move(done));
+}
+
+request_handle router::async_stream(chat_request request, commit_handler on_commit,
+                                    chunk_handler on_chunk, completion_handler done) {
   auto& table = *impl_->table;
   if (!table.admit()) {
     done(overloaded(table));
@@ -104,7 +109,8 @@ request_handle router::async_stream(chat_request request, chunk_handler on_chunk
   const bool foreign_thread = caf::logger::current_logger() == nullptr;
   auto handle = spawn_orchestrator(*impl_->system, impl_->table,
                                    std::make_shared<const chat_request>(std::move(request)),
-                                   completion{std::move(done)}, std::move(on_chunk));
+                                   completion{std::move(done)}, std::move(on_chunk),
+                                   std::move(on_commit));
   if (foreign_thread)
     caf::logger::set_current_actor_system(nullptr);
   return handle;

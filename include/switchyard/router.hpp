@@ -30,6 +30,14 @@ using completion_handler = std::function<void(route_result)>;
 /// which comes last.
 using chunk_handler = std::function<void(const nlohmann::json& chunk)>;
 
+/// Called once for a streamed request, when the router commits it to a
+/// deployment (the first-chunk gate) and before that first chunk reaches
+/// the chunk_handler: the deployment, attempts, fallback depth and time
+/// spent on providers so far, for headers that must leave with the first
+/// chunk. Same thread rules as chunk_handler; never called for a request
+/// that fails before any chunk (or whose answer came whole, unstreamed).
+using commit_handler = std::function<void(const stream_commit& commit)>;
+
 class router_observer;
 class timer_service;
 class transport;
@@ -107,6 +115,10 @@ public:
   /// answer (an error after the commit ends the stream with it).
   request_handle async_stream(chat_request request, chunk_handler on_chunk,
                               completion_handler done);
+  /// The same, and `on_commit` hears where the stream committed just
+  /// before its first chunk.
+  request_handle async_stream(chat_request request, commit_handler on_commit,
+                              chunk_handler on_chunk, completion_handler done);
   /// Routes a request and waits for its answer.
   route_result complete(chat_request request);
 

@@ -35,6 +35,7 @@ struct serve_options {
   std::size_t max_in_flight = 0;
   std::uint64_t grace_seconds = 30;
   std::size_t max_connections = 4096;
+  std::size_t max_stream_buffer_bytes = 1u << 20;
   std::uint64_t header_timeout_ms = 10'000;
   std::uint64_t keep_alive_timeout_ms = 5'000;
   bool allow_unauthenticated = false;
@@ -45,7 +46,8 @@ serve_options parse_serve_options(const args& a) {
   const flags f(a,
                 {"--config", "--host", "--port", "--threads", "--max-body-bytes",
                  "--max-in-flight", "--grace-seconds", "--max-connections",
-                 "--header-timeout-ms", "--keep-alive-timeout-ms", "--seed"},
+                 "--header-timeout-ms", "--keep-alive-timeout-ms", "--max-stream-buffer-bytes",
+                 "--seed"},
                 {"--allow-unauthenticated"});
   constexpr std::uint64_t u32 = std::numeric_limits<std::uint32_t>::max();
   serve_options o;
@@ -59,6 +61,8 @@ serve_options parse_serve_options(const args& a) {
   o.max_connections = f.count("--max-connections", o.max_connections);
   o.header_timeout_ms = f.number("--header-timeout-ms", o.header_timeout_ms, 1, u32);
   o.keep_alive_timeout_ms = f.number("--keep-alive-timeout-ms", o.keep_alive_timeout_ms, 1, u32);
+  o.max_stream_buffer_bytes = f.number("--max-stream-buffer-bytes", o.max_stream_buffer_bytes,
+                                       1024, std::uint64_t(1) << 40);
   o.allow_unauthenticated = f.has("--allow-unauthenticated");
   o.seed = f.seed("--seed");
   return o;
@@ -159,6 +163,7 @@ int serve_command(const args& a) {
   go.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
   go.idle_timeout = std::chrono::milliseconds(o.keep_alive_timeout_ms);
   go.max_connections = o.max_connections;
+  go.max_stream_buffer_bytes = o.max_stream_buffer_bytes;
   go.master_key = general.master_key;
   server::gateway_server gateway(*routes, counts, go);
   const auto port = gateway.start();

@@ -33,6 +33,10 @@ struct gateway_options {
   std::chrono::milliseconds body_timeout{60'000};
   /// Connections at once; past it a new one gets 503 and is closed.
   std::size_t max_connections = 4096;
+  /// A stream's SSE bytes queued for a client that reads slower than the
+  /// upstream writes; past it the request is cancelled and the connection
+  /// closed (the transport cannot pause a call).
+  std::size_t max_stream_buffer_bytes = 1u << 20;
   /// Empty: no authentication.
   secret master_key;
 };

@@ -133,6 +133,15 @@ std::string serve_process::log() const {
   return read_file(dir_ + "/stderr.txt");
 }
 
+long serve_process::status_kb(const std::string& field) const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0)
+      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
+  return -1;
+}
+
 std::pair<int, std::string> run_switchyard(const std::vector<std::string>& arguments,
                                            const std::string& config_text) {
   const std::string dir = make_scratch_dir();

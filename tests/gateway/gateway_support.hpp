@@ -33,6 +33,9 @@ public:
   serve_process& operator=(const serve_process&) = delete;
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  /// A line of /proc/<pid>/status in kB ("VmRSS", "VmHWM"), or -1.
+  long status_kb(const std::string& field) const;
   /// Sends `sig` and returns at once.
   void signal(int sig) const;
   /// Sends `sig` and waits for the exit (at most `limit`, then SIGKILL).
