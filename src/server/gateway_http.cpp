@@ -237,7 +237,9 @@ header_list commit_headers(const stream_commit& c, const std::string& model_grou
 }
 
 std::string completion_body(const route_result& result) {
-  return dumped(completion_json(result));
+  // The router's own answer is dumped where it is: no copy of the tree.
+  return result.response.is_object() ? dumped(result.response)
+                                     : dumped(fallback_completion(result));
 }
 
 std::vector<json> replay_chunks(const route_result& result) {

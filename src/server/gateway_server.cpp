@@ -67,6 +67,10 @@ class session;
 
 } // namespace
 
+std::size_t default_io_threads() {
+  return std::max(1u, std::thread::hardware_concurrency() / 4);
+}
+
 /// What every connection shares: the router, the metrics, the options, the
 /// io_context and the registry of live sessions. Owned by the server and by
 /// each session (so a router callback that outlives the server still finds
@@ -91,7 +95,7 @@ struct gateway_server::state {
   std::list<std::weak_ptr<session>> sessions;
 
   state(router& r, std::shared_ptr<metrics> m, gateway_options o)
-    : ioc(static_cast<int>(o.threads ? o.threads : 1)),
+    : ioc(static_cast<int>(o.threads ? o.threads : default_io_threads())),
       routes(r),
       counts(std::move(m)),
       options(std::move(o)),
@@ -748,8 +752,7 @@ std::uint16_t gateway_server::start() {
   const auto port = st.acceptor.local_endpoint().port();
   st.work.emplace(st.ioc.get_executor());
   st.accept(state_);
-  const std::size_t n = st.options.threads ? st.options.threads
-                                           : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t n = st.options.threads ? st.options.threads : default_io_threads();
   for (std::size_t i = 0; i < n; ++i)
     st.threads.emplace_back([s = state_] { s->ioc.run(); });
   return port;

@@ -43,6 +43,9 @@ public:
   int stop(int sig, std::chrono::seconds limit = std::chrono::seconds(120));
   /// What the server wrote to stderr so far.
   std::string log() const;
+  /// Polls log() until it holds `text` (at most 30 s): serve writes its
+  /// log lines in batches, within a second once idle.
+  bool log_contains(const std::string& text) const;
 
 private:
   pid_t pid_ = -1;

@@ -395,7 +395,8 @@ TEST_CASE("a client that disconnects cancels its request") {
   CHECK(metric_value(text, "switchyard_requests_total{model_group=\"slow\",outcome=\"CancelledError\"}")
         == 2);
   CHECK(metric_value(text, "switchyard_requests_total{model_group=\"slow\",outcome=\"ok\"}") == -1);
-  CHECK(s.log().find("POST /v1/chat/completions 499") != std::string::npos);
+  // Access lines leave in batches, within a second once the server is idle.
+  CHECK(s.log_contains("POST /v1/chat/completions 499"));
 }
 
 TEST_CASE("a client sending its headers too slowly is cut off") {
