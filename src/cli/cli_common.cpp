@@ -27,6 +27,7 @@ constexpr const char* usage =
   "                      [--concurrency N] [--ordered] [--seed S]\n"
   "       switchyard check --config FILE\n"
   "       switchyard serve --config FILE [--host 127.0.0.1] [--port 4000] [--threads N]\n"
+  "                      [--router-threads N]\n"
   "                      [--max-body-bytes N] [--max-in-flight N] [--grace-seconds N]\n"
   "                      [--max-connections N] [--header-timeout-ms N]\n"
   "                      [--keep-alive-timeout-ms N] [--max-stream-buffer-bytes N]\n"

@@ -181,6 +181,7 @@ int serve_command(const args& a) {
   ro.seed = o.seed;
   ro.max_in_flight = o.max_in_flight;
   ro.threads = o.router_threads ? o.router_threads : default_router_threads();
+  ro.idle_workers = router_options::idle_policy::sleep;
   ro.observer = counts;
   const std::size_t groups = config->groups.size();
   const std::size_t deployments = config->deployments.size();
