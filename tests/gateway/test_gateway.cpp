@@ -611,3 +611,22 @@ TEST_CASE("a request that is not HTTP gets 400, headers past 64 KiB get 431") {
   }
   CHECK(http_request(s.port(), "GET", "/health/liveness").status == 200);
 }
+
+TEST_CASE("serve's thread and stream-buffer flags: bad values are refused, good ones serve") {
+  for (const auto& [flag, value, says] : std::vector<std::tuple<std::string, std::string, std::string>>{
+         {"--router-threads", "0", "--router-threads: expected a whole number >= 1"},
+         {"--threads", "x", "--threads: expected a whole number >= 1"},
+         {"--max-stream-buffer-bytes", "100", "--max-stream-buffer-bytes: expected a whole number from 1024"}}) {
+    INFO(flag << " " << value);
+    const auto [status, output] =
+      run_switchyard({"serve", "--config", "{config}", "--port", "0", flag, value}, base_config().dump());
+    CHECK(status != 0);
+    CHECK(output.find(says) != std::string::npos);
+    CHECK(output.find("listening on") == std::string::npos);
+  }
+  serve_process s(base_config(), {"--threads", "2", "--router-threads", "2",
+                                  "--max-stream-buffer-bytes", "4096"});
+  CHECK(post_chat(s, chat("solo")).status == 200);
+  CHECK(post_chat(s, chat("streamy", true)).status == 200);
+  CHECK(s.stop(SIGTERM) == 0);
+}
