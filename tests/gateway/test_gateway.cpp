@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <thread>
+#include <tuple>
 
 using namespace switchyard::test;
 using nlohmann::json;
