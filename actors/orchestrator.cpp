@@ -194,7 +194,10 @@ void finish_call(orchestrator_actor* self, std::uint64_t id, call_outcome o) {
                         [id](const auto& x) { return x.id == id; });
   st.ended = std::move(*c);
   st.calls.erase(c);
-  const auto health = st.table->groups[st.ended.group].get()->health;
+  // A reference: the slot keeps every set alive, and a copy of the handle
+  // is two atomic writes on the health actor's count, which every worker
+  // shares.
+  const auto& health = st.table->groups[st.ended.group].get()->health;
   const auto local = st.ended.local;
   o.latency_ms = ms_since(*st.clock, st.ended.started);
   st.upstream_ms += o.latency_ms;

@@ -472,7 +472,7 @@ flow_action request_flow::hop_failed(router_error e) {
 flow_action request_flow::next_tier_or_fallbacks() {
   // The next `order` tier of the same group, before any other group. The
   // errors with their own fallback lists do not move tiers.
-  const auto kind = hop_error_.kind;
+  const auto kind = hop_error_.value_or_default().kind;
   if (!request_->disable_fallbacks && tier_ != group_pick::unordered
       && kind != error_kind::context_window_exceeded
       && kind != error_kind::content_policy_violation
@@ -488,7 +488,7 @@ flow_action request_flow::to_fallbacks() {
   if (request_->disable_fallbacks || depth_ >= config_->settings.max_fallbacks)
     return finish_error();
   auto a = make_action(flow_action::kind::resolve_fallbacks, group_);
-  a.error = hop_error_.kind;
+  a.error = hop_error_.value_or_default().kind;
   return a;
 }
 
@@ -524,7 +524,7 @@ flow_action request_flow::next_fallback_group() {
 
 flow_action request_flow::finish_error() {
   result_.ok = false;
-  result_.error = original_ ? *original_ : hop_error_;
+  result_.error = original_ ? *original_ : hop_error_.value_or_default();
   result_.fallback_depth = depth_;
   return make_action(flow_action::kind::finish);
 }

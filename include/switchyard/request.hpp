@@ -1,6 +1,7 @@
 #pragma once
 
 #include "switchyard/error.hpp"
+#include "switchyard/lazy_json.hpp"
 #include "switchyard/mock_spec.hpp"
 
 #include <nlohmann/json.hpp>
@@ -138,8 +139,9 @@ struct route_result {
   /// (every choice with its message, tool_calls and finish_reason; usage;
   /// the provider's id, created and system_fingerprint), with `model` set
   /// to the deployment's model without its provider prefix. For a streamed
-  /// request, the answer assembled from its chunks.
-  nlohmann::json response;
+  /// request, the answer assembled from its chunks. A mock's is built on
+  /// first read (lazy_json).
+  lazy_json response;
   /// Failure: the original error (the first hop's), section 8.
   router_error error;
   std::vector<attempt> attempts;

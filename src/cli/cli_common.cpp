@@ -281,7 +281,7 @@ std::string batch_result_line(const custom_id& id, const route_result& result,
   // The provider's complete answer as the router carries it; a body of
   // our own only for a transport that gave none.
   ojson response{{"status_code", 200},
-                 {"body", result.response.is_object() ? ojson(result.response)
+                 {"body", result.response.is_object() ? ojson(result.response.value())
                                                       : completion_object(result, sequence)}};
   return output_line(id, std::move(response), nullptr, trace_object(result));
 }

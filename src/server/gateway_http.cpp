@@ -73,7 +73,7 @@ json fallback_completion(const route_result& r) {
 }
 
 json completion_json(const route_result& r) {
-  return r.response.is_object() ? r.response : fallback_completion(r);
+  return r.response.is_object() ? r.response.value() : fallback_completion(r);
 }
 
 std::string dumped(const json& j) {
@@ -298,14 +298,21 @@ std::string models_body(const router_config& config) {
 }
 
 std::string readiness_body(const router_config& config, bool draining,
-                           const std::vector<std::string>& cooling) {
+                           const std::vector<std::string>& cooling,
+                           const shared_state_status& shared) {
   json groups = json::array();
   for (const auto& g : config.groups)
     groups.push_back({{"name", g.name}, {"deployments", g.deployments.size()}});
-  return dumped(json{{"status", draining ? "draining" : "healthy"},
-                     {"model_groups", std::move(groups)},
-                     {"deployments_cooling", cooling},
-                     {"shared_state", "none"}});
+  json body = {{"status", draining ? "draining" : "healthy"},
+               {"model_groups", std::move(groups)},
+               {"deployments_cooling", cooling},
+               {"shared_state", name_of(shared.value)}};
+  // The reason is the shared state's own text, which never holds the
+  // password. A store that is down leaves the replica serving (local state):
+  // readiness says so but stays 200.
+  if (shared.value == shared_state_status::state::down)
+    body["shared_state_reason"] = shared.reason;
+  return dumped(body);
 }
 
 std::optional<bool> is_loopback_host(const std::string& host) {

@@ -9,6 +9,7 @@
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/secret.hpp"
+#include "switchyard/shared_state.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -99,9 +100,11 @@ std::string sse_error(const router_error& error);
 /// `GET /v1/models`: every group, then every alias, in config order.
 std::string models_body(const router_config& config);
 
-/// `GET /health/readiness`.
+/// `GET /health/readiness`: `shared_state` is "none", "connected" or
+/// "down" (then with `shared_state_reason`).
 std::string readiness_body(const router_config& config, bool draining,
-                           const std::vector<std::string>& cooling);
+                           const std::vector<std::string>& cooling,
+                           const shared_state_status& shared);
 
 /// Whether `host` (an IP address or "localhost") is a loopback address;
 /// nullopt when it is neither.

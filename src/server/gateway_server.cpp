@@ -336,7 +336,9 @@ private:
       const bool draining = st_->draining.load();
       return answer(http_answer{
         draining ? 503 : 200, "application/json",
-        readiness_body(st_->routes.config(), draining, st_->counts->cooling_deployments()), {}});
+        readiness_body(st_->routes.config(), draining, st_->counts->cooling_deployments(),
+                       st_->routes.shared_state_status()),
+        {}});
     }
     if (path == "/metrics") {
       if (!get)
