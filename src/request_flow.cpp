@@ -301,6 +301,17 @@ void request_flow::trace_cancelled(local_index loser, bool hedge, const std::str
   result_.attempts.push_back(std::move(lost));
 }
 
+stream_commit request_flow::commit_info() const {
+  stream_commit c;
+  const auto& d = config_->deployments[config_->groups[group_].deployments[committed_call_]];
+  c.deployment_id = d.id;
+  c.model_group = d.model_name;
+  // Before take_losers: the losers still in flight become cancelled attempts.
+  c.attempts = static_cast<int>(result_.attempts.size() + in_flight_.size());
+  c.fallback_depth = depth_;
+  return c;
+}
+
 std::vector<local_index> request_flow::take_losers() {
   std::vector<local_index> out;
   if (!committed_)

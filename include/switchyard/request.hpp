@@ -97,6 +97,23 @@ struct attempt {
   bool hedge = false;
 };
 
+/// Where a streamed request committed at its first-chunk gate (TRANSPORT.md
+/// section 5), known before its first chunk is delivered: what a gateway
+/// needs for its response headers, which leave with that chunk.
+struct stream_commit {
+  std::string deployment_id;
+  std::string model_group;
+  /// Calls made so far, the committing one included, and the hedges still
+  /// racing it (cancelled now): after the commit no call is added, so this
+  /// is the final route_result's attempts.size().
+  int attempts = 0;
+  /// As route_result::fallback_depth (no hop follows a commit).
+  int fallback_depth = 0;
+  /// Time spent waiting on providers up to the commit: the finished calls'
+  /// latencies plus the committing call's time to its first chunk.
+  double upstream_ms = 0;
+};
+
 /// What a caller gets back: exactly one per request (section 9).
 struct route_result {
   bool ok = false;

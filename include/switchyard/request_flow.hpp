@@ -111,6 +111,9 @@ public:
   std::vector<local_index> take_losers();
   /// A chunk was delivered: the stream belongs to the current deployment.
   bool committed() const noexcept { return committed_; }
+  /// Once committed(): the deployment, group, attempts and fallback depth
+  /// the request committed to (upstream_ms is the orchestrator's to fill).
+  stream_commit commit_info() const;
   /// Ends the request now with `e` (a total_timeout, a cancel), keeping
   /// the trace and hops so far.
   route_result abort(router_error e);

@@ -75,6 +75,11 @@ body_result parse_body(std::string_view body);
 /// is the group asked for when the result names none (a failure).
 header_list route_headers(const route_result& result, const std::string& model_group,
                           double duration_ms);
+/// The same headers for a stream, from its commit: they leave with its
+/// first chunk, so the durations (and the overhead, duration minus
+/// commit.upstream_ms) are those at the commit, the time to first token.
+header_list commit_headers(const stream_commit& commit, const std::string& model_group,
+                           double duration_ms);
 
 /// The `chat.completion` body of a success: result.response when the
 /// router built it, else one assembled from content, finish_reason and
