@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <thread>
 
@@ -105,7 +106,10 @@ TEST_CASE("serve readiness: a wrong redis password is down with the reason, neve
   const auto body = http_request(s.port(), "GET", "/health/readiness").body;
   CHECK(body.find(wrong) == std::string::npos);
   CHECK(ask(s, "g").status == 200);
+  // Stopped first, so that every batched log line has been written.
+  CHECK(s.stop(SIGTERM) == 0);
   CHECK(s.log().find(wrong) == std::string::npos);
+  CHECK(s.log().find("shared state (redis): down") != std::string::npos);
 }
 
 TEST_CASE("serve readiness without redis settings says none", "[redis][serve]") {
