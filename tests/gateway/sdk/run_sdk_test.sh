@@ -31,6 +31,12 @@ trap 'exit 1' INT TERM HUP
 # The upstream exits when its stdin closes: a fifo whose writer is this
 # shell, so it goes when the script goes, whatever happens.
 mkfifo "$work/up.in"
+# The files the loops below read exist before the background jobs open
+# them (a job's redirections may run after the first read, and a failed
+# read would end this `set -e` script).
+: >"$work/up.out"
+: >"$work/out"
+: >"$work/err"
 node "$upstream" --port 0 <"$work/up.in" >"$work/up.out" &
 up_pid=$!
 exec 3>"$work/up.in"
