@@ -389,7 +389,7 @@ private:
   /// and curl_easy_cleanup cost more than the rest of a loopback call's
   /// bookkeeping. At most max_idle_easy are kept.
   std::vector<CURL*> idle_easy_;
-  static constexpr std::size_t max_idle_easy = 256;
+  static constexpr std::size_t max_idle_easy = 512;
   /// The validated origin (or the problem) of each URL seen: a URL parse
   /// per call costs as much as curl's own. Bounded: cleared when full.
   struct origin_entry {
