@@ -220,10 +220,12 @@ TEST_CASE("http client: 10,000 calls on recycled handles, each gets its own answ
         }
         client.start(echo_call(up, c.expected), {}, c.events([&] {
           {
+            // Notified under the lock: once the sender saw running == 0
+            // and ended, no callback touches its m and cv any more.
             std::lock_guard lock(m);
             --running;
+            cv.notify_one();
           }
-          cv.notify_one();
           all.count_down();
         }));
       }
