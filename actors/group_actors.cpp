@@ -60,9 +60,15 @@ struct picker_state {
 caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
                            std::shared_ptr<const router_config> config,
                            std::uint32_t group, std::uint64_t seed,
-                           std::shared_ptr<shared_state> shared) {
+                           std::shared_ptr<shared_state> shared, cooldown_snapshot initial) {
   self->state.picker = std::make_unique<group_picker>(*config, group);
   self->state.rng = std::make_unique<seeded_random>(seed);
+  // The fleet's cooldowns as the group (re)started: in force before the
+  // first pick, not when the cooldown actor's first snapshot arrives.
+  if (!initial.available.empty()) {
+    self->state.picker->set_available(initial.available);
+    self->state.next_expiry = initial.next_expiry;
+  }
   // Usage is shared as it is counted locally (a request at its pick, its
   // tokens when the call ends), and only when something counts it.
   if (!self->state.picker->counts_usage())
@@ -102,6 +108,14 @@ caf::behavior picker_actor(caf::stateful_actor<picker_state>* self,
 
 // --- cooldown: owns which deployments are cooling down, and their timers --
 
+// What a group's cooldown actor starts with: the state, and each restored
+// deployment with its end (for the expiry timers and the log).
+struct restored_cooldowns {
+  explicit restored_cooldowns(std::size_t n) : state(n) {}
+  cooldown_state state;
+  std::vector<std::pair<local_index, time_point>> cooling;
+};
+
 struct cooldown_actor_state {
   std::unique_ptr<cooldown_state> cooling;
   bool panic = false; ///< panic_threshold: as the picker sees it
@@ -113,9 +127,21 @@ caf::behavior cooldown_actor(caf::stateful_actor<cooldown_actor_state>* self,
                              std::shared_ptr<const router_config> config,
                              std::uint32_t group, caf::actor picker,
                              std::shared_ptr<router_observer> observer,
-                             std::shared_ptr<shared_state> shared) {
+                             std::shared_ptr<shared_state> shared,
+                             std::shared_ptr<const restored_cooldowns> restored) {
   const auto& members = config->groups[group].deployments;
   self->state.cooling = std::make_unique<cooldown_state>(members.size());
+  // A restarted group starts with the cooldowns the shared state knows of
+  // (the fleet's and this replica's own), each with its expiry timer.
+  if (restored) {
+    *self->state.cooling = restored->state;
+    const auto t = now(self);
+    for (const auto& [i, until] : restored->cooling) {
+      spdlog::info("deployment '{}' cooling down for {:.3g} s (restored from the shared state)",
+                   config->deployments[members[i]].id, seconds_d(until - t).count());
+      self->delayed_send(self, until - t, expire_atom::value);
+    }
+  }
   auto publish = [=] {
     auto& c = *self->state.cooling;
     auto t = now(self);
@@ -272,6 +298,35 @@ caf::behavior fallback_actor(caf::event_based_actor*,
   };
 }
 
+// f(local index, cooldown) for each cooldown the shared state knows of, at
+// wall-clock `wall`, of a deployment of `group`.
+template <class F>
+void each_cooldown_of(const router_config& config, std::uint32_t group,
+                      const shared_state& shared, wall_ms wall, F&& f) {
+  const auto& members = config.groups[group].deployments;
+  for (const auto& c : shared.cooldowns(wall))
+    for (local_index i = 0; i < members.size(); ++i)
+      if (config.deployments[members[i]].id == c.deployment_id)
+        f(i, c);
+}
+
+// The shared state's cooldowns of `group`'s deployments, as a cooldown
+// state at `t`; null when there are none.
+std::shared_ptr<const restored_cooldowns>
+restore_cooldowns(const router_config& config, std::uint32_t group, const shared_state& shared,
+                  time_point t) {
+  const auto wall = wall_clock_now();
+  auto r = std::make_shared<restored_cooldowns>(config.groups[group].deployments.size());
+  each_cooldown_of(config, group, shared, wall, [&](local_index i, const shared_cooldown& c) {
+    const auto until = steady_deadline(c.deadline_ms, wall, t);
+    if (r->state.apply_remote(i, t, until))
+      r->cooling.emplace_back(i, until);
+  });
+  if (r->cooling.empty())
+    return nullptr;
+  return r;
+}
+
 } // namespace
 
 group_actors spawn_group(caf::actor_system& system,
@@ -280,12 +335,30 @@ group_actors spawn_group(caf::actor_system& system,
                          std::shared_ptr<router_observer> observer,
                          std::shared_ptr<shared_state> shared) {
   group_actors g;
+  std::shared_ptr<const restored_cooldowns> restored;
+  cooldown_snapshot initial;
+  if (shared) {
+    const auto t = system.clock().now();
+    restored = restore_cooldowns(*config, group, *shared, t);
+    if (restored)
+      initial = cooldown_snapshot{restored->state.available(t), restored->state.next_expiry()};
+  }
   g.picker = system.spawn(picker_actor, config, group,
-                          derive_seed(seed, 1000003ULL * (group + 1)), shared);
+                          derive_seed(seed, 1000003ULL * (group + 1)), shared,
+                          std::move(initial));
   g.cooldown = system.spawn(cooldown_actor, config, group, g.picker, std::move(observer),
-                            shared);
+                            shared, std::move(restored));
   g.health = system.spawn(health_actor, config, group, g.cooldown, g.picker, shared);
   return g;
+}
+
+void replay_cooldowns(const group_actors& g, const router_config& config, std::uint32_t group,
+                      const shared_state& shared) {
+  each_cooldown_of(config, group, shared, wall_clock_now(),
+                   [&](local_index i, const shared_cooldown& c) {
+                     caf::anon_send(g.cooldown, remote_cool_atom::value, i, c.deadline_ms,
+                                    static_cast<std::uint8_t>(c.kind), c.status);
+                   });
 }
 
 caf::actor spawn_fallback(caf::actor_system& system,

@@ -19,6 +19,7 @@
 #include <exception>
 #include <string>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace switchyard {
@@ -86,18 +87,29 @@ struct group_actors {
 };
 
 /// Where a group's actors are found. The supervisor swaps in a new set
-/// when one of them fails; orchestrators read it at each step. Thread-safe.
+/// when one of them fails; orchestrators read it at each step, several
+/// times per request, from every worker. Thread-safe; get() is one atomic
+/// load (std::atomic_load of a shared_ptr takes a lock from a process-wide
+/// pool, which the workers contended for). Every set stays alive as long as
+/// the slot, so a pointer read before a swap never dangles: restarts are
+/// rare (a bug in an actor), and a dead set is a few handles.
 class group_slot {
 public:
-  explicit group_slot(group_actors a)
-    : actors_(std::make_shared<const group_actors>(std::move(a))) {}
-  std::shared_ptr<const group_actors> get() const { return std::atomic_load(&actors_); }
+  explicit group_slot(group_actors a) : sets_(std::make_shared<sets>()) { set(std::move(a)); }
+  const group_actors* get() const { return sets_->current.load(std::memory_order_acquire); }
   void set(group_actors a) const {
-    std::atomic_store(&actors_, std::make_shared<const group_actors>(std::move(a)));
+    std::lock_guard<std::mutex> lock(sets_->mutex);
+    sets_->all.push_back(std::make_unique<const group_actors>(std::move(a)));
+    sets_->current.store(sets_->all.back().get(), std::memory_order_release);
   }
 
 private:
-  mutable std::shared_ptr<const group_actors> actors_;
+  struct sets {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<const group_actors>> all;
+    std::atomic<const group_actors*> current{nullptr};
+  };
+  std::shared_ptr<sets> sets_;
 };
 
 class fleet_listener;

@@ -47,6 +47,7 @@ struct orchestrator_state {
   std::optional<request_flow> flow;
   std::optional<completion> done;
   chunk_handler on_chunk;
+  commit_handler on_commit;
   std::optional<seeded_random> rng;
   time_point started{};
   /// A call in flight: its handle, number and where it goes. More than
@@ -197,7 +198,10 @@ void finish_call(orchestrator_actor* self, std::uint64_t id, call_outcome o) {
                         [id](const auto& x) { return x.id == id; });
   st.ended = std::move(*c);
   st.calls.erase(c);
-  const auto health = st.table->groups[st.ended.group].get()->health;
+  // A reference: the slot keeps every set alive, and a copy of the handle
+  // is two atomic writes on the health actor's count, which every worker
+  // shares.
+  const auto& health = st.table->groups[st.ended.group].get()->health;
   const auto local = st.ended.local;
   o.latency_ms = ms_since(*st.clock, st.ended.started);
   st.upstream_ms += o.latency_ms;
@@ -344,13 +348,14 @@ void begin(orchestrator_actor* self) {
 /// Without `done`, the orchestrator waits for the delegated (route_atom).
 caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
                            request_ptr request, std::optional<completion> done,
-                           chunk_handler on_chunk) {
+                           chunk_handler on_chunk, commit_handler on_commit) {
   auto& st = self->state;
   st.clock = &self->clock();
   st.flow.emplace(table->config, std::move(request));
   st.rng.emplace(derive_seed(table->seed, table->next_request.fetch_add(1, std::memory_order_relaxed)));
   st.table = std::move(table);
   st.on_chunk = std::move(on_chunk);
+  st.on_commit = std::move(on_commit);
   self->set_exit_handler([self](caf::exit_msg& m) {
     self->state.answer_on_exit(m.reason, self->system());
     self->quit(std::move(m.reason));
@@ -393,7 +398,16 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
       auto* call = st.find_call(id);
       if (!call || !st.done)
         return;
-      for (auto& chunk : st.flow->on_chunk(call->local, std::move(c.chunk)))
+      const bool was_committed = st.flow->committed();
+      auto out = st.flow->on_chunk(call->local, std::move(c.chunk));
+      // The commit is told before its first chunk, so a gateway sends the
+      // headers that name the deployment with it.
+      if (!was_committed && st.flow->committed() && st.on_commit) {
+        auto info = st.flow->commit_info();
+        info.upstream_ms = st.upstream_ms + ms_since(*st.clock, call->started);
+        st.on_commit(info);
+      }
+      for (auto& chunk : out)
         if (st.on_chunk)
           st.on_chunk(chunk);
       // The first to commit wins the stream: the hedges still racing lose.
@@ -441,16 +455,17 @@ private:
 
 request_handle spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
                                   request_ptr request, completion done,
-                                  chunk_handler on_chunk) {
+                                  chunk_handler on_chunk, commit_handler on_commit) {
   auto a = system.spawn(orchestrator, std::move(table), std::move(request),
-                        std::optional<completion>{std::move(done)}, std::move(on_chunk));
+                        std::optional<completion>{std::move(done)}, std::move(on_chunk),
+                        std::move(on_commit));
   return request_handle(std::make_shared<actor_canceller>(a));
 }
 
 caf::actor spawn_delegated_orchestrator(caf::actor_system& system,
                                         routing_table_ptr table, request_ptr request) {
   return system.spawn(orchestrator, std::move(table), std::move(request),
-                      std::optional<completion>{}, chunk_handler{});
+                      std::optional<completion>{}, chunk_handler{}, commit_handler{});
 }
 
 } // namespace switchyard

@@ -18,10 +18,11 @@ using completion = std::variant<caf::response_promise, completion_handler>;
 /// request_flow (picks, calls, retries, weighted failover, fallbacks) and
 /// answers exactly once, even when the router stops under it.
 /// `on_chunk` (streamed requests; may be empty) gets the chunks past the
-/// first-chunk gate. The handle cancels the request.
+/// first-chunk gate, after `on_commit` (may be empty) heard where it
+/// committed. The handle cancels the request.
 request_handle spawn_orchestrator(caf::actor_system& system, routing_table_ptr table,
                                   request_ptr request, completion done,
-                                  chunk_handler on_chunk = {});
+                                  chunk_handler on_chunk = {}, commit_handler on_commit = {});
 
 /// Spawns an orchestrator for a request its caller delegates to it
 /// (`self->delegate(orchestrator, route_atom::value)`): it starts on that

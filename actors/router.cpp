@@ -21,10 +21,17 @@ std::uint64_t pick_seed(const router_options& options) {
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
-std::unique_ptr<caf::actor_system_config> make_system_config(std::size_t threads) {
+std::unique_ptr<caf::actor_system_config> make_system_config(const router_options& options) {
   auto cfg = std::make_unique<caf::actor_system_config>();
-  if (threads > 0)
-    cfg->set("scheduler.max-threads", threads);
+  if (options.threads > 0)
+    cfg->set("scheduler.max-threads", options.threads);
+  // No polling: an idle worker waits on its condition variable at once,
+  // and work handed to it from outside (a spawn, a transport's answer)
+  // wakes it.
+  if (options.idle_workers == router_options::idle_policy::sleep) {
+    cfg->set("work-stealing.aggressive-poll-attempts", std::size_t{0});
+    cfg->set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  }
   // The router logs through spdlog; CAF's own console output stays quiet.
   cfg->set("logger.console", caf::atom("none"));
   return cfg;
@@ -68,7 +75,7 @@ router::router(router_config config, router_options options)
   : impl_(std::make_unique<impl>()) {
   // Before any actor exists: a broken hand-built config throws here.
   validate_config(config);
-  impl_->owned_config = make_system_config(options.threads);
+  impl_->owned_config = make_system_config(options);
   impl_->owned_system = std::make_unique<caf::actor_system>(*impl_->owned_config);
   impl_->start(*impl_->owned_system, std::move(config), options);
   // CAF 0.17: building the system and spawning left this thread holding a
@@ -87,11 +94,16 @@ router::router(caf::actor_system& system, router_config config,
 router::~router() = default;
 
 request_handle router::async_complete(chat_request request, completion_handler done) {
-  return async_stream(std::move(request), {}, std::move(done));
+  return async_stream(std::move(request), {}, {}, std::move(done));
 }
 
 request_handle router::async_stream(chat_request request, chunk_handler on_chunk,
                                     completion_handler done) {
+  return async_stream(std::move(request), {}, std::move(on_chunk), std::move(done));
+}
+
+request_handle router::async_stream(chat_request request, commit_handler on_commit,
+                                    chunk_handler on_chunk, completion_handler done) {
   auto& table = *impl_->table;
   if (!table.admit()) {
     done(overloaded(table));
@@ -104,7 +116,8 @@ request_handle router::async_stream(chat_request request, chunk_handler on_chunk
   const bool foreign_thread = caf::logger::current_logger() == nullptr;
   auto handle = spawn_orchestrator(*impl_->system, impl_->table,
                                    std::make_shared<const chat_request>(std::move(request)),
-                                   completion{std::move(done)}, std::move(on_chunk));
+                                   completion{std::move(done)}, std::move(on_chunk),
+                                   std::move(on_commit));
   if (foreign_thread)
     caf::logger::set_current_actor_system(nullptr);
   return handle;

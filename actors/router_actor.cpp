@@ -70,7 +70,9 @@ caf::behavior supervisor(supervisor_actor* self, std::shared_ptr<router_observer
                                  derive_seed(table->seed, 7919 * ++self->state.restarts),
                                  self->state.observer, table->sharing());
         watch(self, fresh);
-        table->groups[g].set(std::move(fresh));
+        table->groups[g].set(fresh);
+        if (auto shared = table->sharing())
+          replay_cooldowns(fresh, *table->config, g, *shared);
         return;
       }
     }
@@ -239,6 +241,10 @@ routing_table_ptr start_routing(caf::actor_system& system,
     table->groups.emplace_back(
       spawn_group(system, config, g, seed, options.observer, table->sharing()));
   table->fleet->attach(table);
+  // Cooldowns heard before the listener could reach the actors.
+  if (auto shared = table->sharing())
+    for (std::uint32_t g = 0; g < config->groups.size(); ++g)
+      replay_cooldowns(*table->groups[g].get(), *config, g, *shared);
   table->supervisor = system.spawn(supervisor, options.observer,
                                    std::weak_ptr<const routing_table>(table));
   table->fallback = spawn_fallback(system, config);

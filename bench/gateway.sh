@@ -187,6 +187,7 @@ else
   if ! came_up "$serve_port"; then
     serve_skip="switchyard serve did not start: $(tail -3 "$work/serve.log" | tr '\n' ' ')"
   fi
+  serve_pid=${pids[-1]}
 fi
 
 # Each target answers the upstream's body once before it is timed.
@@ -220,11 +221,23 @@ lua_for() { # file [header-json-escaped]
 to_ms() { # wrk's "123.45us" / "1.23ms" / "1.2s" -> ms
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { # pid
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
 declare -A rps p50 p99 errs
+serve_cpu_us=""
 run_wrk() { # name port lua
   say "wrk -t1 -c$connections -d${duration}s: $1"
-  local out
+  local out cpu0=""
+  [[ $1 == switchyard ]] && cpu0=$(cpu_seconds "$serve_pid")
   out=$(wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$3" "http://127.0.0.1:$2/v1/chat/completions")
+  if [[ -n $cpu0 ]]; then
+    # serve's own CPU per request: robust to the machine's other load,
+    # unlike req/s.
+    serve_cpu_us=$(awk -v a="$cpu0" -v b="$(cpu_seconds "$serve_pid")" \
+      -v n="$(awk '/requests in/ { print $1 }' <<<"$out")" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / n }')
+  fi
   rps[$1]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
   p50[$1]=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
   p99[$1]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
@@ -267,6 +280,7 @@ for t in direct "nginx hop" portkey switchyard; do
   printf '%-12s %10s %9s %9s %7s %12s %14s\n' "$t" "${rps[$t]}" "${p50[$t]}" "${p99[$t]}" "${errs[$t]}" \
     "$(ratio "${rps[$t]}" "${rps[portkey]:-0}")" "$(ratio "${rps[$t]}" "${rps[nginx hop]}")"
 done
+[[ -n $serve_cpu_us ]] && echo "switchyard serve CPU per request (user + system, closed loop): $serve_cpu_us us"
 echo
 echo "open loop: switchyard-openloop, $rate req/s offered, $connections connections, ${duration}s after 1s warm-up; latency from the scheduled send time"
 printf '%-12s %9s %9s %14s %11s %7s\n' target p50_ms p99_ms "p99 added ms" completed errors

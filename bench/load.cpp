@@ -179,8 +179,13 @@ std::vector<run_figures> measure_interleaved(std::size_t in_flight, double secon
   return out;
 }
 
-run_figures open_loop(double rate, std::uint64_t requests,
-                      const load_run::issue_fn& issue) {
+namespace {
+
+// One open-loop run; its raw latencies and send lags are appended to
+// `pooled` and `pooled_lag` if given.
+run_figures run_open(double rate, std::uint64_t requests, const load_run::issue_fn& issue,
+                     std::vector<std::uint32_t>* pooled,
+                     std::vector<std::uint32_t>* pooled_lag) {
   load_run run(requests, issue);
   std::vector<std::uint32_t> lag(requests);
   const double interval_ns = 1e9 / rate;
@@ -201,15 +206,62 @@ run_figures open_loop(double rate, std::uint64_t requests,
   background_meter background;
   background.add(before, cpu_snapshot::now());
   auto f = run.figures(t0);
+  if (pooled)
+    run.append_latencies(*pooled);
+  if (pooled_lag)
+    pooled_lag->insert(pooled_lag->end(), lag.begin(), lag.end());
   f.issue_lag = summarize(lag);
   f.background_cpu = background.share();
   f.cpu_us_per_request = background.self_us_per(requests);
   return f;
 }
 
+} // namespace
+
+run_figures open_loop(double rate, std::uint64_t requests,
+                      const load_run::issue_fn& issue) {
+  return run_open(rate, requests, issue, nullptr, nullptr);
+}
+
 run_figures measure_open(double rate, double seconds, const load_run::issue_fn& issue) {
-  open_loop(rate, static_cast<std::uint64_t>(std::max(1000.0, rate * 0.3)), issue);
-  return open_loop(rate, static_cast<std::uint64_t>(std::max(5000.0, rate * seconds)), issue);
+  return measure_open_interleaved(rate, seconds, 1, {issue}).front();
+}
+
+std::vector<run_figures> measure_open_interleaved(double rate, double seconds, int trials,
+                                                  const std::vector<load_run::issue_fn>& subjects) {
+  const auto warm_up = static_cast<std::uint64_t>(std::max(1000.0, rate * 0.3));
+  const auto per_trial = static_cast<std::uint64_t>(
+    std::max(5000.0 / trials, rate * seconds / trials));
+  for (const auto& issue : subjects)
+    open_loop(rate, warm_up, issue);
+  std::vector<run_figures> out(subjects.size());
+  std::vector<std::vector<std::uint32_t>> pooled(subjects.size());
+  std::vector<std::vector<std::uint32_t>> lags(subjects.size());
+  std::vector<double> cpu_us(subjects.size());
+  std::vector<double> background(subjects.size());
+  for (int t = 0; t < trials; ++t)
+    for (std::size_t s = 0; s < subjects.size(); ++s) {
+      // The others ran meanwhile: a short warm-up wakes this one's threads.
+      if (trials > 1)
+        open_loop(rate, std::max<std::uint64_t>(200, per_trial / 20), subjects[s]);
+      auto f = run_open(rate, per_trial, subjects[s], &pooled[s], &lags[s]);
+      auto& o = out[s];
+      o.requests += f.requests;
+      o.seconds += f.seconds;
+      o.failed += f.failed;
+      o.trial_req_per_s.push_back(f.req_per_s);
+      cpu_us[s] += f.cpu_us_per_request * static_cast<double>(f.requests);
+      background[s] += f.background_cpu * f.seconds;
+    }
+  for (std::size_t s = 0; s < subjects.size(); ++s) {
+    auto& o = out[s];
+    o.req_per_s = o.seconds > 0 ? static_cast<double>(o.requests) / o.seconds : 0;
+    o.latency = summarize(pooled[s]);
+    o.issue_lag = summarize(lags[s]);
+    o.cpu_us_per_request = o.requests ? cpu_us[s] / static_cast<double>(o.requests) : 0;
+    o.background_cpu = o.seconds > 0 ? background[s] / o.seconds : 0;
+  }
+  return out;
 }
 
 cpu_snapshot cpu_snapshot::now() {

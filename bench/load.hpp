@@ -143,6 +143,14 @@ run_figures open_loop(double rate, std::uint64_t requests,
 /// open_loop after a warm-up of ~0.3 s at the same rate, for ~`seconds`.
 run_figures measure_open(double rate, double seconds, const load_run::issue_fn& issue);
 
+/// Several subjects open loop at the same rate, by turns (as
+/// measure_interleaved): each is warmed up (~0.3 s), then in each of
+/// `trials` rounds every subject runs for ~`seconds / trials` after a short
+/// warm-up of its own. Per subject: latencies and send lags pooled over its
+/// trials, req/s over all of them.
+std::vector<run_figures> measure_open_interleaved(double rate, double seconds, int trials,
+                                                  const std::vector<load_run::issue_fn>& subjects);
+
 /// Resident set size of this process in bytes (/proc/self/statm).
 std::int64_t resident_bytes();
 

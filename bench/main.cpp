@@ -9,6 +9,7 @@
 #include "pick.hpp"
 #include "route.hpp"
 #include "nginx_upstream.hpp"
+#include "redis.hpp"
 #include "transport.hpp"
 
 #include <nlohmann/json.hpp>
@@ -37,7 +38,10 @@ namespace {
 
 const std::set<std::string> scenario_names = {
   "baseline", "route_healthy", "route_failover", "route_sharded",
-  "latency_at_load", "pick", "memory", "transport"};
+  "latency_at_load", "pick", "memory", "transport",
+  "redis_propagation", "redis_cost", "redis_fleet"};
+const std::set<std::string> redis_scenarios = {"redis_propagation", "redis_cost",
+                                               "redis_fleet"};
 
 struct options {
   bool json = false;
@@ -48,6 +52,8 @@ struct options {
   /// Internal: run only the transport memory figure, in this fresh process,
   /// and print it as one JSON line (the parent re-executes itself so).
   std::uint64_t transport_memory_child = 0;
+  /// Internal: be the second replica of redis_propagation (this Redis port).
+  int redis_child_port = 0;
   /// Print the table of an earlier --json run instead of running.
   std::string print_file;
 
@@ -63,7 +69,8 @@ void usage(std::ostream& out) {
          "  --quick   short measurements (for profilers; figures are rougher)\n"
          "  --only    run only these scenarios: baseline, route_healthy,\n"
          "            route_failover, route_sharded, latency_at_load, pick, memory,\n"
-         "            transport\n"
+         "            transport, redis_propagation, redis_cost, redis_fleet (these\n"
+         "            start their own redis-server; skipped without one)\n"
          "  --print   print the table of a saved --json run and exit\n";
 }
 
@@ -98,6 +105,8 @@ options parse(int argc, char** argv) {
       o.memory_requests = std::stoull(value());
     } else if (a == "--print") {
       o.print_file = value();
+    } else if (a == "--redis-child") {
+      o.redis_child_port = std::stoi(value());
     } else if (a == "--transport-memory-child") {
       o.transport_memory_child = std::stoull(value());
     } else if (a == "--help" || a == "-h") {
@@ -208,6 +217,12 @@ json compute_targets(const figures& f) {
       }
       out.push_back(target("latency_at_load p99, " + ws + " worker(s)", *p, "<=", 50,
                            "us", f.noise_of({"latency_at_load.p99/" + ws}), detail));
+      // Issue 12.9: within 2x of bare CAF's own pattern at the same offered
+      // rate, in the same run.
+      if (auto b = f.get("baseline.p99@50/" + ws); b && *b > 0)
+        out.push_back(target("latency_at_load p99 / baseline_at_load p99, " + ws + " worker(s)",
+                             *p / *b, "<=", 2, "ratio",
+                             f.noise_of({"latency_at_load.p99/" + ws, "baseline.p99@50/" + ws})));
     }
   }
   if (auto p = f.get("pick/8"))
@@ -359,7 +374,8 @@ void print_table(const json& doc) {
               "in_flight", "requests", "req/s", "p50_us", "p99_us", "p999_us", "cpu_us", "notes");
   for (const auto& r : doc["results"]) {
     const auto name = r["name"].get<std::string>();
-    if (name == "pick" || name == "group_pick" || name == "memory")
+    if (name == "pick" || name == "group_pick" || name == "memory"
+        || redis_scenarios.count(name))
       continue;
     if (r.contains("skipped")) {
       std::printf("%-16s skipped: %s\n", name.c_str(), r["skipped"].get<std::string>().c_str());
@@ -417,6 +433,7 @@ void print_table(const json& doc) {
                   r["rss_before_bytes"].get<double>() / 1048576.0,
                   r["rss_in_flight_bytes"].get<double>() / 1048576.0,
                   r["mock_latency_ms"].get<double>());
+  sb::print_redis_results(doc["results"]);
 
   std::printf("\ntargets\n");
   for (const auto& t : doc["targets"]) {
@@ -439,6 +456,9 @@ int main(int argc, char** argv) {
   // The library logs through spdlog's default logger: keep stdout for us.
   spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
   spdlog::set_level(spdlog::level::warn);
+
+  if (opt.redis_child_port > 0)
+    return sb::redis_propagation_child(opt.redis_child_port);
 
   if (!opt.print_file.empty()) {
     std::ifstream in{opt.print_file};
@@ -536,6 +556,13 @@ int main(int argc, char** argv) {
 
     if (opt.wants("transport"))
       run_transport(opt, seconds, trials, results, f);
+
+    std::set<std::string> redis_wanted;
+    for (const auto& name : redis_scenarios)
+      if (opt.wants(name))
+        redis_wanted.insert(name);
+    if (!redis_wanted.empty())
+      sb::run_redis(redis_wanted, opt.quick, opt.seed, results);
 
     // Every closed-loop subject lives at once and they run by turns
     // (measure_interleaved), so the ratios compare figures taken under the
@@ -639,7 +666,16 @@ int main(int argc, char** argv) {
             };
             progress("latency at " + pct + "% load, " + ws + " worker(s), "
                      + fmt_num("%.0f", rate) + " req/s");
-            auto o = bench->open(rate, secs);
+            // With bare CAF's pattern to compare with, the two run by turns
+            // (5 rounds), so drifting background load hits both alike.
+            auto b = baseline_at.find(w);
+            std::vector<sb::run_figures> both;
+            if (b != baseline_at.end())
+              both = sb::measure_open_interleaved(rate, secs, 5,
+                                                  {bench->issue(), b->second->issue()});
+            else
+              both = {bench->open(rate, secs)};
+            const auto& o = both.front();
             results.push_back(open_result(target_point ? "latency_at_load" : "latency_at_fraction", o));
             const auto key = "@" + pct + "/" + ws;
             f.v["latency.p99" + key] = o.latency.p99_us;
@@ -648,12 +684,12 @@ int main(int argc, char** argv) {
               f.noise["latency_at_load.p99/" + ws] = o.background_cpu;
             }
             // For reference: bare CAF's pattern at the same offered rate.
-            if (auto b = baseline_at.find(w); b != baseline_at.end()) {
-              progress("bare CAF at " + pct + "% load, " + ws + " worker(s)");
-              auto bo = sb::measure_open(rate, secs, b->second->issue());
+            if (both.size() > 1) {
+              const auto& bo = both[1];
               results.push_back(
                 open_result(target_point ? "baseline_at_load" : "baseline_at_fraction", bo));
               f.v["baseline.p99" + key] = bo.latency.p99_us;
+              f.noise["baseline.p99" + key] = bo.background_cpu;
             }
           }
         }

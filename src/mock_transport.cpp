@@ -57,17 +57,44 @@ struct pending_call {
   std::shared_ptr<call_sink> sink;
 };
 
+json completion_json(const std::string& model, const std::string& content,
+                     const std::string& finish_reason, std::uint32_t prompt_tokens,
+                     std::uint32_t completion_tokens, std::int64_t created,
+                     std::uint64_t number);
+
+// A mock reply's chat.completion, built when first read. `created` is taken
+// when the reply is delivered, as an eager body's was. Immutable.
+class mock_body final : public lazy_json::source {
+public:
+  mock_body(std::string model, const call_outcome& o, request_ptr request,
+            std::uint64_t number)
+    : model_(std::move(model)), content_(o.content), finish_reason_(o.finish_reason),
+      request_(std::move(request)), created_(unix_seconds()), number_(number) {}
+
+  json build() const override {
+    return completion_json(model_, content_, finish_reason_,
+                           estimate_prompt_tokens(request_->messages),
+                           estimate_text_tokens(content_), created_, number_);
+  }
+
+private:
+  std::string model_;
+  std::string content_;
+  std::string finish_reason_;
+  request_ptr request_;
+  std::int64_t created_;
+  std::uint64_t number_;
+};
+
 class mock_transport;
 
 class mock_handle final : public call_handle {
 public:
-  mock_handle(std::shared_ptr<timer_thread> timers, std::shared_ptr<pending_call> call,
-              mock_transport* owner)
-    : timers_(std::move(timers)), call_(std::move(call)), owner_(owner) {}
+  mock_handle(std::shared_ptr<pending_call> call, mock_transport* owner)
+    : call_(std::move(call)), owner_(owner) {}
   void cancel() noexcept override;
 
 private:
-  std::shared_ptr<timer_thread> timers_;
   std::shared_ptr<pending_call> call_;
   mock_transport* owner_;
 };
@@ -98,8 +125,6 @@ public:
     const std::string reply = plan.outcome.content;
     const double end_ms = plan.delay.count() * 1000.0;
     auto& out = plan.outcome;
-    if (out.ok && !request.stream)
-      out.response = body_of(d, request, out, number);
 
     // What happens when: the first chunk (streams), then the end.
     std::optional<double> chunk_ms;
@@ -124,16 +149,22 @@ public:
 
     const bool stream_reply = request.stream && chunk_ms.has_value();
     const auto created = unix_seconds();
-    auto model = public_model_name(d);
-    auto first_chunk = [=] {
+    auto first_chunk = [=, model = public_model_name(d)] {
       return chunk_body(model, created, number,
                         json{{"role", "assistant"}, {"content", reply}}, nullptr);
     };
-    auto finish = [=, &d, request = spec.request](call_sink& s, call_outcome o) {
-      if (stream_reply && o.ok) {
-        s.on_chunk(chunk_body(model, created, number, json::object(), o.finish_reason));
-        o.response = body_of(d, *request, o, number);
-      }
+    // The reply body is made at delivery, and built only when read: a call
+    // in flight holds no JSON, and a result nobody reads costs no tree.
+    // `d` lives as long as this transport's config; a pending call holds
+    // the reference, not a copy of its model name.
+    auto finish = [stream_reply, created, number, &d, request = spec.request](
+                    call_sink& s, call_outcome o) {
+      if (stream_reply && o.ok)
+        s.on_chunk(chunk_body(public_model_name(d), created, number, json::object(),
+                              o.finish_reason));
+      if (o.ok && (stream_reply || !request->stream))
+        o.response = lazy_json(
+          std::make_shared<const mock_body>(public_model_name(d), o, request, number));
       s.on_done(std::move(o));
     };
 
@@ -165,20 +196,23 @@ public:
     }
     std::weak_ptr<pending_call> weak = call;
     call->timers[1] = timers_->schedule(
-      at(done_ms), [this, weak, sink, finish, o = std::move(out)]() mutable {
+      at(done_ms), [this, weak, finish, o = std::move(out)]() mutable {
         auto c = weak.lock();
         if (!c)
           return;
+        // The call's own sink (a cancelled call has none left).
+        std::shared_ptr<call_sink> sink;
         {
           std::lock_guard<std::mutex> lock(c->mutex);
-          if (c->finished)
+          if (c->finished || !c->sink)
             return;
           c->finished = true;
+          sink = c->sink;
         }
         untrack(c.get());
         finish(*sink, std::move(o));
       });
-    return std::make_unique<mock_handle>(timers_, call, this);
+    return std::make_unique<mock_handle>(call, this);
   }
 
   void stop() override {
@@ -213,6 +247,8 @@ public:
     }
   }
 
+  timer_thread& timers() { return *timers_; }
+
   void untrack(pending_call* c) {
     std::lock_guard<std::mutex> lock(live_mutex_);
     live_.erase(c);
@@ -230,13 +266,6 @@ private:
     o.timed_out = true;
     o.error = timeout_error(d, stream, committed);
     return o;
-  }
-
-  static json body_of(const deployment_config& d, const chat_request& request,
-                      const call_outcome& o, std::uint64_t number) {
-    return make_completion_body(d, o.content, o.finish_reason,
-                                estimate_prompt_tokens(request.messages),
-                                estimate_text_tokens(o.content), unix_seconds(), number);
   }
 
   std::shared_ptr<const router_config> config_;
@@ -268,7 +297,7 @@ void mock_handle::cancel() noexcept {
   }
   for (auto id : ids)
     if (id)
-      timers_->cancel(id);
+      owner_->timers().cancel(id);
   owner_->untrack(call_.get());
 }
 
@@ -324,21 +353,44 @@ std::shared_ptr<transport> make_dispatching_transport(std::shared_ptr<const rout
                                                  std::move(http));
 }
 
+namespace {
+
+// Built by assignment: nlohmann's initializer lists copy every nested value.
+json completion_json(const std::string& model, const std::string& content,
+                     const std::string& finish_reason, std::uint32_t prompt_tokens,
+                     std::uint32_t completion_tokens, std::int64_t created,
+                     std::uint64_t number) {
+  json message(json::value_t::object);
+  message["role"] = "assistant";
+  message["content"] = content;
+  json choice(json::value_t::object);
+  choice["index"] = 0;
+  choice["message"] = std::move(message);
+  choice["finish_reason"] = finish_reason;
+  json usage(json::value_t::object);
+  usage["prompt_tokens"] = prompt_tokens;
+  usage["completion_tokens"] = completion_tokens;
+  usage["total_tokens"] = prompt_tokens + completion_tokens;
+  json body(json::value_t::object);
+  body["id"] = "chatcmpl-mock-" + std::to_string(number);
+  body["object"] = "chat.completion";
+  body["created"] = created;
+  body["model"] = model;
+  json choices(json::value_t::array);
+  choices.push_back(std::move(choice));
+  body["choices"] = std::move(choices);
+  body["usage"] = std::move(usage);
+  return body;
+}
+
+} // namespace
+
 json make_completion_body(const deployment_config& d, const std::string& content,
                           const std::string& finish_reason, std::uint32_t prompt_tokens,
                           std::uint32_t completion_tokens, std::int64_t created,
                           std::uint64_t number) {
-  return json{
-    {"id", "chatcmpl-mock-" + std::to_string(number)},
-    {"object", "chat.completion"},
-    {"created", created},
-    {"model", public_model_name(d)},
-    {"choices", json::array({json{{"index", 0},
-                                  {"message", json{{"role", "assistant"}, {"content", content}}},
-                                  {"finish_reason", finish_reason}}})},
-    {"usage", json{{"prompt_tokens", prompt_tokens},
-                   {"completion_tokens", completion_tokens},
-                   {"total_tokens", prompt_tokens + completion_tokens}}}};
+  return completion_json(public_model_name(d), content, finish_reason, prompt_tokens,
+                         completion_tokens, created, number);
 }
 
 } // namespace switchyard

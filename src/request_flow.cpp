@@ -301,6 +301,17 @@ void request_flow::trace_cancelled(local_index loser, bool hedge, const std::str
   result_.attempts.push_back(std::move(lost));
 }
 
+stream_commit request_flow::commit_info() const {
+  stream_commit c;
+  const auto& d = config_->deployments[config_->groups[group_].deployments[committed_call_]];
+  c.deployment_id = d.id;
+  c.model_group = d.model_name;
+  // Before take_losers: the losers still in flight become cancelled attempts.
+  c.attempts = static_cast<int>(result_.attempts.size() + in_flight_.size());
+  c.fallback_depth = depth_;
+  return c;
+}
+
 std::vector<local_index> request_flow::take_losers() {
   std::vector<local_index> out;
   if (!committed_)
@@ -461,7 +472,7 @@ flow_action request_flow::hop_failed(router_error e) {
 flow_action request_flow::next_tier_or_fallbacks() {
   // The next `order` tier of the same group, before any other group. The
   // errors with their own fallback lists do not move tiers.
-  const auto kind = hop_error_.kind;
+  const auto kind = hop_error_.value_or_default().kind;
   if (!request_->disable_fallbacks && tier_ != group_pick::unordered
       && kind != error_kind::context_window_exceeded
       && kind != error_kind::content_policy_violation
@@ -477,7 +488,7 @@ flow_action request_flow::to_fallbacks() {
   if (request_->disable_fallbacks || depth_ >= config_->settings.max_fallbacks)
     return finish_error();
   auto a = make_action(flow_action::kind::resolve_fallbacks, group_);
-  a.error = hop_error_.kind;
+  a.error = hop_error_.value_or_default().kind;
   return a;
 }
 
@@ -513,7 +524,7 @@ flow_action request_flow::next_fallback_group() {
 
 flow_action request_flow::finish_error() {
   result_.ok = false;
-  result_.error = original_ ? *original_ : hop_error_;
+  result_.error = original_ ? *original_ : hop_error_.value_or_default();
   result_.fallback_depth = depth_;
   return make_action(flow_action::kind::finish);
 }

@@ -22,7 +22,8 @@ struct call_outcome {
   /// Success: the provider's complete answer as an OpenAI chat.completion
   /// (for a stream, assembled from its chunks); null when the transport
   /// has none (the flow then builds one from content and finish_reason).
-  nlohmann::json response;
+  /// The mock's is deferred until someone reads it.
+  lazy_json response;
   /// Usage as the provider reported it; unset: not reported (estimated).
   std::optional<std::uint32_t> prompt_tokens;
   std::optional<std::uint32_t> completion_tokens;

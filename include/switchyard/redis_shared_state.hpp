@@ -73,6 +73,7 @@ public:
                    bool failed) override;
   shared_state_status status() const override;
   shared_state_stats stats() const override;
+  std::vector<shared_cooldown> cooldowns(wall_ms now) const override;
 
   struct impl;
 

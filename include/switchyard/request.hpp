@@ -1,6 +1,7 @@
 #pragma once
 
 #include "switchyard/error.hpp"
+#include "switchyard/lazy_json.hpp"
 #include "switchyard/mock_spec.hpp"
 
 #include <nlohmann/json.hpp>
@@ -96,6 +97,23 @@ struct attempt {
   bool hedge = false;
 };
 
+/// Where a streamed request committed at its first-chunk gate (TRANSPORT.md
+/// section 5), known before its first chunk is delivered: what a gateway
+/// needs for its response headers, which leave with that chunk.
+struct stream_commit {
+  std::string deployment_id;
+  std::string model_group;
+  /// Calls made so far, the committing one included, and the hedges still
+  /// racing it (cancelled now): after the commit no call is added, so this
+  /// is the final route_result's attempts.size().
+  int attempts = 0;
+  /// As route_result::fallback_depth (no hop follows a commit).
+  int fallback_depth = 0;
+  /// Time spent waiting on providers up to the commit: the finished calls'
+  /// latencies plus the committing call's time to its first chunk.
+  double upstream_ms = 0;
+};
+
 /// What a caller gets back: exactly one per request (section 9).
 struct route_result {
   bool ok = false;
@@ -121,8 +139,9 @@ struct route_result {
   /// (every choice with its message, tool_calls and finish_reason; usage;
   /// the provider's id, created and system_fingerprint), with `model` set
   /// to the deployment's model without its provider prefix. For a streamed
-  /// request, the answer assembled from its chunks.
-  nlohmann::json response;
+  /// request, the answer assembled from its chunks. A mock's is built on
+  /// first read (lazy_json).
+  lazy_json response;
   /// Failure: the original error (the first hop's), section 8.
   router_error error;
   std::vector<attempt> attempts;

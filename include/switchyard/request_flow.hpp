@@ -111,6 +111,9 @@ public:
   std::vector<local_index> take_losers();
   /// A chunk was delivered: the stream belongs to the current deployment.
   bool committed() const noexcept { return committed_; }
+  /// Once committed(): the deployment, group, attempts and fallback depth
+  /// the request committed to (upstream_ms is the orchestrator's to fill).
+  stream_commit commit_info() const;
   /// Ends the request now with `e` (a total_timeout, a cancel), keeping
   /// the trace and hops so far.
   route_result abort(router_error e);
@@ -189,9 +192,46 @@ private:
   std::vector<std::uint32_t> entered_groups_;
   int tier_ = group_pick::unordered; ///< `order` of the current tier
   pick_request pick_;               ///< exclusions, tier floor, tokens
-  std::optional<router_error> last_error_;  ///< latest in the current hop
-  std::optional<router_error> original_;    ///< the first hop's error
-  router_error hop_error_;                  ///< the latest hop's error
+  /// An error kept off a request's footprint until there is one: a healthy
+  /// request in flight carries a null pointer, not a router_error (88 B).
+  /// The optional's interface, for the uses here.
+  class boxed_error {
+  public:
+    boxed_error() = default;
+    boxed_error(const boxed_error& o) : p_(copy(o)) {}
+    boxed_error(boxed_error&&) noexcept = default;
+    boxed_error& operator=(const boxed_error& o) {
+      if (this != &o)
+        p_ = copy(o);
+      return *this;
+    }
+    boxed_error& operator=(boxed_error&&) noexcept = default;
+    boxed_error& operator=(router_error e) {
+      if (p_)
+        *p_ = std::move(e);
+      else
+        p_ = std::make_unique<router_error>(std::move(e));
+      return *this;
+    }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    const router_error& operator*() const noexcept { return *p_; }
+    const router_error* operator->() const noexcept { return p_.get(); }
+    /// The error, or a default router_error when there is none.
+    const router_error& value_or_default() const noexcept {
+      static const router_error none{};
+      return p_ ? *p_ : none;
+    }
+    void reset() noexcept { p_.reset(); }
+
+  private:
+    static std::unique_ptr<router_error> copy(const boxed_error& o) {
+      return o.p_ ? std::make_unique<router_error>(*o.p_) : nullptr;
+    }
+    std::unique_ptr<router_error> p_;
+  };
+  boxed_error last_error_;  ///< latest in the current hop
+  boxed_error original_;    ///< the first hop's error
+  boxed_error hop_error_;   ///< the latest hop's error
   std::vector<frame> frames_; ///< fallback lists being walked, innermost last
   route_result result_;
   bool committed_ = false;

@@ -144,6 +144,12 @@ public:
 
   virtual shared_state_status status() const = 0;
   virtual shared_state_stats stats() const = 0;
+  /// The cooldowns this replica knows of whose deadline is still ahead at
+  /// `now` (its own, published, and those heard from the fleet), the latest
+  /// per deployment. From memory: no I/O, whether the store is up or not.
+  /// For actors started afresh (a restarted group) so that they begin with
+  /// the fleet's cooldowns instead of none.
+  virtual std::vector<shared_cooldown> cooldowns(wall_ms now) const = 0;
 };
 
 /// Today's behaviour: nothing leaves the process, the listener is never
@@ -155,6 +161,7 @@ public:
   void add_outcome(std::string_view, std::int64_t, bool) override {}
   shared_state_status status() const override { return {}; }
   shared_state_stats stats() const override { return {}; }
+  std::vector<shared_cooldown> cooldowns(wall_ms) const override { return {}; }
 };
 
 /// The shared state `config` asks for: Redis when router_settings names one

@@ -27,9 +27,11 @@ constexpr const char* usage =
   "                      [--concurrency N] [--ordered] [--seed S]\n"
   "       switchyard check --config FILE\n"
   "       switchyard serve --config FILE [--host 127.0.0.1] [--port 4000] [--threads N]\n"
+  "                      [--router-threads N]\n"
   "                      [--max-body-bytes N] [--max-in-flight N] [--grace-seconds N]\n"
   "                      [--max-connections N] [--header-timeout-ms N]\n"
-  "                      [--keep-alive-timeout-ms N] [--allow-unauthenticated] [--seed S]\n"
+  "                      [--keep-alive-timeout-ms N] [--max-stream-buffer-bytes N]\n"
+  "                      [--allow-unauthenticated] [--seed S]\n"
   "\n"
   "  demo   route a few thousand requests through an embedded two-region\n"
   "         configuration with a failing region and a fallback group\n"
@@ -279,7 +281,7 @@ std::string batch_result_line(const custom_id& id, const route_result& result,
   // The provider's complete answer as the router carries it; a body of
   // our own only for a transport that gave none.
   ojson response{{"status_code", 200},
-                 {"body", result.response.is_object() ? ojson(result.response)
+                 {"body", result.response.is_object() ? ojson(result.response.value())
                                                       : completion_object(result, sequence)}};
   return output_line(id, std::move(response), nullptr, trace_object(result));
 }

@@ -73,7 +73,7 @@ json fallback_completion(const route_result& r) {
 }
 
 json completion_json(const route_result& r) {
-  return r.response.is_object() ? r.response : fallback_completion(r);
+  return r.response.is_object() ? r.response.value() : fallback_completion(r);
 }
 
 std::string dumped(const json& j) {
@@ -182,24 +182,23 @@ body_result parse_body(std::string_view body) {
   return {std::nullopt, error_answer(parsed.error, std::move(param))};
 }
 
-header_list route_headers(const route_result& r, const std::string& model_group,
-                          double duration_ms) {
-  double upstream_ms = 0;
-  for (const auto& a : r.attempts)
-    upstream_ms += a.latency_ms;
+namespace {
+
+// The headers of route_headers and commit_headers, from what both know.
+header_list answer_headers(const std::string& deployment, const std::string& group,
+                           int attempts, int fallback_depth, double upstream_ms,
+                           double duration_ms) {
   const double overhead_ms = std::max(0.0, duration_ms - upstream_ms);
-  const std::string& deployment = r.ok ? r.deployment_id : r.error.deployment_id;
-  const std::string group = !r.model_group.empty() ? r.model_group : model_group;
-  const int attempts = static_cast<int>(r.attempts.size());
   // Calls after the first that were not a hop to another group or
   // deployment set: LiteLLM's "attempted retries".
-  const int retries = std::max(0, attempts - 1 - r.fallback_depth);
+  const int retries = std::max(0, attempts - 1 - fallback_depth);
   const auto ms = [](double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3f", v);
     return std::string(buf);
   };
   header_list h;
+  h.reserve(12);
   if (!deployment.empty()) {
     h.emplace_back("x-switchyard-deployment-id", deployment);
     h.emplace_back("x-litellm-model-id", deployment);
@@ -209,17 +208,38 @@ header_list route_headers(const route_result& r, const std::string& model_group,
     h.emplace_back("x-litellm-model-group", group);
   }
   h.emplace_back("x-switchyard-attempts", std::to_string(attempts));
-  h.emplace_back("x-switchyard-fallback-depth", std::to_string(r.fallback_depth));
+  h.emplace_back("x-switchyard-fallback-depth", std::to_string(fallback_depth));
   h.emplace_back("x-switchyard-overhead-ms", ms(overhead_ms));
   h.emplace_back("x-litellm-attempted-retries", std::to_string(retries));
-  h.emplace_back("x-litellm-attempted-fallbacks", std::to_string(r.fallback_depth));
+  h.emplace_back("x-litellm-attempted-fallbacks", std::to_string(fallback_depth));
   h.emplace_back("x-litellm-response-duration-ms", ms(duration_ms));
   h.emplace_back("x-litellm-overhead-duration-ms", ms(overhead_ms));
   return h;
 }
 
+} // namespace
+
+header_list route_headers(const route_result& r, const std::string& model_group,
+                          double duration_ms) {
+  double upstream_ms = 0;
+  for (const auto& a : r.attempts)
+    upstream_ms += a.latency_ms;
+  return answer_headers(r.ok ? r.deployment_id : r.error.deployment_id,
+                        !r.model_group.empty() ? r.model_group : model_group,
+                        static_cast<int>(r.attempts.size()), r.fallback_depth, upstream_ms,
+                        duration_ms);
+}
+
+header_list commit_headers(const stream_commit& c, const std::string& model_group,
+                           double duration_ms) {
+  return answer_headers(c.deployment_id, !c.model_group.empty() ? c.model_group : model_group,
+                        c.attempts, c.fallback_depth, c.upstream_ms, duration_ms);
+}
+
 std::string completion_body(const route_result& result) {
-  return dumped(completion_json(result));
+  // The router's own answer is dumped where it is: no copy of the tree.
+  return result.response.is_object() ? dumped(result.response)
+                                     : dumped(fallback_completion(result));
 }
 
 std::vector<json> replay_chunks(const route_result& result) {
@@ -278,14 +298,21 @@ std::string models_body(const router_config& config) {
 }
 
 std::string readiness_body(const router_config& config, bool draining,
-                           const std::vector<std::string>& cooling) {
+                           const std::vector<std::string>& cooling,
+                           const shared_state_status& shared) {
   json groups = json::array();
   for (const auto& g : config.groups)
     groups.push_back({{"name", g.name}, {"deployments", g.deployments.size()}});
-  return dumped(json{{"status", draining ? "draining" : "healthy"},
-                     {"model_groups", std::move(groups)},
-                     {"deployments_cooling", cooling},
-                     {"shared_state", "none"}});
+  json body = {{"status", draining ? "draining" : "healthy"},
+               {"model_groups", std::move(groups)},
+               {"deployments_cooling", cooling},
+               {"shared_state", name_of(shared.value)}};
+  // The reason is the shared state's own text, which never holds the
+  // password. A store that is down leaves the replica serving (local state):
+  // readiness says so but stays 200.
+  if (shared.value == shared_state_status::state::down)
+    body["shared_state_reason"] = shared.reason;
+  return dumped(body);
 }
 
 std::optional<bool> is_loopback_host(const std::string& host) {

@@ -9,6 +9,7 @@
 #include "switchyard/config.hpp"
 #include "switchyard/request.hpp"
 #include "switchyard/secret.hpp"
+#include "switchyard/shared_state.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -74,6 +75,11 @@ body_result parse_body(std::string_view body);
 /// is the group asked for when the result names none (a failure).
 header_list route_headers(const route_result& result, const std::string& model_group,
                           double duration_ms);
+/// The same headers for a stream, from its commit: they leave with its
+/// first chunk, so the durations (and the overhead, duration minus
+/// commit.upstream_ms) are those at the commit, the time to first token.
+header_list commit_headers(const stream_commit& commit, const std::string& model_group,
+                           double duration_ms);
 
 /// The `chat.completion` body of a success: result.response when the
 /// router built it, else one assembled from content, finish_reason and
@@ -94,9 +100,11 @@ std::string sse_error(const router_error& error);
 /// `GET /v1/models`: every group, then every alias, in config order.
 std::string models_body(const router_config& config);
 
-/// `GET /health/readiness`.
+/// `GET /health/readiness`: `shared_state` is "none", "connected" or
+/// "down" (then with `shared_state_reason`).
 std::string readiness_body(const router_config& config, bool draining,
-                           const std::vector<std::string>& cooling);
+                           const std::vector<std::string>& cooling,
+                           const shared_state_status& shared);
 
 /// Whether `host` (an IP address or "localhost") is a loopback address;
 /// nullopt when it is neither.

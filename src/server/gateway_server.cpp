@@ -67,6 +67,10 @@ class session;
 
 } // namespace
 
+std::size_t default_io_threads() {
+  return std::max(1u, std::thread::hardware_concurrency() / 4);
+}
+
 /// What every connection shares: the router, the metrics, the options, the
 /// io_context and the registry of live sessions. Owned by the server and by
 /// each session (so a router callback that outlives the server still finds
@@ -91,7 +95,7 @@ struct gateway_server::state {
   std::list<std::weak_ptr<session>> sessions;
 
   state(router& r, std::shared_ptr<metrics> m, gateway_options o)
-    : ioc(static_cast<int>(o.threads ? o.threads : 1)),
+    : ioc(static_cast<int>(o.threads ? o.threads : default_io_threads())),
       routes(r),
       counts(std::move(m)),
       options(std::move(o)),
@@ -178,7 +182,9 @@ private:
     // SSE output: events not yet written, the one being written, and the
     // end of the stream once the completion is in.
     std::deque<std::string> pending;
+    std::size_t pending_bytes = 0;
     std::string writing_buf;
+    bool too_slow = false;   // cancelled for back-pressure (reader_too_slow)
     bool writing = false;
     bool ended = false;      // the terminating event is queued
     bool finished = false;   // the last chunk is written
@@ -330,7 +336,9 @@ private:
       const bool draining = st_->draining.load();
       return answer(http_answer{
         draining ? 503 : 200, "application/json",
-        readiness_body(st_->routes.config(), draining, st_->counts->cooling_deployments()), {}});
+        readiness_body(st_->routes.config(), draining, st_->counts->cooling_deployments(),
+                       st_->routes.shared_state_status()),
+        {}});
     }
     if (path == "/metrics") {
       if (!get)
@@ -386,13 +394,18 @@ private:
       });
     };
     if (ex.stream) {
+      // Posted from the orchestrator in order, so the strand runs the
+      // commit before the first chunk.
+      commit_handler on_commit = [self, exec, gen](const stream_commit& c) {
+        net::post(exec, [self, gen, c]() { self->on_commit(gen, c); });
+      };
       chunk_handler on_chunk = [self, exec, gen](const nlohmann::json& chunk) {
         net::post(exec, [self, gen, event = sse_event(chunk)]() mutable {
           self->on_chunk(gen, std::move(event));
         });
       };
-      ex.handle = st_->routes.async_stream(std::move(*parsed.request), std::move(on_chunk),
-                                           std::move(done));
+      ex.handle = st_->routes.async_stream(std::move(*parsed.request), std::move(on_commit),
+                                           std::move(on_chunk), std::move(done));
     } else {
       ex.handle = st_->routes.async_complete(std::move(*parsed.request), std::move(done));
     }
@@ -432,15 +445,51 @@ private:
 
   // ---- answers --------------------------------------------------------------
 
+  // The router committed the stream: its status line and headers go now,
+  // ahead of the first chunk.
+  void on_commit(std::uint64_t gen, const stream_commit& c) {
+    if (!exchange_ || gen != generation_ || exchange_->client_gone || exchange_->done
+        || exchange_->committed)
+      return;
+    commit_stream(commit_headers(c, exchange_->model_group, ms_since(exchange_->start)));
+  }
+
   void on_chunk(std::uint64_t gen, std::string event) {
     if (!exchange_ || gen != generation_ || exchange_->client_gone || exchange_->done)
       return;
     auto& ex = *exchange_;
-    if (!ex.committed)
+    if (!ex.committed) // the router always commits first; never a stream without a head
       commit_stream({{"x-switchyard-model-group", ex.model_group},
                      {"x-litellm-model-group", ex.model_group}});
+    ex.pending_bytes += event.size();
     ex.pending.push_back(std::move(event));
+    if (unsent_bytes() > st_->options.max_stream_buffer_bytes)
+      return reader_too_slow();
     pump();
+  }
+
+  std::size_t unsent_bytes() const {
+    const auto& ex = *exchange_;
+    return ex.pending_bytes + (ex.writing ? ex.writing_buf.size() : 0);
+  }
+
+  // Back-pressure: the transport cannot pause a call, so a client that
+  // reads slower than its upstream writes would make this connection
+  // buffer without bound. Past the cap the request is cancelled (upstream
+  // call included) and the connection closed; the warning says why.
+  void reader_too_slow() {
+    auto& ex = *exchange_;
+    spdlog::warn("gateway: {} {}: cancelling a stream: the client reads too slowly ({} bytes "
+                 "unsent, over --max-stream-buffer-bytes {}); model_group={}",
+                 ex.method, ex.path, unsent_bytes(),
+                 st_->options.max_stream_buffer_bytes, ex.model_group);
+    ex.too_slow = true;
+    ex.pending.clear();
+    ex.pending_bytes = 0;
+    client_gone();
+    // Aborts the write in progress, which ends the exchange once the
+    // cancelled completion is in.
+    close();
   }
 
   void on_done(std::uint64_t gen, route_result r) {
@@ -452,7 +501,8 @@ private:
     ex.attempts = static_cast<int>(r.attempts.size());
     const double duration = ms_since(ex.start);
     if (ex.client_gone) {
-      ex.status = 499; // nginx's "client closed request", for the access log
+      if (!ex.too_slow)
+        ex.status = 499; // nginx's "client closed request", for the access log
       // A write still in progress ends the exchange when it completes.
       if (!ex.writing)
         finish(false);
@@ -538,9 +588,11 @@ private:
       return;
     if (!ex.pending.empty()) {
       ex.writing_buf.clear();
+      ex.writing_buf.reserve(ex.pending_bytes);
       for (auto& e : ex.pending)
         ex.writing_buf += e;
       ex.pending.clear();
+      ex.pending_bytes = 0;
       ex.writing = true;
       stream_.expires_after(st_->options.body_timeout);
       net::async_write(stream_, http::make_chunk(net::buffer(ex.writing_buf)),
@@ -702,8 +754,7 @@ std::uint16_t gateway_server::start() {
   const auto port = st.acceptor.local_endpoint().port();
   st.work.emplace(st.ioc.get_executor());
   st.accept(state_);
-  const std::size_t n = st.options.threads ? st.options.threads
-                                           : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t n = st.options.threads ? st.options.threads : default_io_threads();
   for (std::size_t i = 0; i < n; ++i)
     st.threads.emplace_back([s = state_] { s->ioc.run(); });
   return port;

@@ -22,7 +22,7 @@ struct gateway_options {
   std::string host = "127.0.0.1";
   /// 0: any free port (start() returns the one bound).
   std::uint16_t port = 4000;
-  /// I/O threads; 0: one per core.
+  /// I/O threads; 0: default_io_threads().
   std::size_t threads = 0;
   std::size_t max_body_bytes = 32u << 20;
   /// The request line and headers must arrive within this.
@@ -33,9 +33,18 @@ struct gateway_options {
   std::chrono::milliseconds body_timeout{60'000};
   /// Connections at once; past it a new one gets 503 and is closed.
   std::size_t max_connections = 4096;
+  /// A stream's SSE bytes queued for a client that reads slower than the
+  /// upstream writes; past it the request is cancelled and the connection
+  /// closed (the transport cannot pause a call).
+  std::size_t max_stream_buffer_bytes = 1u << 20;
   /// Empty: no authentication.
   secret master_key;
 };
+
+/// A quarter of the cores, at least one. One Asio thread parses and
+/// writes well over 10,000 requests/s; the other cores are the router's
+/// workers' and the transport's (see serve's --router-threads).
+std::size_t default_io_threads();
 
 /// The server: an Asio io_context run by `threads` I/O threads, one strand
 /// per connection. Router completions arrive on CAF worker threads and are

@@ -276,6 +276,13 @@ struct redis_shared_state::impl {
   bool woken_ = false;
   shared_state_status status_;
   shared_state_stats stats_;
+  /// The latest cooldown per deployment, own or heard (for cooldowns()).
+  std::unordered_map<std::string, shared_cooldown> current_;
+  void remember(const shared_cooldown& c) { // with mu_ held
+    auto& cur = current_[c.deployment_id];
+    if (cur.deployment_id.empty() || cur.deadline_ms < c.deadline_ms)
+      cur = c;
+  }
 
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
@@ -292,6 +299,7 @@ struct redis_shared_state::impl {
   std::uint64_t seq_ = 0;
   bool flush_due_ = false;
   steady::time_point flush_at_{};
+  steady::time_point batch_sent_at_{}; ///< when the last new batch left
   steady::time_point totals_at_{}, reread_at_{};
   bool totals_reading_ = false, reread_reading_ = false;
   /// What this replica's batches added per "<minute>:<id>" (sent or acked).
@@ -697,6 +705,7 @@ void redis_shared_state::impl::flush_counts(steady::time_point now) {
   if (b.items.empty())
     return;
   batch_ = std::move(b);
+  batch_sent_at_ = now;
   send_batch();
 }
 
@@ -743,8 +752,11 @@ void redis_shared_state::impl::send_batch() {
                    scrub(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
                          opt_.server.password));
     batch_.reset();
-    flush_due_ = true; // what came in meanwhile goes now
-    flush_at_ = steady::now();
+    // What came in meanwhile goes one flush interval after the previous
+    // batch, not at once: under load, back-to-back batches (one per round
+    // trip) would keep this thread and Redis busy for the same counts.
+    flush_due_ = true;
+    flush_at_ = std::max(steady::now(), batch_sent_at_ + opt_.flush_interval);
   });
 }
 
@@ -834,8 +846,12 @@ void redis_shared_state::impl::heard_cooldown(const shared_cooldown& c) {
     return;
   known = c.deadline_ms;
   {
+    // Remembered before the listener hears of it: an actor that reads
+    // cooldowns() after the listener stopped reaching its predecessor
+    // misses nothing.
     std::lock_guard lock(mu_);
     ++stats_.cooldowns_heard;
+    remember(c);
   }
   if (listener_)
     listener_->on_cooldown(c);
@@ -934,6 +950,9 @@ void redis_shared_state::impl::prune(std::int64_t minute) {
   const auto now = wall_now();
   for (auto it = known_.begin(); it != known_.end();)
     it = it->second <= now ? known_.erase(it) : std::next(it);
+  std::lock_guard lock(mu_);
+  for (auto it = current_.begin(); it != current_.end();)
+    it = it->second.deadline_ms <= now ? current_.erase(it) : std::next(it);
 }
 
 // --- the caller side --------------------------------------------------------
@@ -949,6 +968,7 @@ void redis_shared_state::publish_cooldown(const shared_cooldown& c) {
   {
     std::lock_guard lock(impl_->mu_);
     ++impl_->stats_.calls;
+    impl_->remember(c);
     auto& p = impl_->pending_cooldowns_[c.deployment_id];
     if (p.deployment_id.empty() || p.deadline_ms < c.deadline_ms)
       p = c;
@@ -996,6 +1016,15 @@ void redis_shared_state::add_outcome(std::string_view deployment_id, std::int64_
 shared_state_status redis_shared_state::status() const {
   std::lock_guard lock(impl_->mu_);
   return impl_->status_;
+}
+
+std::vector<shared_cooldown> redis_shared_state::cooldowns(wall_ms now) const {
+  std::vector<shared_cooldown> out;
+  std::lock_guard lock(impl_->mu_);
+  for (const auto& [id, c] : impl_->current_)
+    if (c.deadline_ms > now)
+      out.push_back(c);
+  return out;
 }
 
 shared_state_stats redis_shared_state::stats() const {

@@ -4,7 +4,9 @@
 
 #include "support/router_test.hpp"
 
+#include "switchyard/mock_transport.hpp"
 #include "switchyard/observer.hpp"
+#include "switchyard/token_estimate.hpp"
 #include "switchyard/transport.hpp"
 
 #include <catch2/catch.hpp>
@@ -174,6 +176,33 @@ TEST_CASE("a non-streamed answer carries a chat.completion body whose model has 
         == body["usage"]["prompt_tokens"].get<int>()
              + body["usage"]["completion_tokens"].get<int>());
   CHECK(r.usage_estimated);
+}
+
+TEST_CASE("a mock's chat.completion is built when first read, and is the body "
+          "make_completion_body gives", "[actors][stream]") {
+  router rt(config_from(R"({"model_list": [{"model_name": "g",
+      "litellm_params": {"model": "openai/gpt-4o", "mock_response": "hi back"},
+      "model_info": {"id": "a"}}]})"),
+            seeded_options(1));
+  auto r = rt.complete(hi("g"));
+  REQUIRE(r.ok);
+  // Nothing read it yet: no JSON tree was made for it.
+  CHECK(r.response.deferred());
+  CHECK(r.response.is_object());
+  const json body = r.response;
+  CHECK_FALSE(r.response.deferred());
+  const auto id = body.at("id").get<std::string>();
+  REQUIRE(id.rfind("chatcmpl-mock-", 0) == 0);
+  const auto number = std::stoull(id.substr(std::string("chatcmpl-mock-").size()));
+  const auto& d = rt.config().deployments.at(0);
+  CHECK(body
+        == make_completion_body(d, "hi back", "stop", estimate_prompt_tokens(hi("g").messages),
+                                estimate_text_tokens("hi back"),
+                                body.at("created").get<std::int64_t>(), number));
+  // A copy taken before the read builds the same body.
+  auto again = rt.complete(hi("g"));
+  auto copy = again;
+  CHECK(copy.response.value() == again.response.value());
 }
 
 TEST_CASE("a stream that fails before its first chunk falls back, and the caller sees "

@@ -167,6 +167,8 @@ private:
         return "resolve " + group + " " + std::string(name_of(a.error));
       case k::finish:
         return "finish";
+      case k::idle:
+        return "idle " + group;
     }
     return "?";
   }

@@ -133,6 +133,25 @@ std::string serve_process::log() const {
   return read_file(dir_ + "/stderr.txt");
 }
 
+bool serve_process::log_contains(const std::string& text) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+long serve_process::status_kb(const std::string& field) const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0)
+      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
+  return -1;
+}
+
 std::pair<int, std::string> run_switchyard(const std::vector<std::string>& arguments,
                                            const std::string& config_text) {
   const std::string dir = make_scratch_dir();

@@ -33,6 +33,9 @@ public:
   serve_process& operator=(const serve_process&) = delete;
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  /// A line of /proc/<pid>/status in kB ("VmRSS", "VmHWM"), or -1.
+  long status_kb(const std::string& field) const;
   /// Sends `sig` and returns at once.
   void signal(int sig) const;
   /// Sends `sig` and waits for the exit (at most `limit`, then SIGKILL).
@@ -40,6 +43,9 @@ public:
   int stop(int sig, std::chrono::seconds limit = std::chrono::seconds(120));
   /// What the server wrote to stderr so far.
   std::string log() const;
+  /// Polls log() until it holds `text` (at most 30 s): serve writes its
+  /// log lines in batches, within a second once idle.
+  bool log_contains(const std::string& text) const;
 
 private:
   pid_t pid_ = -1;

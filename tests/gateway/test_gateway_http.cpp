@@ -72,6 +72,18 @@ TEST_CASE("http rules: bodies are parsed and bad ones named") {
         != std::string::npos);
 }
 
+namespace {
+
+// One header's value, or "<none>".
+std::string header_in(const header_list& h, const std::string& name) {
+  for (const auto& [n, v] : h)
+    if (n == name)
+      return v;
+  return "<none>";
+}
+
+} // namespace
+
 TEST_CASE("http rules: routing headers under both names") {
   route_result r;
   r.ok = true;
@@ -82,12 +94,7 @@ TEST_CASE("http rules: routing headers under both names") {
                 {"d-1", "g", error_kind::internal_server, 100},
                 {"d-2", "g2", std::nullopt, 250}};
   const auto h = route_headers(r, "asked", 500);
-  const auto get = [&h](const std::string& name) {
-    for (const auto& [n, v] : h)
-      if (n == name)
-        return v;
-    return std::string("<none>");
-  };
+  const auto get = [&h](const std::string& name) { return header_in(h, name); };
   CHECK(get("x-switchyard-deployment-id") == "d-2");
   CHECK(get("x-litellm-model-id") == "d-2");
   CHECK(get("x-switchyard-model-group") == "g");
@@ -105,6 +112,30 @@ TEST_CASE("http rules: routing headers under both names") {
   const auto fh = route_headers(f, "asked", 1);
   CHECK(fh[0] == std::pair<std::string, std::string>("x-switchyard-deployment-id", "d-9"));
   CHECK(fh[2] == std::pair<std::string, std::string>("x-switchyard-model-group", "asked"));
+}
+
+TEST_CASE("http rules: a stream's headers come from its commit") {
+  stream_commit c;
+  c.deployment_id = "d-2";
+  c.model_group = "g";
+  c.attempts = 3;
+  c.fallback_depth = 1;
+  c.upstream_ms = 40;
+  const auto h = commit_headers(c, "asked", 45.5);
+  const auto get = [&h](const std::string& name) { return header_in(h, name); };
+  CHECK(get("x-switchyard-deployment-id") == "d-2");
+  CHECK(get("x-litellm-model-id") == "d-2");
+  CHECK(get("x-litellm-model-group") == "g");
+  CHECK(get("x-switchyard-attempts") == "3");
+  CHECK(get("x-switchyard-fallback-depth") == "1");
+  CHECK(get("x-litellm-attempted-retries") == "1");
+  CHECK(get("x-litellm-attempted-fallbacks") == "1");
+  CHECK(get("x-litellm-response-duration-ms") == "45.500");
+  CHECK(get("x-switchyard-overhead-ms") == "5.500");
+  // No group in the commit: the one asked for.
+  c.model_group.clear();
+  CHECK(commit_headers(c, "asked", 1)[2]
+        == std::pair<std::string, std::string>("x-switchyard-model-group", "asked"));
 }
 
 TEST_CASE("http rules: a whole answer replays as chunks, tool calls included") {

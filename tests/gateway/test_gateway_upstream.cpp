@@ -148,3 +148,111 @@ TEST_CASE("upstream: a client that disconnects closes the upstream connection") 
         == 2);
   CHECK(metric_value(text, "switchyard_in_flight") == 0);
 }
+
+namespace {
+
+// Two tiers of one group (the first down), and a group that falls back to
+// another: each stream commits on its second call.
+json failover_config(const upstream_process& up) {
+  auto first = upstream_deployment(up, "tiered", "status=503");
+  first["model_info"]["id"] = "tiered-a";
+  first["litellm_params"]["order"] = 1;
+  auto second = upstream_deployment(up, "tiered", "");
+  second["model_info"]["id"] = "tiered-b";
+  second["litellm_params"]["order"] = 2;
+  return {{"model_list", json::array({first, second, upstream_deployment(up, "primary", "status=503"),
+                                      upstream_deployment(up, "ok", "")})},
+          {"router_settings",
+           {{"num_retries", 0},
+            {"disable_cooldowns", true},
+            {"fallbacks", json::array({{{"primary", json::array({"ok"})}}})}}},
+          {"general_settings", {{"master_key", key}}}};
+}
+
+} // namespace
+
+TEST_CASE("upstream: a stream that failed over carries the committed deployment's headers") {
+  upstream_process up;
+  serve_process s(failover_config(up));
+  for (const auto& [group, expected] :
+       std::vector<std::pair<std::string, std::string>>{{"tiered", "tiered-b"}, {"primary", "ok-1"}}) {
+    INFO(group);
+    const auto st = post(s, chat(group, true));
+    INFO(st.body);
+    REQUIRE(st.status == 200);
+    CHECK(st.header("content-type") == "text/event-stream");
+    CHECK(sse_data(st.body).back() == "[DONE]");
+    CHECK(st.header("x-switchyard-deployment-id") == expected);
+    CHECK(st.header("x-litellm-model-id") == expected);
+    CHECK(st.header("x-switchyard-attempts") == "2");
+    // The same counts as the unstreamed answer of the same route.
+    const auto whole = post(s, chat(group));
+    REQUIRE(whole.status == 200);
+    CHECK(whole.header("x-switchyard-deployment-id") == expected);
+    for (const char* h : {"x-switchyard-attempts", "x-switchyard-fallback-depth",
+                          "x-litellm-attempted-retries", "x-litellm-attempted-fallbacks",
+                          "x-switchyard-model-group", "x-litellm-model-group"})
+      CHECK(st.header(h) == whole.header(h));
+    // Measured at the commit: the overhead is part of the duration.
+    const double overhead = std::stod(st.header("x-switchyard-overhead-ms"));
+    CHECK(overhead >= 0);
+    CHECK(std::stod(st.header("x-litellm-response-duration-ms")) >= overhead);
+    CHECK(st.header("x-litellm-overhead-duration-ms") == st.header("x-switchyard-overhead-ms"));
+  }
+  CHECK(post(s, chat("primary", true)).header("x-switchyard-fallback-depth") == "1");
+  CHECK(post(s, chat("primary", true)).header("x-litellm-attempted-fallbacks") == "1");
+}
+
+TEST_CASE("upstream: a client that reads a stream too slowly is cut off, memory stays bounded") {
+  upstream_process up;
+  // About 64 MiB of SSE: 32,000 chunks of 2,000 bytes of content each.
+  const std::string scenario = "chunks=32000,content=" + std::string(2000, 'x');
+  json config{{"model_list", json::array({upstream_deployment(up, "flood", scenario),
+                                          upstream_deployment(up, "ok", "")})},
+              {"router_settings", {{"num_retries", 0}, {"disable_cooldowns", true}}},
+              {"general_settings", {{"master_key", key}}}};
+  serve_process s(config, {"--max-stream-buffer-bytes", "262144"});
+  REQUIRE(post(s, chat("ok", true)).status == 200);
+  const long base_kb = s.status_kb("VmRSS");
+  REQUIRE(base_kb > 0);
+
+  raw_connection slow(s.port());
+  const std::string body = chat("flood", true).dump();
+  slow.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\napi-key: " + key
+            + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  // The client reads nothing; serve gives up on it and cancels the call.
+  const auto stats =
+    up.stats_when([](const json& st) { return st["connections_closed_by_client"] >= 1; }, 60);
+  CHECK(stats["connections_closed_by_client"] == 1);
+  // Meanwhile, and after, other clients are served.
+  const auto other = post(s, chat("ok", true));
+  CHECK(other.status == 200);
+  CHECK(streamed_content(sse_data(other.body)) == "Hello from the test upstream");
+  // Far below the 64 MiB the upstream sent: the queue was bounded.
+  const long peak_kb = s.status_kb("VmHWM");
+  INFO("rss before " << base_kb << " kB, peak " << peak_kb << " kB");
+  CHECK(peak_kb - base_kb < 32 * 1024);
+  // The slow client finds its connection closed once it reads.
+  std::size_t received = 0;
+  for (;;) {
+    const auto bytes = slow.receive(std::chrono::seconds(30));
+    REQUIRE(bytes.has_value());
+    if (bytes->empty())
+      break;
+    received += bytes->size();
+  }
+  CHECK(received > 0);
+  CHECK(received < 32u << 20);
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = http_request(s.port(), "GET", "/metrics").body;
+    if (metric_value(text, "switchyard_in_flight") == 0)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(metric_value(text, "switchyard_in_flight") == 0);
+  CHECK(metric_value(text, "switchyard_requests_total{model_group=\"flood\",outcome=\"CancelledError\"}")
+        == 1);
+  CHECK(s.stop(SIGTERM) == 0);
+  CHECK(s.log().find("the client reads too slowly") != std::string::npos);
+}

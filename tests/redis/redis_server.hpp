@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -23,6 +24,19 @@
 #include <vector>
 
 namespace switchyard::test {
+
+/// Polls `pred` every 10 ms until it holds, at most `limit`; the test
+/// asserts the result (no test asserts how long it took).
+inline bool eventually(const std::function<bool()>& pred,
+                       std::chrono::milliseconds limit = std::chrono::milliseconds(10'000)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 /// A port nothing listens on right now (bound to port 0, then closed).
 inline int free_loopback_port() {

@@ -476,3 +476,57 @@ TEST_CASE("make_shared_state connects to the redis router_settings name", "[redi
   s->publish_cooldown({"dep-a", deadline, error_kind::authentication, 401});
   CHECK(other.wait_cooldown("dep-a", deadline));
 }
+
+TEST_CASE("cooldowns() lists this instance's own and heard cooldowns still ahead", "[redis]") {
+  redis_server server;
+  instance a(options_for(server.port())), b(options_for(server.port()));
+  REQUIRE(a.wait_status(shared_state_status::state::connected));
+  REQUIRE(b.wait_status(shared_state_status::state::connected));
+
+  const wall_ms own = wall_now() + 20'000, heard = wall_now() + 30'000;
+  a.state->publish_cooldown({"dep-a", own, error_kind::rate_limit, 429});
+  a.state->publish_cooldown({"dep-a", own - 5000, error_kind::rate_limit, 429}); // shorter
+  b.state->publish_cooldown({"dep-b", heard, error_kind::internal_server, 500});
+  REQUIRE(a.wait_cooldown("dep-b", heard));
+
+  auto listed = a.state->cooldowns(wall_now());
+  std::sort(listed.begin(), listed.end(),
+            [](const auto& x, const auto& y) { return x.deployment_id < y.deployment_id; });
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].deployment_id == "dep-a");
+  CHECK(listed[0].deadline_ms == own);
+  CHECK(listed[1].deployment_id == "dep-b");
+  CHECK(listed[1].deadline_ms == heard);
+  CHECK(listed[1].status == 500);
+  // Past a deadline, it is no longer listed.
+  const auto later = a.state->cooldowns(own + 1);
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].deployment_id == "dep-b");
+  CHECK(a.state->cooldowns(heard + 1).empty());
+}
+
+TEST_CASE("under steady traffic counter batches leave at most once per flush interval",
+          "[redis]") {
+  redis_server server;
+  auto o = options_for(server.port());
+  o.flush_interval = milliseconds(50);
+  instance a(std::move(o));
+  REQUIRE(a.wait_status(shared_state_status::state::connected));
+  const auto before = a.state->stats().batches_acked;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t added = 0;
+  while (std::chrono::steady_clock::now() - t0 < milliseconds(1000)) {
+    for (int k = 0; k < 50; ++k, ++added)
+      a.state->add_usage("dep-a", wall_minute(wall_now()), 1, 0);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  CHECK(a.state->stats().calls == added);
+  const auto batches = a.state->stats().batches_acked - before;
+  // One batch per round trip would be hundreds; one per interval is ~20.
+  const auto intervals =
+    std::chrono::duration_cast<milliseconds>(elapsed).count() / 50 + 2;
+  INFO("batches " << batches << ", intervals " << intervals);
+  CHECK(batches >= 1);
+  CHECK(batches <= static_cast<std::uint64_t>(intervals));
+}

@@ -5,10 +5,13 @@
 #include "redis/captured_log.hpp"
 #include "redis/redis_server.hpp"
 
+#include "messages.hpp" // fault_atom (actors/)
+
 #include "switchyard/config.hpp"
 #include "switchyard/observer.hpp"
 #include "switchyard/router.hpp"
 
+#include <caf/all.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +27,7 @@
 
 using namespace switchyard;
 using switchyard::test::captured_log;
+using switchyard::test::eventually;
 using switchyard::test::redis_server;
 using ojson = nlohmann::ordered_json;
 
@@ -123,18 +127,24 @@ struct replica {
   bool connected() const {
     return r->shared_state_status().value == shared_state_status::state::connected;
   }
-};
-
-// Waits (at most 10 s) for `pred`; the test asserts the result.
-bool eventually(const std::function<bool()>& pred, milliseconds limit = milliseconds(10'000)) {
-  const auto end = steady::now() + limit;
-  while (!pred()) {
-    if (steady::now() > end)
-      return false;
-    std::this_thread::sleep_for(milliseconds(10));
+  /// Makes `group`'s `role` actor throw on its next request, as a bug
+  /// would, and routes until that happened and the supervisor restarted
+  /// the group (a request served again). False if either never happened.
+  bool crash_group(const std::string& group, const std::string& role = "picker") {
+    caf::anon_send(r->handle(), fault_atom::value, group, role);
+    bool crashed = false;
+    for (int k = 0; k < 200 && !crashed; ++k) {
+      auto res = ask(group);
+      crashed = !res.ok && res.error.kind == error_kind::internal_server;
+    }
+    for (int k = 0; crashed && k < 500; ++k) {
+      if (ask(group).ok)
+        return true;
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    return false;
   }
-  return true;
-}
+};
 
 bool all_connected(const std::vector<replica*>& fleet) {
   return eventually([&] {
@@ -190,6 +200,32 @@ TEST_CASE("a cooldown started by one router stops the others picking the deploym
   CHECK(served_by(c, "g", "bad", 100) == 0);
   CHECK(b.seen->cooldowns("bad") == 1);
   CHECK(c.seen->cooldowns("bad") == 1);
+}
+
+TEST_CASE("a group restarted by the supervisor keeps the fleet's cooldowns and its own",
+          "[redis][replicas]") {
+  redis_server redis;
+  // "bad" answers 429 in A only; in B it replies.
+  ojson settings = {{"allowed_fails", 0}, {"cooldown_time", 30}};
+  replica a(replica_config(redis.port(), bad_and_good(true), settings), 1);
+  replica b(replica_config(redis.port(), bad_and_good(false), settings), 2);
+  REQUIRE(all_connected({&a, &b}));
+  REQUIRE(a.cool("g", "bad"));
+  REQUIRE(b.seen->wait_cooldowns("bad", 1, milliseconds(2000)));
+  // The observer hears of it just before B's picker does.
+  REQUIRE(eventually([&] { return served_by(b, "g", "bad", 20) == 0; }, milliseconds(2000)));
+
+  // B's group crashes and is restarted: its new actors start from the
+  // cooldown heard from A, not from an empty state.
+  REQUIRE(b.crash_group("g"));
+  CHECK(served_by(b, "g", "bad", 100) == 0);
+
+  // A's own cooldown survives a restart of A's group too: no pick of
+  // "bad" (which would fail there and start a second cooldown).
+  REQUIRE(a.crash_group("g"));
+  for (int k = 0; k < 100; ++k)
+    a.ask("g");
+  CHECK(a.seen->cooldowns("bad") == 1);
 }
 
 TEST_CASE("cooldown propagation between routers, measured", "[redis][replicas]") {

@@ -161,6 +161,10 @@ public:
           break;
         case flow_action::kind::finish:
           return flow.take_result();
+        case flow_action::kind::idle:
+          // Waiting for another call in flight (hedging): this driver runs
+          // one call at a time, so there is none to wait for.
+          throw std::logic_error("flow_driver: the flow waits for a call the driver never made");
       }
     }
   }
