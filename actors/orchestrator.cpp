@@ -30,6 +30,10 @@ public:
   void on_done(call_outcome outcome) override {
     caf::anon_send(self_, call_done_atom::value, call_, std::move(outcome));
   }
+  // Decoded by the orchestrator, off the transport's I/O thread.
+  void on_answer(pending_answer_ptr answer) override {
+    caf::anon_send(self_, call_done_atom::value, call_, std::move(answer));
+  }
 
 private:
   caf::actor self_;
@@ -384,6 +388,10 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
     [self](call_done_atom, std::uint64_t id, call_outcome& o) {
       if (self->state.done && self->state.find_call(id))
         finish_call(self, id, std::move(o));
+    },
+    [self](call_done_atom, std::uint64_t id, pending_answer_ptr& a) {
+      if (self->state.done && self->state.find_call(id))
+        finish_call(self, id, a->decode());
     },
     [self](chunk_atom, std::uint64_t id, stream_chunk& c) {
       auto& st = self->state;

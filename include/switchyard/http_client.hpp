@@ -58,12 +58,16 @@ struct http_result {
 /// order, never concurrently; they must only forward (a queue, a mailbox)
 /// and never block, nor destroy the client.
 struct http_call_events {
-  /// Once, when the response head is complete (not for 1xx heads).
-  std::function<void(long status, const http_headers& headers)> on_head;
+  /// Once, when the response head is complete (not for 1xx heads). The
+  /// headers are the receiver's to keep (moved, not copied).
+  std::function<void(long status, http_headers headers)> on_head;
   /// Body bytes as they arrive, never buffered to the end.
   std::function<void(std::string_view bytes)> on_body;
   /// Exactly once and last, unless the call was cancelled first.
   std::function<void(http_result)> on_done;
+  /// Held with the callbacks and released with them (after the call ended
+  /// or was cancelled): callbacks may capture a plain pointer to it.
+  std::shared_ptr<void> owner;
 };
 
 /// An HTTP/1.1 and HTTP/2 client over libcurl's multi interface, for many

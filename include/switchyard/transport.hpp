@@ -12,6 +12,20 @@
 
 namespace switchyard {
 
+/// A non-streamed call's answer as it came, not decoded yet. Decoding it
+/// (parsing the JSON body into the chat.completion, mapping an error
+/// status) is the costliest step of a loopback call, so a sink that
+/// forwards to another thread forwards this and decodes it there, off the
+/// transport's I/O thread. Once handed to the sink, it is the sink's alone:
+/// decode() may run on any thread, once.
+class pending_answer {
+public:
+  virtual ~pending_answer() = default;
+  virtual call_outcome decode() = 0;
+};
+
+using pending_answer_ptr = std::shared_ptr<pending_answer>;
+
 /// Receives the events of one deployment call. Called on the transport's
 /// own thread, or inline inside transport::start for an answer known at
 /// once: an implementation only forwards (to an actor's mailbox, a queue)
@@ -27,6 +41,10 @@ public:
   /// chat.completion for a non-streamed call; usage and finish_reason for
   /// a stream) or the mapped failure. Not called after cancel() returned.
   virtual void on_done(call_outcome outcome) = 0;
+  /// Instead of on_done, for an answer a transport leaves to the sink to
+  /// decode: the call's end, exactly once and last, as on_done. The
+  /// default decodes it here, on the calling thread.
+  virtual void on_answer(pending_answer_ptr answer) { on_done(answer->decode()); }
 };
 
 /// Cancels one call: its connection is released, its timers dropped, and

@@ -313,7 +313,7 @@ curl_socket_t open_socket(void* clientp, curlsocktype, curl_sockaddr* addr) {
 void head_complete(call& c) {
   c.head_done = true;
   if (c.events.on_head)
-    deliver(c, [&] { c.events.on_head(c.head_status, c.head); });
+    deliver(c, [&] { c.events.on_head(c.head_status, std::move(c.head)); });
 }
 
 } // namespace
@@ -343,6 +343,9 @@ private:
   void fail_at_once(const call_ptr& c, std::string error);
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == io_thread_id_; }
   void wake() noexcept;
+  const std::string& origin_for(const std::string& url, std::string& problem);
+  CURL* take_easy();
+  void release_easy(CURL* e);
 
   static int socket_cb(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
   static int timer_cb(CURLM* multi, long timeout_ms, void* userp);
@@ -354,6 +357,11 @@ private:
   int wake_fd_ = -1;
   CURLM* multi_ = nullptr;
   std::atomic<bool> stop_{false};
+  /// A wake-up is written and not yet taken by the loop: later wake()s
+  /// skip the eventfd write (one syscall per burst of starts, not per
+  /// start). The loop clears it before it drains the queues, so a start
+  /// queued after the clear writes again and none is left unseen.
+  std::atomic<bool> wake_pending_{false};
   std::thread thread_;
   std::thread::id io_thread_id_;
 
@@ -376,6 +384,20 @@ private:
   using timer_entry = std::pair<clock_type::time_point, std::uint64_t>;
   std::priority_queue<timer_entry, std::vector<timer_entry>, std::greater<>> timers_;
   clock_type::time_point curl_deadline_ = never;
+  /// Easy handles of ended transfers, reset (curl_easy_reset, after
+  /// curl_multi_remove_handle) and kept for the next calls: curl_easy_init
+  /// and curl_easy_cleanup cost more than the rest of a loopback call's
+  /// bookkeeping. At most max_idle_easy are kept.
+  std::vector<CURL*> idle_easy_;
+  static constexpr std::size_t max_idle_easy = 512;
+  /// The validated origin (or the problem) of each URL seen: a URL parse
+  /// per call costs as much as curl's own. Bounded: cleared when full.
+  struct origin_entry {
+    std::string origin;
+    std::string problem;
+  };
+  std::unordered_map<std::string, origin_entry> origins_;
+  static constexpr std::size_t max_origins = 1024;
 };
 
 http_client::impl::impl(http_client_options options) : options_(options) {
@@ -425,12 +447,17 @@ http_client::impl::~impl() {
     curl_slist_free_all(c->header_list);
   }
   active_.clear();
+  for (CURL* e : idle_easy_)
+    curl_easy_cleanup(e);
+  idle_easy_.clear();
   curl_multi_cleanup(multi_);
   close(wake_fd_);
   close(epoll_fd_);
 }
 
 void http_client::impl::wake() noexcept {
+  if (wake_pending_.exchange(true))
+    return; // the loop has a wake-up to take, and drains the queues after
   std::uint64_t one = 1;
   // A full counter still wakes the loop: the write may fail harmlessly.
   [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
@@ -514,9 +541,11 @@ void http_client::impl::run() {
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
       if (fd == wake_fd_) {
+        // One read resets the counter; then the flag, before the queues
+        // are drained below (see wake_pending_).
         std::uint64_t count;
-        while (read(wake_fd_, &count, sizeof count) > 0) {
-        }
+        [[maybe_unused]] auto r = read(wake_fd_, &count, sizeof count);
+        wake_pending_.store(false);
         continue;
       }
       int flags = 0;
@@ -581,10 +610,44 @@ void http_client::impl::fail_at_once(const call_ptr& c, std::string error) {
   finish(c, std::move(r));
 }
 
+const std::string& http_client::impl::origin_for(const std::string& url, std::string& problem) {
+  auto it = origins_.find(url);
+  if (it == origins_.end()) {
+    if (origins_.size() >= max_origins)
+      origins_.clear();
+    origin_entry e;
+    e.origin = origin_of(url, e.problem);
+    it = origins_.emplace(url, std::move(e)).first;
+  }
+  problem = it->second.problem;
+  return it->second.origin;
+}
+
+CURL* http_client::impl::take_easy() {
+  if (idle_easy_.empty())
+    return curl_easy_init();
+  CURL* e = idle_easy_.back();
+  idle_easy_.pop_back();
+  return e;
+}
+
+void http_client::impl::release_easy(CURL* e) {
+  // Only once it is out of the multi handle (the caller removed it): then
+  // no callback of its last call can run, and the reset drops every
+  // option that pointed into that call (its body, header list, private
+  // and callback data), so nothing stale reaches the next one.
+  if (idle_easy_.size() >= max_idle_easy) {
+    curl_easy_cleanup(e);
+    return;
+  }
+  curl_easy_reset(e);
+  idle_easy_.push_back(e);
+}
+
 void http_client::impl::add_call(const call_ptr& c) {
   const auto& req = c->request;
   std::string problem;
-  c->origin = origin_of(req.url, problem);
+  c->origin = origin_for(req.url, problem);
   if (c->origin.empty())
     return fail_at_once(c, "http_client: " + problem);
   if (!is_token(req.method))
@@ -595,7 +658,7 @@ void http_client::impl::add_call(const call_ptr& c) {
     return fail_at_once(c, c->origin + ": " + bad_header);
   c->header_list = list;
 
-  CURL* e = curl_easy_init();
+  CURL* e = take_easy();
   if (!e) {
     curl_slist_free_all(list);
     c->header_list = nullptr;
@@ -645,7 +708,7 @@ void http_client::impl::add_call(const call_ptr& c) {
     timers_.emplace(first, c->id);
 
   if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
+    release_easy(e);
     curl_slist_free_all(c->header_list);
     c->easy = nullptr;
     c->header_list = nullptr;
@@ -669,7 +732,7 @@ void http_client::impl::detach(call& c, bool unfinished) {
   c.connects = connects;
   connections_opened_.fetch_add(static_cast<std::uint64_t>(connects));
   curl_multi_remove_handle(multi_, c.easy);
-  curl_easy_cleanup(c.easy);
+  release_easy(c.easy);
   c.easy = nullptr;
   curl_slist_free_all(c.header_list);
   c.header_list = nullptr;
@@ -831,6 +894,7 @@ std::size_t http_client::impl::header_cb(char* buffer, std::size_t size, std::si
   if (line.rfind("HTTP/", 0) == 0) {
     // A new head: the first, or the real one after a 1xx.
     c.head.clear();
+    c.head.reserve(16); // no regrowth for a usual head
     c.head_status = 0;
     auto sp = line.find(' ');
     if (sp != std::string_view::npos) {

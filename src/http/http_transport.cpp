@@ -57,8 +57,10 @@ struct call_registry {
 
 // One call's state, touched only on the client's I/O thread (the
 // callbacks), or by shutdown() once the client's cancel() has returned
-// (after which no callback of the call runs).
-struct http_call {
+// (after which no callback of the call runs). A whole non-streamed answer
+// goes to the sink as this very object (pending_answer): decode() then runs
+// on the sink's thread, and nothing else touches the call any more.
+struct http_call final : pending_answer, std::enable_shared_from_this<http_call> {
   std::shared_ptr<const provider_endpoint> endpoint;
   request_ptr request;
   std::shared_ptr<call_sink> sink;
@@ -75,6 +77,8 @@ struct http_call {
   std::optional<double> first_token_ms;
   std::atomic<std::uint64_t> id{0};
   bool finished = false;
+  /// When the whole answer was in (for Retry-After dates).
+  std::chrono::system_clock::time_point received{};
 
   bool streaming_ok() const { return stream && status >= 200 && status < 300; }
 
@@ -120,9 +124,9 @@ struct http_call {
     events.clear();
   }
 
-  void on_head(long s, const http_headers& h) {
+  void on_head(long s, http_headers h) {
     status = s;
-    headers = h;
+    headers = std::move(h);
     if (streaming_ok())
       decoder = make_stream_decoder(*endpoint, *request, std::chrono::system_clock::now());
   }
@@ -188,19 +192,27 @@ struct http_call {
       done(std::move(o));
       return;
     }
-    auto answer = decode_response(*endpoint, status, headers, body, now);
-    if (!answer.ok) {
-      fail(std::move(answer.error));
-      return;
-    }
+    // The answer as it came, for the sink to decode where it likes.
+    received = now;
+    finished = true;
+    auto s = std::move(sink);
+    s->on_answer(shared_from_this());
+  }
+
+  call_outcome decode() override {
     call_outcome o;
+    auto answer = decode_response(*endpoint, status, headers, body, received);
+    if (!answer.ok) {
+      o.error = std::move(answer.error);
+      return o;
+    }
     o.ok = true;
     o.content = std::move(answer.content);
     o.finish_reason = answer.finish_reason.empty() ? "stop" : answer.finish_reason;
     o.response = std::move(answer.completion);
     o.prompt_tokens = answer.prompt_tokens;
     o.completion_tokens = answer.completion_tokens;
-    done(std::move(o));
+    return o;
   }
 };
 
@@ -256,13 +268,17 @@ public:
       options.idle_timeout = whole_ms(spec.timeout);
     else
       options.total_timeout = whole_ms(spec.timeout);
+    // Plain pointers in the callbacks (stored inline, no allocation each):
+    // `owner` keeps the call alive as long as the client holds them.
     http_call_events events;
-    events.on_head = [call](long s, const http_headers& h) { call->on_head(s, h); };
-    events.on_body = [call](std::string_view b) { call->on_body(b); };
-    events.on_done = [call](http_result r) {
-      call->on_done(std::move(r));
-      call->registry->take(call->id);
+    auto* c = call.get();
+    events.on_head = [c](long s, http_headers h) { c->on_head(s, std::move(h)); };
+    events.on_body = [c](std::string_view b) { c->on_body(b); };
+    events.on_done = [c](http_result r) {
+      c->on_done(std::move(r));
+      c->registry->take(c->id);
     };
+    events.owner = call;
     // Registered before it starts, so that shutdown() never misses it.
     std::unique_lock<std::mutex> lock(registry_->m);
     if (registry_->stopping) {

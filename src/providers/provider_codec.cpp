@@ -2,6 +2,10 @@
 
 #include "provider_common.hpp"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 namespace switchyard {
 
 namespace {
@@ -152,27 +156,88 @@ bool caller_wants_usage(const chat_request& request) {
   return include != opts->end() && include->is_boolean() && include->get<bool>();
 }
 
+namespace {
+
+void append_json(std::string& out, const nlohmann::json& value) {
+  out += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void append_key(std::string& out, std::string_view key) {
+  const bool plain = std::all_of(key.begin(), key.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out += key;
+    out += '"';
+  } else {
+    append_json(out, nlohmann::json(std::string(key)));
+  }
+}
+
+} // namespace
+
 upstream_request build_upstream_request(const provider_endpoint& ep,
                                         const chat_request& request, bool stream) {
   if (ep.provider && ep.provider->kind == dialect::anthropic)
     return anthropic_request(ep, request, stream);
-  upstream_request out;
-  nlohmann::json body = merged_params(ep, request);
-  body["model"] = ep.upstream_model;
-  body["messages"] = request.messages;
+  // The bytes `merged_params` + model + messages (+ stream) would dump to,
+  // without building that object: the messages (the bulk) and the other
+  // values are serialised from where they are, not deep-copied first. An
+  // object dumps its keys in std::map order, which the sort reproduces.
+  std::vector<std::pair<std::string_view, const nlohmann::json*>> fields;
+  const auto add_from = [&fields](const nlohmann::json& object) {
+    if (!object.is_object())
+      return;
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      const std::string& key = it.key();
+      if (is_router_request_key(key) || key == "model" || key == "messages" || key == "stream"
+          || key == "stream_options")
+        continue;
+      fields.emplace_back(key, &*it);
+    }
+  };
+  add_from(ep.param_defaults);
+  add_from(request.body);
+  const nlohmann::json model = ep.upstream_model;
+  const nlohmann::json yes = true;
+  nlohmann::json options;
+  fields.emplace_back("model", &model);
+  fields.emplace_back("messages", &request.messages);
   if (stream) {
-    body["stream"] = true;
-    nlohmann::json& opts = body["stream_options"];
-    if (!opts.is_object())
-      opts = nlohmann::json::object();
-    opts["include_usage"] = true;
-  } else {
-    body.erase("stream_options");
+    // The caller's stream_options (else the deployment's), asking for usage.
+    for (const auto* from : {&request.body, &ep.param_defaults})
+      if (from->is_object())
+        if (auto it = from->find("stream_options"); it != from->end()) {
+          options = *it;
+          break;
+        }
+    if (!options.is_object())
+      options = nlohmann::json::object();
+    options["include_usage"] = true;
+    fields.emplace_back("stream", &yes);
+    fields.emplace_back("stream_options", &options);
   }
+  // The caller's key over the deployment's default: the later one wins.
+  std::stable_sort(fields.begin(), fields.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string body = "{";
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i + 1 < fields.size() && fields[i + 1].first == fields[i].first)
+      continue;
+    if (body.size() > 1)
+      body += ',';
+    append_key(body, fields[i].first);
+    body += ':';
+    append_json(body, *fields[i].second);
+  }
+  body += '}';
+  upstream_request out;
   out.ok = true;
   out.http.url = ep.url;
   out.http.headers = ep.headers;
-  out.http.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.http.body = std::move(body);
   return out;
 }
 
