@@ -182,8 +182,9 @@ if [[ ! -x $switchyard ]]; then
 elif ! grep -q 'serve' <<<"$("$switchyard" --help 2>&1 || true)"; then
   serve_skip="$switchyard has no serve command (branch gateway not merged yet)"
 else
+  # One I/O thread, as the nginx hop has one worker process.
   "$switchyard" serve --config "$work/serve.json" --host 127.0.0.1 --port "$serve_port" \
-    > "$work/serve.log" 2>&1 &
+    --threads 1 > "$work/serve.log" 2>&1 &
   if ! came_up "$serve_port"; then
     serve_skip="switchyard serve did not start: $(tail -3 "$work/serve.log" | tr '\n' ' ')"
   fi

@@ -68,7 +68,7 @@ class session;
 } // namespace
 
 std::size_t default_io_threads() {
-  return std::max(1u, std::thread::hardware_concurrency() / 4);
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 /// What every connection shares: the router, the metrics, the options, the

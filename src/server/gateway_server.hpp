@@ -41,9 +41,10 @@ struct gateway_options {
   secret master_key;
 };
 
-/// A quarter of the cores, at least one. One Asio thread parses and
-/// writes well over 10,000 requests/s; the other cores are the router's
-/// workers' and the transport's (see serve's --router-threads).
+/// The number of cores (GATEWAY.md), at least one. One Asio thread
+/// parses and writes well over 10,000 requests/s; where the cores are
+/// shared with the router's workers, the transport and a load generator,
+/// `--threads 1` saves context switches (see bench/README.md).
 std::size_t default_io_threads();
 
 /// The server: an Asio io_context run by `threads` I/O threads, one strand
