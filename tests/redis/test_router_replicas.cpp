@@ -473,3 +473,56 @@ TEST_CASE("without redis settings the router shares nothing", "[redis][replicas]
   CHECK(a.r->shared_state_status().value == shared_state_status::state::none);
   CHECK(a.r->shared_state_stats().calls == 0);
 }
+
+TEST_CASE("every key the fleet writes has a TTL, and the keys do not grow with requests",
+          "[redis][replicas]") {
+  redis_server redis;
+  // The counts are per wall-clock minute: both phases inside one minute.
+  REQUIRE(eventually(
+    [] {
+      const auto s = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+      return s % 60 < 40;
+    },
+    milliseconds(40'000)));
+  // "bad" answers 429 in A, and cools for 0.2 s each time: cooldown keys
+  // are written again and again, counts of both deployments move.
+  ojson settings = {{"allowed_fails", 0}, {"cooldown_time", 0.2}};
+  replica a(replica_config(redis.port(), bad_and_good(true), settings), 1);
+  replica b(replica_config(redis.port(), bad_and_good(false), settings), 2);
+  REQUIRE(all_connected({&a, &b}));
+  test::redis_client c(redis.port());
+
+  // The keys under the default prefix other than cooldowns (which come and
+  // go with their TTL), after every key was checked for one.
+  auto lasting_keys = [&] {
+    std::this_thread::sleep_for(milliseconds(300)); // batches flushed
+    auto reply = c.command({"KEYS", "switchyard:*"});
+    REQUIRE(reply->type == REDIS_REPLY_ARRAY);
+    std::vector<std::string> lasting;
+    for (std::size_t i = 0; i < reply->elements; ++i) {
+      const std::string key(reply->element[i]->str, reply->element[i]->len);
+      const auto ttl = c.integer({"PTTL", key});
+      INFO(key << " PTTL " << ttl);
+      CHECK(ttl != -1); // -1: no expiry; -2: expired since KEYS
+      if (key.find(":counts:") != std::string::npos)
+        CHECK(c.integer({"HLEN", key}) <= 4); // rpm, tpm, calls, fails
+      if (key.find(":cooldown:") == std::string::npos)
+        lasting.push_back(key);
+    }
+    std::sort(lasting.begin(), lasting.end());
+    return lasting;
+  };
+  auto traffic = [&](int n) {
+    for (int k = 0; k < n; ++k)
+      (k % 2 ? a : b).ask("g");
+  };
+  traffic(100);
+  const auto after_100 = lasting_keys();
+  CHECK(a.seen->cooldowns("bad") > 0);
+  // counts of both deployments and a batch counter per replica.
+  CHECK(after_100.size() >= 4);
+  traffic(1000);
+  CHECK(lasting_keys() == after_100);
+}
