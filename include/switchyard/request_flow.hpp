@@ -233,7 +233,13 @@ private:
   boxed_error original_;    ///< the first hop's error
   boxed_error hop_error_;   ///< the latest hop's error
   std::vector<frame> frames_; ///< fallback lists being walked, innermost last
-  route_result result_;
+  /// The trace so far; the result takes it at the end.
+  std::vector<attempt> attempts_;
+  /// Made at the end (success or failure): a request in flight carries a
+  /// null pointer, not a route_result (~300 B of strings and an error).
+  std::unique_ptr<route_result> result_;
+  /// result_, made on first use with the estimated prompt tokens.
+  route_result& result();
   bool committed_ = false;
   /// Role-only chunks before the commit, with the call that sent them.
   std::vector<std::pair<local_index, nlohmann::json>> held_;
