@@ -229,3 +229,45 @@ TEST_CASE("a request built in code is validated: an invalid field is a BadReques
     CHECK(result->attempts.empty());
   }
 }
+
+// A mock call that waits on its timer parks its planned outcome (a success
+// as its few fields, a failure whole): both arrive as planned.
+TEST_CASE("a delayed mock reply and a delayed mock failure arrive whole") {
+  switchyard::router router(config_from(R"json({
+    "model_list": [
+      {"model_name": "late-model",
+       "litellm_params": {"model": "openai/gpt-4o",
+                          "mock_response": "a reply longer than the inline buffer",
+                          "mock_latency_ms": 20},
+       "model_info": {"id": "late"}}
+    ],
+    "router_settings": {"num_retries": 0}
+  })json"), seeded());
+  caf::actor handle = router.handle();
+  auto& system = handle.home_system();
+
+  auto ok = route_via_handle(system, handle, shared(hi("late-model")));
+  REQUIRE(ok.has_value());
+  CHECK(ok->ok);
+  CHECK(ok->content == "a reply longer than the inline buffer");
+  CHECK(ok->finish_reason == "stop");
+  CHECK(ok->deployment_id == "late");
+  CHECK(ok->model == "gpt-4o");
+  CHECK(ok->completion_tokens > 0);
+  CHECK(ok->response["choices"][0]["message"]["content"]
+        == "a reply longer than the inline buffer");
+
+  auto request = hi("late-model");
+  request.mock.kind = switchyard::mock_spec::mode::fail;
+  request.mock.error = switchyard::router_error::make(error_kind::rate_limit, "slow down", 2.5);
+  request.disable_fallbacks = true;
+  auto failed = route_via_handle(system, handle, shared(request));
+  REQUIRE(failed.has_value());
+  CHECK_FALSE(failed->ok);
+  CHECK(failed->error.kind == error_kind::rate_limit);
+  CHECK(failed->error.status == 429);
+  CHECK(failed->error.message == "slow down");
+  CHECK(failed->error.deployment_id == "late");
+  REQUIRE(failed->error.retry_after_s);
+  CHECK(*failed->error.retry_after_s == 2.5);
+}
