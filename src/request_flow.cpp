@@ -81,7 +81,7 @@ flow_action request_flow::start() {
   if (!g)
     return finish_error(router_error::make(
       error_kind::bad_request, unknown_group_message(*config_, request_->model)));
-  entered_groups_.push_back(*g);
+  first_group_ = *g;
   return start_hop(*g);
 }
 
@@ -509,8 +509,9 @@ flow_action request_flow::next_fallback_group() {
     auto g = f.groups[f.next++];
     // At most once per request however it is reached (a list naming it
     // twice, a nested list leading back to it): skipped without a hop.
-    if (std::find(entered_groups_.begin(), entered_groups_.end(), g)
-        != entered_groups_.end())
+    if (g == first_group_
+        || std::find(entered_groups_.begin(), entered_groups_.end(), g)
+             != entered_groups_.end())
       continue;
     if (depth_ >= config_->settings.max_fallbacks)
       break;

@@ -188,7 +188,9 @@ private:
   exclusion_list failed_in_hop_;
   /// Those that failed in the current round of retries.
   exclusion_list failed_in_round_;
-  /// Groups entered so far (the first included): none is entered twice.
+  /// Groups entered so far: none is entered twice. The first apart, so a
+  /// request without fallbacks allocates no list.
+  std::uint32_t first_group_ = 0;
   std::vector<std::uint32_t> entered_groups_;
   int tier_ = group_pick::unordered; ///< `order` of the current tier
   pick_request pick_;               ///< exclusions, tier floor, tokens
