@@ -49,6 +49,7 @@ struct orchestrator_state {
   chunk_handler on_chunk;
   commit_handler on_commit;
   std::optional<seeded_random> rng;
+  /// When the request began (set only with an observer, its only reader).
   time_point started{};
   /// A call in flight: its handle, number and where it goes. More than
   /// one only while hedging (hedge_after_ms).
@@ -335,7 +336,9 @@ void step(orchestrator_actor* self, flow_action a) {
 
 void begin(orchestrator_actor* self) {
   auto& st = self->state;
-  st.started = st.clock->now();
+  // Only the observer's duration_ms reads it: no clock read without one.
+  if (st.table->observer)
+    st.started = st.clock->now();
   const auto& request = st.flow->request();
   auto total = request.total_timeout_s ? request.total_timeout_s
                                        : st.table->config->settings.total_timeout_s;

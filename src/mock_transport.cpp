@@ -57,6 +57,52 @@ struct pending_call {
   std::shared_ptr<call_sink> sink;
 };
 
+// A planned outcome while its call waits on its timer: a plain success
+// as its few fields, anything else boxed. The whole call_outcome (~230 B,
+// most of it an empty router_error) would sit in every parked timer task.
+class parked_outcome {
+public:
+  explicit parked_outcome(call_outcome o) {
+    static const router_error no_error{};
+    const auto& e = o.error;
+    const bool plain_error = e.kind == no_error.kind && e.status == no_error.status
+                             && e.message.empty() && e.deployment_id.empty()
+                             && !e.retry_after_s;
+    if (!o.ok || !plain_error || o.timed_out || o.latency_ms != 0 || !o.response.is_null()) {
+      boxed_ = std::make_shared<const call_outcome>(std::move(o));
+      return;
+    }
+    content_ = std::move(o.content);
+    finish_reason_ = std::move(o.finish_reason);
+    first_token_ms_ = o.first_token_ms;
+    prompt_tokens_ = o.prompt_tokens;
+    completion_tokens_ = o.completion_tokens;
+  }
+
+  /// The outcome as planned; once (it moves the strings out).
+  call_outcome take() {
+    if (boxed_)
+      return *boxed_;
+    call_outcome o;
+    o.ok = true;
+    o.content = std::move(content_);
+    o.finish_reason = std::move(finish_reason_);
+    o.first_token_ms = first_token_ms_;
+    o.prompt_tokens = prompt_tokens_;
+    o.completion_tokens = completion_tokens_;
+    return o;
+  }
+
+private:
+  std::string content_;
+  std::string finish_reason_;
+  std::optional<double> first_token_ms_;
+  std::optional<std::uint32_t> prompt_tokens_;
+  std::optional<std::uint32_t> completion_tokens_;
+  /// Copyable, as a timer task must be.
+  std::shared_ptr<const call_outcome> boxed_;
+};
+
 json completion_json(const std::string& model, const std::string& content,
                      const std::string& finish_reason, std::uint32_t prompt_tokens,
                      std::uint32_t completion_tokens, std::int64_t created,
@@ -196,7 +242,7 @@ public:
     }
     std::weak_ptr<pending_call> weak = call;
     call->timers[1] = timers_->schedule(
-      at(done_ms), [this, weak, finish, o = std::move(out)]() mutable {
+      at(done_ms), [this, weak, finish, o = parked_outcome(std::move(out))]() mutable {
         auto c = weak.lock();
         if (!c)
           return;
@@ -210,7 +256,7 @@ public:
           sink = c->sink;
         }
         untrack(c.get());
-        finish(*sink, std::move(o));
+        finish(*sink, o.take());
       });
     return std::make_unique<mock_handle>(call, this);
   }

@@ -50,6 +50,33 @@ bool check_messages(const json& messages, const std::string& path, json_checks& 
     check_message(messages[i], index_path(path, i), check);
   return check.problems().size() == before;
 }
+// Messages every one an object of plain values with a string role and a
+// string content: check_messages accepts them and they nest two levels
+// deep, so a request built in code skips the full check, which builds a
+// path string per message. Anything else takes the full check, which says
+// what is wrong and where.
+bool plain_messages(const json& messages) {
+  if (!messages.is_array() || messages.empty())
+    return false;
+  for (const auto& m : messages) {
+    if (!m.is_object())
+      return false;
+    bool role = false;
+    bool content = false;
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      if (it->is_structured())
+        return false;
+      if (it.key() == "role")
+        role = it->is_string();
+      else if (it.key() == "content")
+        content = it->is_string();
+    }
+    if (!role || !content)
+      return false;
+  }
+  return true;
+}
+
 
 // The first problem in field order: the caller fixes one thing at a time.
 router_error first_problem(const std::vector<config_problem>& problems) {
@@ -144,10 +171,12 @@ std::optional<router_error> validate_chat_request(const chat_request& request,
   if (request.model.empty())
     check.fail(key_path(path_prefix, "model"), "expected a non-empty string");
   // The body around `messages` is one level; the same limit as a parsed body.
-  const std::string messages_path = key_path(path_prefix, "messages");
-  if (nests_deeper_than(request.messages, max_request_depth - 1))
-    return too_deep(messages_path);
-  check_messages(request.messages, messages_path, check);
+  if (!plain_messages(request.messages)) {
+    const std::string messages_path = key_path(path_prefix, "messages");
+    if (nests_deeper_than(request.messages, max_request_depth - 1))
+      return too_deep(messages_path);
+    check_messages(request.messages, messages_path, check);
+  }
   // The same rules read_request applies to the body's values.
   if (request.num_retries)
     check.integer_in(*request.num_retries, key_path(path_prefix, "num_retries"), 0,

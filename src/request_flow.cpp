@@ -77,12 +77,11 @@ flow_action request_flow::start() {
   if (auto invalid = validate_chat_request(*request_))
     return finish_error(std::move(*invalid));
   pick_.estimated_tokens = estimate_prompt_tokens(request_->messages);
-  result_.prompt_tokens = pick_.estimated_tokens;
   auto g = config_->resolve_group(request_->model);
   if (!g)
     return finish_error(router_error::make(
       error_kind::bad_request, unknown_group_message(*config_, request_->model)));
-  entered_groups_.push_back(*g);
+  first_group_ = *g;
   return start_hop(*g);
 }
 
@@ -298,7 +297,7 @@ void request_flow::trace_cancelled(local_index loser, bool hedge, const std::str
   lost.model_group = group;
   lost.outcome = error_kind::cancelled;
   lost.hedge = hedge;
-  result_.attempts.push_back(std::move(lost));
+  attempts_.push_back(std::move(lost));
 }
 
 stream_commit request_flow::commit_info() const {
@@ -307,7 +306,7 @@ stream_commit request_flow::commit_info() const {
   c.deployment_id = d.id;
   c.model_group = d.model_name;
   // Before take_losers: the losers still in flight become cancelled attempts.
-  c.attempts = static_cast<int>(result_.attempts.size() + in_flight_.size());
+  c.attempts = static_cast<int>(attempts_.size() + in_flight_.size());
   c.fallback_depth = depth_;
   return c;
 }
@@ -330,9 +329,10 @@ std::vector<local_index> request_flow::take_losers() {
 }
 
 route_result request_flow::abort(router_error e) {
-  result_.ok = false;
-  result_.error = std::move(e);
-  result_.response = nullptr;
+  auto& r = result();
+  r.ok = false;
+  r.error = std::move(e);
+  r.response = nullptr;
   return take_result();
 }
 
@@ -379,26 +379,27 @@ flow_action request_flow::on_call(local_index which, call_outcome outcome) {
       "deployment '" + d.id + "' filtered the reply (finish_reason content_filter)");
     a.outcome = outcome.error.kind;
   }
-  result_.attempts.push_back(std::move(a));
+  attempts_.push_back(std::move(a));
   if (outcome.ok) {
     // The losers: cancelled by the orchestrator, no failures.
     for (const auto& c : in_flight_)
       trace_cancelled(c.local, c.hedge, d.model_name);
     in_flight_.clear();
-    result_.ok = true;
-    result_.content = std::move(outcome.content);
-    result_.finish_reason = std::move(outcome.finish_reason);
-    result_.deployment_id = d.id;
-    result_.model_group = d.model_name;
-    result_.model = public_model_name(d);
-    result_.fallback_depth = depth_;
-    result_.usage_estimated = !(outcome.prompt_tokens && outcome.completion_tokens);
+    auto& r = result();
+    r.ok = true;
+    r.content = std::move(outcome.content);
+    r.finish_reason = std::move(outcome.finish_reason);
+    r.deployment_id = d.id;
+    r.model_group = d.model_name;
+    r.model = public_model_name(d);
+    r.fallback_depth = depth_;
+    r.usage_estimated = !(outcome.prompt_tokens && outcome.completion_tokens);
     if (outcome.prompt_tokens)
-      result_.prompt_tokens = *outcome.prompt_tokens;
-    result_.completion_tokens = outcome.completion_tokens
+      r.prompt_tokens = *outcome.prompt_tokens;
+    r.completion_tokens = outcome.completion_tokens
                                   ? *outcome.completion_tokens
-                                  : estimate_text_tokens(result_.content);
-    result_.response = std::move(outcome.response);
+                                  : estimate_text_tokens(r.content);
+    r.response = std::move(outcome.response);
     return make_action(flow_action::kind::finish);
   }
   outcome.error.stamp(d.id);
@@ -508,8 +509,9 @@ flow_action request_flow::next_fallback_group() {
     auto g = f.groups[f.next++];
     // At most once per request however it is reached (a list naming it
     // twice, a nested list leading back to it): skipped without a hop.
-    if (std::find(entered_groups_.begin(), entered_groups_.end(), g)
-        != entered_groups_.end())
+    if (g == first_group_
+        || std::find(entered_groups_.begin(), entered_groups_.end(), g)
+             != entered_groups_.end())
       continue;
     if (depth_ >= config_->settings.max_fallbacks)
       break;
@@ -523,9 +525,10 @@ flow_action request_flow::next_fallback_group() {
 }
 
 flow_action request_flow::finish_error() {
-  result_.ok = false;
-  result_.error = original_ ? *original_ : hop_error_.value_or_default();
-  result_.fallback_depth = depth_;
+  auto& r = result();
+  r.ok = false;
+  r.error = original_ ? *original_ : hop_error_.value_or_default();
+  r.fallback_depth = depth_;
   return make_action(flow_action::kind::finish);
 }
 
@@ -534,10 +537,21 @@ flow_action request_flow::finish_error(router_error e) {
   return finish_error();
 }
 
+route_result& request_flow::result() {
+  if (!result_) {
+    result_ = std::make_unique<route_result>();
+    result_->prompt_tokens = pick_.estimated_tokens;
+  }
+  return *result_;
+}
+
 route_result request_flow::take_result() {
+  auto& r = result();
   // Also when aborting mid-request (the router stopped): count the hops taken.
-  result_.fallback_depth = depth_;
-  return std::move(result_);
+  r.fallback_depth = depth_;
+  r.attempts = std::move(attempts_);
+  attempts_.clear();
+  return std::move(r);
 }
 
 } // namespace switchyard

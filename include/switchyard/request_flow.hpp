@@ -188,7 +188,9 @@ private:
   exclusion_list failed_in_hop_;
   /// Those that failed in the current round of retries.
   exclusion_list failed_in_round_;
-  /// Groups entered so far (the first included): none is entered twice.
+  /// Groups entered so far: none is entered twice. The first apart, so a
+  /// request without fallbacks allocates no list.
+  std::uint32_t first_group_ = 0;
   std::vector<std::uint32_t> entered_groups_;
   int tier_ = group_pick::unordered; ///< `order` of the current tier
   pick_request pick_;               ///< exclusions, tier floor, tokens
@@ -233,7 +235,13 @@ private:
   boxed_error original_;    ///< the first hop's error
   boxed_error hop_error_;   ///< the latest hop's error
   std::vector<frame> frames_; ///< fallback lists being walked, innermost last
-  route_result result_;
+  /// The trace so far; the result takes it at the end.
+  std::vector<attempt> attempts_;
+  /// Made at the end (success or failure): a request in flight carries a
+  /// null pointer, not a route_result (~300 B of strings and an error).
+  std::unique_ptr<route_result> result_;
+  /// result_, made on first use with the estimated prompt tokens.
+  route_result& result();
   bool committed_ = false;
   /// Role-only chunks before the commit, with the call that sent them.
   std::vector<std::pair<local_index, nlohmann::json>> held_;

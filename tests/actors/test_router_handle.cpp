@@ -52,6 +52,15 @@ const char* const two_groups = R"json({
   "router_settings": {"num_retries": 0, "default_fallbacks": ["slow-model"]}
 })json";
 
+// A request to `model` whose mock fails with `e`, no fallbacks.
+switchyard::request_ptr failing(const std::string& model, switchyard::router_error e) {
+  auto request = hi(model);
+  request.mock.kind = switchyard::mock_spec::mode::fail;
+  request.mock.error = std::move(e);
+  request.disable_fallbacks = true;
+  return shared(std::move(request));
+}
+
 // Sends one route request from a scoped actor and waits (bounded) for the
 // answer; nullopt when an error came instead of a route_result.
 std::optional<switchyard::route_result>
@@ -88,11 +97,9 @@ TEST_CASE("the router's handle answers (route_atom, request_ptr) with a route_re
   CHECK(result->attempts[0].deployment_id == "A");
 
   SECTION("a failure is a route_result too, not a CAF error") {
-    auto request = hi("test-model");
-    request.mock.kind = switchyard::mock_spec::mode::fail;
-    request.mock.error = switchyard::router_error::make(error_kind::not_found, "gone");
-    request.disable_fallbacks = true;
-    auto failed = route_via_handle(handle.home_system(), handle, shared(request));
+    auto failed = route_via_handle(
+      handle.home_system(), handle,
+      failing("test-model", switchyard::router_error::make(error_kind::not_found, "gone")));
     REQUIRE(failed.has_value());
     CHECK_FALSE(failed->ok);
     CHECK(failed->error.kind == error_kind::not_found);
@@ -228,4 +235,44 @@ TEST_CASE("a request built in code is validated: an invalid field is a BadReques
     CHECK(result->error.message.rfind("request.num_retries: ", 0) == 0);
     CHECK(result->attempts.empty());
   }
+}
+
+// A mock call that waits on its timer parks its planned outcome (a success
+// as its few fields, a failure whole): both arrive as planned.
+TEST_CASE("a delayed mock reply and a delayed mock failure arrive whole") {
+  switchyard::router router(config_from(R"json({
+    "model_list": [
+      {"model_name": "late-model",
+       "litellm_params": {"model": "openai/gpt-4o",
+                          "mock_response": "a reply longer than the inline buffer",
+                          "mock_latency_ms": 20},
+       "model_info": {"id": "late"}}
+    ],
+    "router_settings": {"num_retries": 0}
+  })json"), seeded());
+  caf::actor handle = router.handle();
+  auto& system = handle.home_system();
+
+  auto ok = route_via_handle(system, handle, shared(hi("late-model")));
+  REQUIRE(ok.has_value());
+  CHECK(ok->ok);
+  CHECK(ok->content == "a reply longer than the inline buffer");
+  CHECK(ok->finish_reason == "stop");
+  CHECK(ok->deployment_id == "late");
+  CHECK(ok->model == "gpt-4o");
+  CHECK(ok->completion_tokens > 0);
+  CHECK(ok->response["choices"][0]["message"]["content"]
+        == "a reply longer than the inline buffer");
+
+  auto failed = route_via_handle(
+    system, handle,
+    failing("late-model", switchyard::router_error::make(error_kind::rate_limit, "slow down", 2.5)));
+  REQUIRE(failed.has_value());
+  CHECK_FALSE(failed->ok);
+  CHECK(failed->error.kind == error_kind::rate_limit);
+  CHECK(failed->error.status == 429);
+  CHECK(failed->error.message == "slow down");
+  CHECK(failed->error.deployment_id == "late");
+  REQUIRE(failed->error.retry_after_s);
+  CHECK(*failed->error.retry_after_s == 2.5);
 }

@@ -201,6 +201,32 @@ TEST_CASE("request: a request built in code is validated as a parsed one is") {
             deep = json::array({std::move(deep)});
           r.messages = json::array({{{"role", "user"}, {"content", std::move(deep)}}});
         }).find("request.messages: nested too deeply") == 0);
+  // Plain messages (string role and content, plain values) pass without
+  // the full walk; anything else is still checked in full.
+  chat_request plain = ok;
+  plain.messages = json::array({{{"role", "system"}, {"content", "be brief"}, {"name", "s"}},
+                                {{"role", "user"}, {"content", ""}, {"weight", 1}}});
+  CHECK_FALSE(validate_chat_request(plain));
+  CHECK(error_for([](chat_request& r) {
+          r.messages = json::array({{{"role", 7}, {"content", "hi"}}});
+        }) == "request.messages[0].role: expected a string");
+  CHECK(error_for([](chat_request& r) {
+          r.messages = json::array({{{"role", "user"}, {"content", "hi"}},
+                                    {{"content", "hi"}}});
+        }) == "request.messages[1].role: is required");
+  CHECK(error_for([](chat_request& r) {
+          r.messages = json::array({{{"role", "user"}, {"content", "hi"}}, "hi"});
+        }) == "request.messages[1]: expected an object");
+  CHECK(error_for([](chat_request& r) {
+          r.messages = json::array(
+            {{{"role", "user"}, {"content", json::array({{{"text", "hi"}}})}}});
+        }) == "request.messages[0].content[0].type: is required");
+  CHECK(error_for([](chat_request& r) {
+          json deep = "x";
+          for (int i = 0; i < 10000; ++i)
+            deep = json::array({std::move(deep)});
+          r.messages = json::array({{{"role", "user"}, {"content", "hi"}, {"extra", std::move(deep)}}});
+        }).find("request.messages: nested too deeply") == 0);
   // The first problem in field order.
   CHECK(error_for([](chat_request& r) {
           r.model.clear();
