@@ -169,6 +169,13 @@ json failover_config(const upstream_process& up) {
           {"general_settings", {{"master_key", key}}}};
 }
 
+// serve is built with the same flags as this test.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool built_with_asan = true;
+#else
+constexpr bool built_with_asan = false;
+#endif
+
 } // namespace
 
 TEST_CASE("upstream: a stream that failed over carries the committed deployment's headers") {
@@ -228,10 +235,13 @@ TEST_CASE("upstream: a client that reads a stream too slowly is cut off, memory 
   const auto other = post(s, chat("ok", true));
   CHECK(other.status == 200);
   CHECK(streamed_content(sse_data(other.body)) == "Hello from the test upstream");
-  // Far below the 64 MiB the upstream sent: the queue was bounded.
+  // Far below the 64 MiB the upstream sent: the queue was bounded. Under
+  // AddressSanitizer freed chunks sit in its quarantine (256 MiB), so RSS
+  // says nothing there; the cancel and the bytes received below still do.
   const long peak_kb = s.status_kb("VmHWM");
   INFO("rss before " << base_kb << " kB, peak " << peak_kb << " kB");
-  CHECK(peak_kb - base_kb < 32 * 1024);
+  if (!built_with_asan)
+    CHECK(peak_kb - base_kb < 32 * 1024);
   // The slow client finds its connection closed once it reads.
   std::size_t received = 0;
   for (;;) {
