@@ -152,11 +152,8 @@ TEST_CASE("Anthropic request as sent, translated both ways", "[transport]") {
 TEST_CASE("tool calls come back from each dialect", "[transport]") {
   drop_proxy_env();
   upstream_process up;
-  router r(config_of({openai_at(up, "o", "o1", "tool_call"), azure_at(up, "a", "a1", "tool_call"),
-                      anthropic_at(up, "n", "n1", "tool_call")}));
-  const json tools = {{{"type", "function"},
-                       {"function", {{"name", "get_weather"},
-                                     {"parameters", {{"type", "object"}}}}}}};
+  router r(config_of(three_dialects(up, "tool_call")));
+  const json tools = weather_tool();
   for (const char* g : {"o", "a", "n"}) {
     INFO(g);
     json body = {{"model", g},

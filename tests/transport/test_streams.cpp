@@ -39,9 +39,7 @@ TEST_CASE("chunks arrive in order through async_stream, each dialect", "[transpo
   router_options opts;
   opts.observer = obs;
   const std::string sc = "chunks=5,chunk_delay_ms=5,content=a%20b%20c%20d%20e";
-  router r(config_of({openai_at(up, "o", "o1", sc), azure_at(up, "a", "a1", sc),
-                      anthropic_at(up, "n", "n1", sc)}),
-           opts);
+  router r(config_of(three_dialects(up, sc)), opts);
   for (const char* g : {"o", "a", "n"}) {
     INFO(g);
     stream_capture cap;
@@ -154,11 +152,8 @@ TEST_CASE("a stream cut after its first chunk ends with an error, no failover",
 TEST_CASE("streamed tool calls are assembled into the answer, each dialect", "[transport]") {
   drop_proxy_env();
   upstream_process up;
-  router r(config_of({openai_at(up, "o", "o1", "tool_call"), azure_at(up, "a", "a1", "tool_call"),
-                      anthropic_at(up, "n", "n1", "tool_call")}));
-  const json tools = {{{"type", "function"},
-                       {"function", {{"name", "get_weather"},
-                                     {"parameters", {{"type", "object"}}}}}}};
+  router r(config_of(three_dialects(up, "tool_call")));
+  const json tools = weather_tool();
   for (const char* g : {"o", "a", "n"}) {
     INFO(g);
     stream_capture cap;

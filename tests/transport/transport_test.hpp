@@ -81,6 +81,20 @@ inline ojson anthropic_at(const upstream_process& up, const std::string& group,
                           extra);
 }
 
+/// Groups "o", "a" and "n": one deployment each (o1, a1, n1) speaking
+/// OpenAI, Azure and Anthropic, all playing `scenario`.
+inline std::vector<ojson> three_dialects(const upstream_process& up,
+                                         const std::string& scenario = "") {
+  return {openai_at(up, "o", "o1", scenario), azure_at(up, "a", "a1", scenario),
+          anthropic_at(up, "n", "n1", scenario)};
+}
+
+/// The tools list the test upstream's `tool_call` scenario answers to.
+inline nlohmann::json weather_tool() {
+  return {{{"type", "function"},
+           {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}}}}}}};
+}
+
 /// A config of `deployments` and `settings` (router_settings), no retries
 /// unless the settings say.
 inline router_config config_of(std::vector<ojson> deployments, ojson settings = ojson::object()) {
