@@ -144,15 +144,19 @@ TEST_CASE("http client: a recycled handle carries nothing of its last call", "[h
       }
       case 3: { // ended by its total timeout in mid-call
         http_call_options o;
-        o.total_timeout = 50ms;
+        o.total_timeout = 300ms; // time enough to send, under sanitizers too
         auto rec = run_call(client, echo_call(up, text, ",delay_ms=2000"), o);
         CHECK(rec->result.timed_out);
         break;
       }
       case 4: { // cancelled in mid-call
+        // Cancelled once the upstream has recorded this call (waiting for
+        // any call would let the cancel win the race with the send).
+        const auto before = up.calls().size();
         recorded_call rec;
         auto id = client.start(echo_call(up, text, ",hang"), {}, rec.events());
-        up.stats_when([&](auto& s) { return s["requests"].template get<int>() >= 1; });
+        for (int wait = 0; wait < 250 && up.calls().size() == before; ++wait)
+          std::this_thread::sleep_for(20ms);
         client.cancel(id);
         CHECK_FALSE(rec.done);
         break;

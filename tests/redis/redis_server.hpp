@@ -38,6 +38,22 @@ inline bool eventually(const std::function<bool()>& pred,
   return true;
 }
 
+/// Usage and outcome counts are kept per minute: the fleet's by the wall
+/// clock, each router's own by the steady clock. Waits (up to a minute)
+/// until both clocks are at most `latest` seconds into their minute, so
+/// that a test's counting does not straddle a minute boundary.
+inline bool early_in_minute(int latest = 40) {
+  return eventually(
+    [latest] {
+      auto into = [](auto since_epoch) {
+        return std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count() % 60;
+      };
+      return into(std::chrono::system_clock::now().time_since_epoch()) < latest
+             && into(std::chrono::steady_clock::now().time_since_epoch()) < latest;
+    },
+    std::chrono::milliseconds(61'000));
+}
+
 /// A port nothing listens on right now (bound to port 0, then closed).
 inline int free_loopback_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

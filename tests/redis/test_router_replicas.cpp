@@ -27,6 +27,7 @@
 
 using namespace switchyard;
 using switchyard::test::captured_log;
+using switchyard::test::early_in_minute;
 using switchyard::test::eventually;
 using switchyard::test::redis_server;
 using ojson = nlohmann::ordered_json;
@@ -258,17 +259,7 @@ TEST_CASE("cooldown propagation between routers, measured", "[redis][replicas]")
 
 TEST_CASE("an rpm limit holds across three routers", "[redis][replicas]") {
   redis_server redis;
-  // Usage is counted per minute (wall clock for the fleet, the steady clock
-  // for each router's own counts): start well inside both minutes.
-  REQUIRE(eventually(
-    [] {
-      auto in_minute = [](auto since_epoch) {
-        return std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count() % 60;
-      };
-      return in_minute(std::chrono::system_clock::now().time_since_epoch()) < 45
-             && in_minute(steady::now().time_since_epoch()) < 45;
-    },
-    milliseconds(40'000)));
+  REQUIRE(early_in_minute(45));
   std::vector<ojson> model_list = {deployment("r", "limited", "from limited", {{"rpm", 60}}),
                                    deployment("r", "roomy", "from roomy", {{"rpm", 100000}})};
   ojson settings = {{"routing_strategy", "usage-based-routing-v2"},
@@ -350,6 +341,7 @@ TEST_CASE("a longer cooldown from another router extends one, a shorter never sh
 TEST_CASE("allowed_fails counts the failures of the whole fleet", "[redis][replicas]") {
   redis_server redis;
   // "x" fails everywhere; the third failure within the minute cools it.
+  REQUIRE(early_in_minute(45));
   std::vector<ojson> model_list = {deployment("solo", "x", "litellm.InternalServerError")};
   ojson settings = {{"allowed_fails", 2}, {"cooldown_time", 30}};
   replica a(replica_config(redis.port(), model_list, settings), 1);
@@ -477,15 +469,8 @@ TEST_CASE("without redis settings the router shares nothing", "[redis][replicas]
 TEST_CASE("every key the fleet writes has a TTL, and the keys do not grow with requests",
           "[redis][replicas]") {
   redis_server redis;
-  // The counts are per wall-clock minute: both phases inside one minute.
-  REQUIRE(eventually(
-    [] {
-      const auto s = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-      return s % 60 < 40;
-    },
-    milliseconds(40'000)));
+  // Both phases inside one minute.
+  REQUIRE(early_in_minute(40));
   // "bad" answers 429 in A, and cools for 0.2 s each time: cooldown keys
   // are written again and again, counts of both deployments move.
   ojson settings = {{"allowed_fails", 0}, {"cooldown_time", 0.2}};
