@@ -1,5 +1,6 @@
 #include "switchyard/router.hpp"
 
+#include "switchyard/lean_scheduler.hpp"
 #include "orchestrator.hpp"
 #include "router_actor.hpp"
 
@@ -32,6 +33,9 @@ std::unique_ptr<caf::actor_system_config> make_system_config(const router_option
     cfg->set("work-stealing.aggressive-poll-attempts", std::size_t{0});
     cfg->set("work-stealing.moderate-poll-attempts", std::size_t{0});
   }
+  // Orchestrators quit without waking CAF's clock thread (see
+  // lean_scheduler.hpp).
+  use_lean_scheduler(*cfg);
   // The router logs through spdlog; CAF's own console output stays quiet.
   cfg->set("logger.console", caf::atom("none"));
   return cfg;

@@ -1,5 +1,7 @@
 #include "baseline.hpp"
 
+#include "switchyard/lean_scheduler.hpp"
+
 #include <caf/all.hpp>
 
 #include <functional>
@@ -82,6 +84,9 @@ baseline_bench::baseline_bench(std::size_t threads, std::size_t groups)
   : impl_(std::make_unique<impl>()) {
   impl_->cfg.set("scheduler.max-threads", threads);
   impl_->cfg.set("logger.console", caf::atom("none"));
+  // The router's scheduler too (its own system runs it): the comparison is
+  // the routing, not a scheduler setting.
+  switchyard::use_lean_scheduler(impl_->cfg);
   impl_->system = std::make_unique<caf::actor_system>(impl_->cfg);
   for (std::size_t g = 0; g < std::max<std::size_t>(groups, 1); ++g)
     impl_->groups.push_back({impl_->system->spawn(picker), impl_->system->spawn(idle),

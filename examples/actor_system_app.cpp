@@ -5,6 +5,7 @@
 
 #include "switchyard/actor_protocol.hpp"
 #include "switchyard/config.hpp"
+#include "switchyard/lean_scheduler.hpp"
 #include "switchyard/router.hpp"
 
 #include <caf/all.hpp>
@@ -75,11 +76,16 @@ caf::behavior client(caf::stateful_actor<client_state>* self, caf::actor router,
 int main() {
   caf::actor_system_config cfg;
   cfg.set("logger.console", caf::atom("none"));
+  // Optional: CAF's scheduler with a clock that actors without timeouts
+  // (the router's per-request orchestrators) quit without waking.
+  switchyard::use_lean_scheduler(cfg);
   caf::actor_system system{cfg};
 
+  switchyard::router_options options;
+  options.seed = 42; // reproducible picks
   switchyard::router router{system,
                             switchyard::load_config(nlohmann::ordered_json::parse(config_json)),
-                            switchyard::router_options{42, 0}};
+                            options};
 
   constexpr int count = 500;
   auto app = system.spawn(client, router.handle(), count);

@@ -1,0 +1,191 @@
+// The lean scheduler (actors/lean_scheduler.hpp): actor exits reach CAF's
+// clock only for actors that set a timeout, and every timeout, request
+// timeout and delayed message still works.
+
+#include "support/router_test.hpp"
+
+#include "switchyard/lean_scheduler.hpp"
+
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <thread>
+#include <string>
+
+using namespace switchyard;
+using namespace switchyard::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// An actor system on the lean scheduler, 2 workers, CAF quiet.
+struct lean_system {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  lean_system() {
+    cfg.set("scheduler.max-threads", std::size_t{2});
+    cfg.set("logger.console", caf::atom("none"));
+    use_lean_scheduler(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+  lean_clock_stats stats() { return lean_clock_stats_of(*sys).value(); }
+  /// The stats once `pred` holds for them (at most ~10 s): an actor leaves
+  /// the registry, which await_all_actors_done waits for, just before its
+  /// cleanup reaches the clock.
+  template <class Pred>
+  lean_clock_stats stats_when(Pred pred) {
+    for (int wait = 0; wait < 1000 && !pred(stats()); ++wait)
+      std::this_thread::sleep_for(10ms);
+    return stats();
+  }
+  /// Exits sent on to the clock, once at least one was.
+  std::uint64_t forwarded_once_settled() {
+    return stats_when([](const lean_clock_stats& st) { return st.exits_forwarded >= 1; })
+      .exits_forwarded;
+  }
+  /// An actor that takes an int request and never answers it.
+  caf::actor spawn_silent() {
+    return sys->spawn([](caf::event_based_actor*) -> caf::behavior {
+      return {[](int) -> caf::result<int> { return caf::delegated<int>{}; }};
+    });
+  }
+};
+
+/// Whether a thread of this process is named `name` now.
+bool has_thread_named(const std::string& name) {
+  bool found = false;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.')
+        continue;
+      std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+      std::string line;
+      std::getline(comm, line);
+      found = found || line == name;
+    }
+    closedir(d);
+  }
+  return found;
+}
+
+} // namespace
+
+TEST_CASE("lean scheduler: actors without timeouts quit without reaching the clock",
+          "[actors][lean]") {
+  lean_system s;
+  const auto before = s.stats();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 1000; ++i)
+    s.sys->spawn([&ran](caf::event_based_actor* self) {
+      ++ran;
+      self->quit();
+    });
+  s.sys->await_all_actors_done();
+  CHECK(ran == 1000);
+  const auto after = s.stats_when(
+    [&](const lean_clock_stats& st) { return st.exits_skipped - before.exits_skipped >= 1000; });
+  CHECK(after.exits_skipped - before.exits_skipped == 1000);
+  CHECK(after.exits_forwarded == before.exits_forwarded);
+}
+
+TEST_CASE("lean scheduler: a behaviour's timeout fires, and its actor's exit reaches the clock",
+          "[actors][lean]") {
+  lean_system s;
+  std::promise<void> fired;
+  s.sys->spawn([&fired](caf::event_based_actor* self) -> caf::behavior {
+    return {caf::after(std::chrono::milliseconds(10)) >> [self, &fired] {
+      fired.set_value();
+      self->quit();
+    }};
+  });
+  REQUIRE(fired.get_future().wait_for(10s) == std::future_status::ready);
+  s.sys->await_all_actors_done();
+  CHECK(s.forwarded_once_settled() == 1);
+}
+
+TEST_CASE("lean scheduler: a request times out, and one answered in time does not",
+          "[actors][lean]") {
+  lean_system s;
+  auto silent = s.spawn_silent();
+  auto echo = s.sys->spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {[](int x) { return x; }};
+  });
+  std::promise<std::string> outcome, answered;
+  s.sys->spawn([&, silent, echo](caf::event_based_actor* self) {
+    self->request(echo, std::chrono::seconds(30), 7)
+      .then([&](int x) { answered.set_value(std::to_string(x)); },
+            [&](caf::error&) { answered.set_value("error"); });
+    self->request(silent, std::chrono::milliseconds(20), 1)
+      .then([&](int) { outcome.set_value("answered"); },
+            [&](caf::error& e) { outcome.set_value(e == caf::sec::request_timeout ? "timeout"
+                                                                                   : "other"); });
+  });
+  auto a = answered.get_future();
+  auto o = outcome.get_future();
+  REQUIRE(a.wait_for(10s) == std::future_status::ready);
+  REQUIRE(o.wait_for(10s) == std::future_status::ready);
+  CHECK(a.get() == "7");
+  CHECK(o.get() == "timeout");
+  caf::anon_send_exit(silent, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  s.sys->await_all_actors_done();
+  // The requester set timeouts: its exit went to the clock. The others
+  // set none.
+  CHECK(s.forwarded_once_settled() == 1);
+}
+
+TEST_CASE("lean scheduler: an actor quitting with a request timeout pending is not woken by it",
+          "[actors][lean]") {
+  lean_system s;
+  auto silent = s.spawn_silent();
+  std::atomic<int> handled{0};
+  s.sys->spawn([&, silent](caf::event_based_actor* self) {
+    self->request(silent, std::chrono::milliseconds(30), 1)
+      .then([&](int) { ++handled; }, [&](caf::error&) { ++handled; });
+    self->quit();
+  });
+  std::this_thread::sleep_for(100ms); // past the timeout
+  CHECK(handled == 0);
+  caf::anon_send_exit(silent, caf::exit_reason::user_shutdown);
+  s.sys->await_all_actors_done();
+  CHECK(s.forwarded_once_settled() == 1);
+}
+
+TEST_CASE("lean scheduler: delayed messages arrive", "[actors][lean]") {
+  lean_system s;
+  std::promise<int> got;
+  auto receiver = s.sys->spawn([&got](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, &got](int x) {
+      got.set_value(x);
+      self->quit();
+    }};
+  });
+  caf::delayed_anon_send(receiver, std::chrono::milliseconds(20), 42);
+  auto f = got.get_future();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  CHECK(f.get() == 42);
+}
+
+TEST_CASE("a router that owns its actor system runs the lean scheduler", "[actors][lean]") {
+  CHECK_FALSE(has_thread_named("caf.lean-clock"));
+  {
+    router rt(config_from(R"({"model_list": [{"model_name": "g",
+        "litellm_params": {"model": "openai/a", "mock_response": "from a"}}]})"));
+    CHECK(rt.complete(hi("g")).ok);
+    CHECK(has_thread_named("caf.lean-clock"));
+  }
+  CHECK_FALSE(has_thread_named("caf.lean-clock"));
+}
+
+TEST_CASE("lean_clock_stats_of a system on CAF's own scheduler is empty", "[actors][lean]") {
+  caf::actor_system_config cfg;
+  cfg.set("logger.console", caf::atom("none"));
+  caf::actor_system sys(cfg);
+  CHECK_FALSE(lean_clock_stats_of(sys).has_value());
+}
