@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -220,6 +221,20 @@ double metric_value(const std::string& text, const std::string& series) {
     if (line.rfind(series + " ", 0) == 0)
       return std::stod(line.substr(series.size() + 1));
   return -1;
+}
+
+std::string metrics_text(const serve_process& s) {
+  return http_request(s.port(), "GET", "/metrics").body;
+}
+
+bool wait_for_metric(const serve_process& s, const std::string& series, double value) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (metric_value(metrics_text(s), series) == value)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 std::vector<std::string> sse_data(const std::string& body) {

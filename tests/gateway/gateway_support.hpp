@@ -108,6 +108,13 @@ private:
 /// The value of one series in Prometheus text ("name{labels}"), or -1.
 double metric_value(const std::string& text, const std::string& series);
 
+/// serve's /metrics, as text.
+std::string metrics_text(const serve_process& s);
+
+/// Polls /metrics until `series` reads `value` (at most 60 s: a loaded
+/// machine is slow, a broken server never gets there).
+bool wait_for_metric(const serve_process& s, const std::string& series, double value);
+
 /// `data:` payloads of an SSE body, in order.
 std::vector<std::string> sse_data(const std::string& body);
 

@@ -61,22 +61,6 @@ http_reply post_chat(const serve_process& s, const json& body, const header_map&
   return http_request(s.port(), "POST", path, body.dump(), h);
 }
 
-std::string metrics_text(const serve_process& s) {
-  return http_request(s.port(), "GET", "/metrics").body;
-}
-
-// Polls /metrics until `series` reads `value` (at most 60 s: a loaded
-// machine is slow, a broken server never gets there).
-bool wait_for_metric(const serve_process& s, const std::string& series, double value) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (metric_value(metrics_text(s), series) == value)
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 void check_openai_error(const http_reply& r, int status, const std::string& type) {
   INFO(r.body << r.error);
   CHECK(r.status == status);
