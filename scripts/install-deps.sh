@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(cmake make g++ libcaf-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
           catch2 libssl-dev libyaml-cpp-dev libcurl4-openssl-dev libboost1.81-dev
-          libhiredis-dev "$@")
+          libhiredis-dev libjemalloc-dev pkg-config "$@")
 
 missing=()
 for p in "${packages[@]}"; do
