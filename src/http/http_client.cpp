@@ -226,6 +226,14 @@ void set_method(CURL* e, const http_request_spec& req) {
   }
 }
 
+/// The connection cache's size (see http_client_options::connection_cache).
+std::size_t connection_cache_of(const http_client_options& o) {
+  constexpr std::size_t default_cache = 1024;
+  if (o.connection_cache > 0)
+    return o.connection_cache;
+  return std::max(default_cache, o.max_total_connections);
+}
+
 /// The port of a `scheme://host:port` origin.
 long port_of(const std::string& origin) {
   auto colon = origin.rfind(':');
@@ -427,8 +435,7 @@ http_client::impl::impl(http_client_options options) : options_(options) {
                     static_cast<long>(options_.max_connections_per_host));
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                     static_cast<long>(options_.max_total_connections));
-  if (options_.connection_cache > 0)
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.connection_cache));
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(connection_cache_of(options_)));
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING,
                     options_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
 
