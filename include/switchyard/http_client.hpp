@@ -18,7 +18,12 @@ struct http_client_options {
   std::size_t max_connections_per_host = 64;
   /// CURLMOPT_MAX_TOTAL_CONNECTIONS (0: no cap). Calls past it queue.
   std::size_t max_total_connections = 0;
-  /// CURLMOPT_MAXCONNECTS, idle connections kept (0: curl's default).
+  /// CURLMOPT_MAXCONNECTS: the most connections, in use or idle, kept
+  /// open for reuse; past it the oldest idle one is closed (0: the
+  /// default, max_total_connections when set and larger, else 1024).
+  /// Not curl's own default (4 x the transfers in the multi handle at
+  /// that moment), which closes kept connections whenever fewer calls run
+  /// than before, so a bursty load opens new ones all the time.
   std::size_t connection_cache = 0;
   /// HTTP/2 over TLS where the server offers it in ALPN, 1.1 otherwise.
   bool http2 = true;

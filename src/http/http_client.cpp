@@ -226,11 +226,51 @@ void set_method(CURL* e, const http_request_spec& req) {
   }
 }
 
+/// The connection cache's size (see http_client_options::connection_cache).
+std::size_t connection_cache_of(const http_client_options& o) {
+  constexpr std::size_t default_cache = 1024;
+  if (o.connection_cache > 0)
+    return o.connection_cache;
+  return std::max(default_cache, o.max_total_connections);
+}
+
 /// The port of a `scheme://host:port` origin.
 long port_of(const std::string& origin) {
   auto colon = origin.rfind(':');
   return colon == std::string::npos ? 0 : std::strtol(origin.c_str() + colon + 1, nullptr, 10);
 }
+
+/// The epoll registration of each socket the loop has seen, by fd (I/O
+/// thread only; the destructor reads it after the thread ended).
+///
+/// Why: curl 7.88 reports a connection's socket as CURL_POLL_REMOVE when
+/// its transfer ends and as CURL_POLL_IN again when the next transfer takes
+/// the kept connection, so plain EPOLL_CTL_DEL and EPOLL_CTL_ADD cost two
+/// epoll_ctl calls per call on a kept-alive connection. A socket that the
+/// client itself opened (open_socket) and that curl closes through
+/// close_socket stays registered instead while it waits in curl's
+/// connection cache; epoll_ctl runs only when the wanted events change.
+/// An event on such an idle socket (the server closed it, or sent bytes
+/// nobody asked for) takes it out of epoll then, once: the level-triggered
+/// event would otherwise repeat. Sockets curl opens itself (the threaded
+/// resolver's socketpair, closed without close_socket) keep the plain
+/// DEL on CURL_POLL_REMOVE: a stale registration of a closed fd number
+/// would hide the next socket that gets it.
+struct socket_table {
+  struct entry {
+    bool ours = false;      // opened by open_socket, closed by close_socket
+    bool in_epoll = false;  // registered, with `events`
+    bool wanted = false;    // curl wants events (not CURL_POLL_REMOVE)
+    std::uint32_t events = 0;
+  };
+  std::vector<entry> by_fd;
+
+  entry& at(int fd) {
+    if (static_cast<std::size_t>(fd) >= by_fd.size())
+      by_fd.resize(static_cast<std::size_t>(fd) + 64);
+    return by_fd[static_cast<std::size_t>(fd)];
+  }
+};
 
 /// One call. Its fields below `io thread only` belong to the I/O thread;
 /// the callbacks run under callback_mutex, which cancel() takes to set
@@ -261,6 +301,7 @@ struct call {
   long connects = 0;
   std::string last_peer; // ip:port of the last connect attempt
   long last_peer_port = 0;
+  socket_table* sockets = nullptr; // the client's, for open_socket
 };
 
 using call_ptr = std::shared_ptr<call>;
@@ -307,7 +348,18 @@ curl_socket_t open_socket(void* clientp, curlsocktype, curl_sockaddr* addr) {
     c.last_peer_port = ntohs(in6->sin6_port);
   }
   int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-  return fd < 0 ? CURL_SOCKET_BAD : fd;
+  if (fd < 0)
+    return CURL_SOCKET_BAD;
+  c.sockets->at(fd) = socket_table::entry{true, false, false, 0};
+  return fd;
+}
+
+/// curl's closing of a socket open_socket made: a closed fd leaves the
+/// epoll set by itself (nothing else refers to its file), so its entry is
+/// only forgotten.
+int close_socket(void* clientp, curl_socket_t fd) {
+  static_cast<socket_table*>(clientp)->at(fd) = socket_table::entry{};
+  return close(fd);
 }
 
 void head_complete(call& c) {
@@ -398,6 +450,7 @@ private:
   };
   std::unordered_map<std::string, origin_entry> origins_;
   static constexpr std::size_t max_origins = 1024;
+  socket_table sockets_;
 };
 
 http_client::impl::impl(http_client_options options) : options_(options) {
@@ -427,8 +480,7 @@ http_client::impl::impl(http_client_options options) : options_(options) {
                     static_cast<long>(options_.max_connections_per_host));
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                     static_cast<long>(options_.max_total_connections));
-  if (options_.connection_cache > 0)
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.connection_cache));
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(connection_cache_of(options_)));
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING,
                     options_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
 
@@ -546,6 +598,13 @@ void http_client::impl::run() {
         std::uint64_t count;
         [[maybe_unused]] auto r = read(wake_fd_, &count, sizeof count);
         wake_pending_.store(false);
+        continue;
+      }
+      if (auto& e = sockets_.at(fd); !e.wanted) {
+        // A kept connection's socket that curl does not watch now: out of
+        // epoll until curl wants it again (see socket_table).
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        e.in_epoll = false;
         continue;
       }
       int flags = 0;
@@ -677,6 +736,10 @@ void http_client::impl::add_call(const call_ptr& c) {
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c.get());
+  // The connection outlives the call: its close goes to the client's table.
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, &sockets_);
+  c->sockets = &sockets_;
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   bool https = c->origin.compare(0, 8, "https://") == 0;
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
@@ -851,27 +914,37 @@ void http_client::impl::fire_timers() {
 
 // ---------------------------------------------------------------- curl hooks
 
-int http_client::impl::socket_cb(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
+int http_client::impl::socket_cb(CURL*, curl_socket_t s, int what, void* userp, void*) {
   auto* self = static_cast<impl*>(userp);
+  auto& e = self->sockets_.at(s);
   if (what == CURL_POLL_REMOVE) {
-    epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
-    curl_multi_assign(self->multi_, s, nullptr);
+    e.wanted = false;
+    if (e.ours)
+      return 0; // stays registered while curl keeps its connection
+    if (e.in_epoll)
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    e.in_epoll = false;
     return 0;
   }
-  epoll_event ev{};
-  ev.data.fd = s;
+  e.wanted = true;
+  std::uint32_t events = 0;
   if (what & CURL_POLL_IN)
-    ev.events |= EPOLLIN;
+    events |= EPOLLIN;
   if (what & CURL_POLL_OUT)
-    ev.events |= EPOLLOUT;
-  if (!socketp) {
-    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
-      epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, s, &ev);
-    // Any non-null marker: "this socket is in the epoll set".
-    curl_multi_assign(self->multi_, s, self);
-  } else if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
-    epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, s, &ev);
+    events |= EPOLLOUT;
+  if (e.in_epoll && e.events == events)
+    return 0;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = s;
+  if (e.in_epoll) {
+    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, s, &ev);
+  } else if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, s, &ev);
   }
+  e.in_epoll = true;
+  e.events = events;
   return 0;
 }
 
