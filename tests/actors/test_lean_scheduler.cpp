@@ -1,7 +1,8 @@
-// The lean scheduler (actors/lean_scheduler.hpp): actor exits reach CAF's
+// The lean scheduler (switchyard/lean_scheduler.hpp): actor exits reach CAF's
 // clock only for actors that set a timeout, and every timeout, request
 // timeout and delayed message still works.
 
+#include "support/process_threads.hpp"
 #include "support/router_test.hpp"
 
 #include "switchyard/lean_scheduler.hpp"
@@ -9,11 +10,8 @@
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
-
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <future>
 #include <thread>
 #include <string>
@@ -65,23 +63,6 @@ struct lean_system {
     });
   }
 };
-
-/// Whether a thread of this process is named `name` now.
-bool has_thread_named(const std::string& name) {
-  bool found = false;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.')
-        continue;
-      std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-      std::string line;
-      std::getline(comm, line);
-      found = found || line == name;
-    }
-    closedir(d);
-  }
-  return found;
-}
 
 } // namespace
 
