@@ -12,6 +12,32 @@
 
 namespace switchyard {
 
+/// An event loop that runs an http_client's loop in place of a thread of
+/// the client's own (http_client_options::host): `switchyard serve` runs
+/// its transport on the Asio threads that serve its clients, so a request
+/// crosses no thread of the transport's (server::asio_loop_host).
+class http_loop_host {
+public:
+  /// The client's loop, one turn at a time.
+  struct loop {
+    /// Readable whenever the loop has work (an epoll descriptor, watched
+    /// level-triggered: what a turn leaves keeps it readable).
+    int fd = -1;
+    /// Does what is ready without blocking; returns the milliseconds
+    /// until it must run again even if `fd` stays quiet (-1: only then).
+    std::function<int()> turn;
+  };
+  virtual ~http_loop_host() = default;
+  /// Called once, by the client's constructor (on the constructing
+  /// thread). From then on the host calls `turn` whenever `fd` is readable
+  /// and when the time it returned has passed, on any of its threads but
+  /// never two at once.
+  virtual void attach(loop l) = 0;
+  /// Called once, by the client's destructor. When it returns, `turn` is
+  /// not running and never runs again. The host may have stopped already.
+  virtual void detach() noexcept = 0;
+};
+
 /// Limits of one http_client's connection pool (one curl multi handle).
 struct http_client_options {
   /// CURLMOPT_MAX_HOST_CONNECTIONS (0: no cap). Calls past it queue.
@@ -27,6 +53,9 @@ struct http_client_options {
   std::size_t connection_cache = 0;
   /// HTTP/2 over TLS where the server offers it in ALPN, 1.1 otherwise.
   bool http2 = true;
+  /// Where the loop runs: null, a thread of the client's own; else this
+  /// host's event loop (no thread of the client's).
+  std::shared_ptr<http_loop_host> host;
 };
 
 /// Bounds and TLS settings of one call.
@@ -59,7 +88,8 @@ struct http_result {
   int http_version = 0;
 };
 
-/// The callbacks of one call. All run on the client's I/O thread, in this
+/// The callbacks of one call. All run on the client's I/O thread (or its
+/// host's, http_client_options::host), in this
 /// order, never concurrently; they must only forward (a queue, a mailbox)
 /// and never block, nor destroy the client.
 struct http_call_events {
@@ -87,6 +117,10 @@ struct http_call_events {
 /// callbacks. Proxies come from the environment as curl reads them
 /// (`http_proxy`, `HTTPS_PROXY`/`https_proxy`, `NO_PROXY`/`no_proxy`), and
 /// `HTTP_PROXY` too when `http_proxy` is unset.
+///
+/// With a host (http_client_options::host), "the I/O thread" is whichever
+/// of the host's threads runs the loop's turn at that moment, and the
+/// client has no thread of its own.
 ///
 /// Threads: the I/O thread only, whatever the number of calls; curl's
 /// threaded resolver (Debian's libcurl has no c-ares) adds a short-lived

@@ -1,5 +1,6 @@
 #include "cli_common.hpp"
 
+#include "server/asio_loop_host.hpp"
 #include "server/buffered_log_sink.hpp"
 #include "server/gateway_http.hpp"
 #include "server/gateway_server.hpp"
@@ -183,6 +184,11 @@ int serve_command(const args& a) {
   ro.threads = o.router_threads ? o.router_threads : default_router_threads();
   ro.idle_workers = router_options::idle_policy::sleep;
   ro.observer = counts;
+  // The transport's HTTP client runs on the gateway's I/O threads: a
+  // request's upstream call is made where its client is served, with no
+  // hand-over to a thread of the transport's own.
+  auto transport_loop = std::make_shared<server::asio_loop_host>();
+  ro.http_client.host = transport_loop;
   const std::size_t groups = config->groups.size();
   const std::size_t deployments = config->deployments.size();
   auto routes = std::make_unique<router>(std::move(*config), ro);
@@ -197,6 +203,7 @@ int serve_command(const args& a) {
   go.max_connections = o.max_connections;
   go.max_stream_buffer_bytes = o.max_stream_buffer_bytes;
   go.master_key = general.master_key;
+  go.transport_loop = transport_loop;
   server::gateway_server gateway(*routes, counts, go);
   const auto port = gateway.start();
   // Tests and scripts read the bound port (--port 0) from this line.

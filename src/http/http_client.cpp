@@ -383,6 +383,10 @@ public:
 private:
   // The loop and its parts (I/O thread).
   void run();
+  /// One turn: waits at most timeout_ms (-1: no bound) for the sockets
+  /// and the wake-up, then does all that is ready. Returns what
+  /// next_wait_ms() says after it.
+  int turn(int timeout_ms);
   int next_wait_ms() const;
   void drain_queues();
   void add_call(const call_ptr& c);
@@ -393,7 +397,10 @@ private:
   void finish(const call_ptr& c, http_result result);
   http_result result_of(call& c, CURLcode code);
   void fail_at_once(const call_ptr& c, std::string error);
-  bool on_io_thread() const noexcept { return std::this_thread::get_id() == io_thread_id_; }
+  /// This thread is running this client's loop now (its own thread, or
+  /// a host's thread inside a turn).
+  bool on_io_thread() const noexcept { return running_loop_ == this; }
+  static thread_local const impl* running_loop_;
   void wake() noexcept;
   const std::string& origin_for(const std::string& url, std::string& problem);
   CURL* take_easy();
@@ -415,7 +422,7 @@ private:
   /// queued after the clear writes again and none is left unseen.
   std::atomic<bool> wake_pending_{false};
   std::thread thread_;
-  std::thread::id io_thread_id_;
+  std::vector<epoll_event> events_ = std::vector<epoll_event>(512);
 
   std::mutex queue_mutex_;
   std::vector<call_ptr> start_queue_;
@@ -484,15 +491,22 @@ http_client::impl::impl(http_client_options options) : options_(options) {
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING,
                     options_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
 
+  if (options_.host) {
+    options_.host->attach({epoll_fd_, [this] { return turn(0); }});
+    return;
+  }
   thread_ = std::thread([this] { run(); });
-  io_thread_id_ = thread_.get_id();
 }
 
 http_client::impl::~impl() {
-  stop_ = true;
-  wake();
-  if (thread_.joinable())
-    thread_.join();
+  if (options_.host) {
+    options_.host->detach();
+  } else {
+    stop_ = true;
+    wake();
+    if (thread_.joinable())
+      thread_.join();
+  }
   for (auto& [id, c] : active_) {
     curl_multi_remove_handle(multi_, c->easy);
     curl_easy_cleanup(c->easy);
@@ -583,13 +597,27 @@ http_client::stats http_client::impl::snapshot() const {
 
 // ---------------------------------------------------------------- the loop
 
+thread_local const http_client::impl* http_client::impl::running_loop_ = nullptr;
+
 void http_client::impl::run() {
-  std::vector<epoll_event> events(512);
+  running_loop_ = this;
+  int wait_ms = next_wait_ms();
+  while (!stop_.load())
+    wait_ms = turn(wait_ms);
+}
+
+int http_client::impl::turn(int timeout_ms) {
+  struct running {
+    const impl* previous;
+    explicit running(const impl* self) : previous(running_loop_) { running_loop_ = self; }
+    ~running() { running_loop_ = previous; }
+  } mark(this);
+  auto& events = events_;
   int running = 0;
-  while (!stop_.load()) {
-    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), next_wait_ms());
-    if (n < 0 && errno != EINTR)
-      break;
+  {
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (n < 0)
+      n = 0; // EINTR; nothing else can fail on a valid epoll descriptor
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
       if (fd == wake_fd_) {
@@ -617,7 +645,7 @@ void http_client::impl::run() {
       curl_multi_socket_action(multi_, fd, flags, &running);
     }
     if (stop_.load())
-      break;
+      return -1;
     drain_queues();
     if (curl_deadline_ != never && clock_type::now() >= curl_deadline_) {
       curl_deadline_ = never;
@@ -626,6 +654,7 @@ void http_client::impl::run() {
     read_completions();
     fire_timers();
   }
+  return next_wait_ms();
 }
 
 int http_client::impl::next_wait_ms() const {

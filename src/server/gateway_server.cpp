@@ -1,5 +1,7 @@
 #include "gateway_server.hpp"
 
+#include "asio_loop_host.hpp"
+
 #include "gateway_http.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -753,6 +755,8 @@ std::uint16_t gateway_server::start() {
     fail("listen on");
   const auto port = st.acceptor.local_endpoint().port();
   st.work.emplace(st.ioc.get_executor());
+  if (st.options.transport_loop)
+    st.options.transport_loop->bind(st.ioc);
   st.accept(state_);
   const std::size_t n = st.options.threads ? st.options.threads : default_io_threads();
   for (std::size_t i = 0; i < n; ++i)
@@ -788,6 +792,9 @@ void gateway_server::stop() {
   for (auto& t : st.threads)
     t.join();
   st.threads.clear();
+  // Calls still in flight stay with the router, which cancels them.
+  if (st.options.transport_loop)
+    st.options.transport_loop->unbind();
 }
 
 } // namespace switchyard::server

@@ -17,6 +17,8 @@
 
 namespace switchyard::server {
 
+class asio_loop_host;
+
 struct gateway_options {
   /// An IP address (or "localhost"); binding is the caller's policy.
   std::string host = "127.0.0.1";
@@ -39,6 +41,10 @@ struct gateway_options {
   std::size_t max_stream_buffer_bytes = 1u << 20;
   /// Empty: no authentication.
   secret master_key;
+  /// The transport's HTTP client loop to run on the I/O threads (the
+  /// router's http_client_options::host); null: none. Bound in start(),
+  /// unbound in stop() once the I/O threads have stopped.
+  std::shared_ptr<asio_loop_host> transport_loop;
 };
 
 /// The number of cores (GATEWAY.md), at least one. One Asio thread

@@ -3,6 +3,8 @@
 // Runs http_client calls from a test thread and records what their
 // callbacks saw, in order.
 
+#include "support/upstream_process.hpp"
+
 #include "switchyard/http_client.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -93,6 +96,28 @@ inline http_request_spec chat_request(const std::string& url, bool stream = fals
                {"Authorization", "Bearer sk-test-secret-123", true}};
   r.body = body.dump();
   return r;
+}
+
+/// No proxy from the machine's environment reaches these loopback tests.
+struct no_proxy_env {
+  std::vector<std::pair<std::string, std::string>> saved;
+  no_proxy_env() {
+    for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                          "NO_PROXY", "all_proxy", "ALL_PROXY"}) {
+      if (const char* old = std::getenv(v))
+        saved.emplace_back(v, old);
+      unsetenv(v);
+    }
+  }
+  ~no_proxy_env() {
+    for (auto& [name, value] : saved)
+      setenv(name.c_str(), value.c_str(), 1);
+  }
+};
+
+/// The upstream's chat endpoint, playing `scenario` when one is given.
+inline std::string chat_url(const upstream_process& up, const std::string& scenario = "") {
+  return up.base_url() + (scenario.empty() ? "" : "/scenario/" + scenario) + "/v1/chat/completions";
 }
 
 /// Starts one call and waits for its end.

@@ -17,15 +17,18 @@
 #include <set>
 #include <thread>
 
+#ifdef SWITCHYARD_HOSTED_HTTP_CLIENT
+// Every case again with the loop on an Asio io_context (hosted_http_client.hpp).
+#include "http/hosted_http_client.hpp"
+#define http_client hosted_http_client
+#endif
+
 using namespace switchyard;
 using namespace switchyard::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string chat_url(const upstream_process& up, const std::string& scenario = "") {
-  return up.base_url() + (scenario.empty() ? "" : "/scenario/" + scenario) + "/v1/chat/completions";
-}
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -54,12 +57,6 @@ private:
   std::optional<std::string> old_;
 };
 
-/// No proxy from the machine's environment reaches these loopback tests.
-struct no_proxy_env {
-  scoped_env a{"http_proxy", nullptr}, b{"HTTP_PROXY", nullptr}, c{"https_proxy", nullptr},
-      d{"HTTPS_PROXY", nullptr}, e{"no_proxy", nullptr}, f{"NO_PROXY", nullptr},
-      g{"all_proxy", nullptr}, h{"ALL_PROXY", nullptr};
-};
 
 /// A TLS upstream with a certificate made for this test.
 struct tls_upstream {

@@ -23,23 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// No proxy from the machine's environment reaches these loopback tests.
-struct no_proxy_env {
-  std::vector<std::pair<std::string, std::string>> saved;
-  no_proxy_env() {
-    for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
-                          "NO_PROXY", "all_proxy", "ALL_PROXY"}) {
-      if (const char* old = std::getenv(v))
-        saved.emplace_back(v, old);
-      unsetenv(v);
-    }
-  }
-  ~no_proxy_env() {
-    for (auto& [name, value] : saved)
-      setenv(name.c_str(), value.c_str(), 1);
-  }
-};
-
 /// A chat call whose answer's content is `content` (the upstream echoes it).
 http_request_spec echo_call(const upstream_process& up, const std::string& content,
                             const std::string& more = "") {

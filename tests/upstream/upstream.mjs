@@ -50,8 +50,9 @@
 //   chunk_delay_ms=MS   a fixed gap between body chunks
 //   chunks=N            content pieces in the answer (default 3; the
 //                       text's words, repeated when N is larger)
-//   cut_after=N         destroy the socket after N body chunks (a stream cut
-//                       mid-way; non-streamed answers are sent in 2 chunks)
+//   cut_after=N         close the connection (FIN) after N body chunks, the
+//                       body unfinished (a stream cut mid-way; non-streamed
+//                       answers are sent in 2 chunks)
 //   stream_error_after=N  streams: an in-band error event after N content
 //                       chunks, then the stream ends (no [DONE] /
 //                       message_stop)
@@ -646,9 +647,11 @@ async function handle(req, res) {
     if (e.content) content_sent++;
     if (cut_after >= 0 && sent >= cut_after) {
       done();
-      // Let the bytes leave before the cut.
-      await sleep(20);
-      return server_destroy(req, true);
+      // A FIN, not a reset: the chunked body never ends, and every byte
+      // sent before the cut still reaches the client (a reset lets the
+      // client's kernel drop what the client has not read yet, so on a
+      // busy machine the chunks could vanish with it).
+      return server_destroy(req, false);
     }
   }
   done();
