@@ -126,8 +126,9 @@ else
   # (Captured first: grep -q exiting early would fail the pipe under pipefail.)
   available=$(cmake --build "$dir" --target help)
   # Every binary whose code runs threads of its own besides CAF's: the
-  # HTTP client's and the shared state's I/O threads, the gateway's.
-  for t in chaos http transport redis gateway; do
+  # HTTP client's (also hosted on Asio threads) and the shared state's
+  # I/O threads, the gateway's.
+  for t in chaos http http-hosted transport redis gateway; do
     if grep -qw "switchyard-$t-tests" <<<"$available"; then
       targets+=("switchyard-$t-tests")
     fi
@@ -138,5 +139,5 @@ else
   # than the 65,535 frames a TSan stack trace can hold (TSan CHECK-fails in
   # sanitizer_stackdepot.cpp); they run under ASan and in the Release suite.
   ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" \
-    -R '^(actors|chaos|examples|http|transport|redis|gateway):' -E 'deeply nested'
+    -R '^(actors|chaos|examples|http|http hosted|transport|redis|gateway):' -E 'deeply nested'
 fi
