@@ -13,6 +13,11 @@
 // local_actor::cleanup and the clock thread's dispatch loop taking a
 // quarter to a third of the router's CPU per request.
 //
+// Also, with a CAF built CAF_LOG_LEVEL_QUIET (Debian's), a worker drops its
+// thread's logger at its first job: CAF 0.17.6 otherwise tags every job
+// with its actor's id for that logger (CAF_PUSH_AID, a map lookup under a
+// spinlock before and after each job), though it never logs.
+//
 // Everything else is CAF's own: the same worker threads, the same stealing
 // policy and settings (scheduler.max-threads, work-stealing.*), the same
 // clock for every timeout and delayed message.

@@ -179,3 +179,36 @@ TEST_CASE("lean_clock_stats_of a system on CAF's own scheduler is empty", "[acto
   caf::actor_system sys(cfg);
   CHECK_FALSE(lean_clock_stats_of(sys).has_value());
 }
+
+TEST_CASE("lean scheduler: workers run jobs without CAF's per-job logger tag", "[actors][lean]") {
+  // CAF_PUSH_AID tags each job for the logger whenever the worker's thread
+  // has one; a lean worker drops its thread's logger at its first job
+  // (only for a CAF built CAF_LOG_LEVEL_QUIET, as Debian's is).
+  auto logger_seen_by_jobs = [](caf::actor_system& sys) {
+    std::vector<std::promise<bool>> seen(50);
+    std::vector<std::future<bool>> answers;
+    for (auto& p : seen)
+      answers.push_back(p.get_future());
+    for (auto& p : seen)
+      spawn_fn(sys, [&p](caf::event_based_actor* self) {
+        p.set_value(caf::logger::current_logger() != nullptr);
+        self->quit();
+      });
+    int with_logger = 0;
+    for (auto& a : answers)
+      with_logger += a.get() ? 1 : 0;
+    sys.await_all_actors_done();
+    return with_logger;
+  };
+  lean_system lean;
+  caf::actor_system_config stock_cfg;
+  stock_cfg.set("scheduler.max-threads", std::size_t{2});
+  stock_cfg.set("logger.console", caf::atom("none"));
+  caf::actor_system stock(stock_cfg);
+#if CAF_LOG_LEVEL == CAF_LOG_LEVEL_QUIET
+  CHECK(logger_seen_by_jobs(*lean.sys) == 0);
+#else
+  CHECK(logger_seen_by_jobs(*lean.sys) == 50);
+#endif
+  CHECK(logger_seen_by_jobs(stock) == 50); // what the stock scheduler does
+}
