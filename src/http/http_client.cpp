@@ -602,60 +602,56 @@ http_client::stats http_client::impl::snapshot() const {
 thread_local const http_client::impl* http_client::impl::running_loop_ = nullptr;
 
 void http_client::impl::run() {
-  running_loop_ = this;
   int wait_ms = next_wait_ms();
   while (!stop_.load())
     wait_ms = turn(wait_ms);
 }
 
 int http_client::impl::turn(int timeout_ms) {
-  struct running {
+  struct loop_mark {
     const impl* previous;
-    explicit running(const impl* self) : previous(running_loop_) { running_loop_ = self; }
-    ~running() { running_loop_ = previous; }
+    explicit loop_mark(const impl* self) : previous(running_loop_) { running_loop_ = self; }
+    ~loop_mark() { running_loop_ = previous; }
   } mark(this);
-  auto& events = events_;
   int running = 0;
-  {
-    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
-    if (n < 0)
-      n = 0; // EINTR; nothing else can fail on a valid epoll descriptor
-    for (int i = 0; i < n; ++i) {
-      int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
-        // One read resets the counter; then the flag, before the queues
-        // are drained below (see wake_pending_).
-        std::uint64_t count;
-        [[maybe_unused]] auto r = read(wake_fd_, &count, sizeof count);
-        wake_pending_.store(false);
-        continue;
-      }
-      if (auto& e = sockets_.at(fd); !e.wanted) {
-        // A kept connection's socket that curl does not watch now: out of
-        // epoll until curl wants it again (see socket_table).
-        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-        e.in_epoll = false;
-        continue;
-      }
-      int flags = 0;
-      if (events[i].events & EPOLLIN)
-        flags |= CURL_CSELECT_IN;
-      if (events[i].events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-      if (events[i].events & (EPOLLERR | EPOLLHUP))
-        flags |= CURL_CSELECT_ERR;
-      curl_multi_socket_action(multi_, fd, flags, &running);
+  int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
+  if (n < 0)
+    n = 0; // EINTR; nothing else can fail on a valid epoll descriptor
+  for (int i = 0; i < n; ++i) {
+    int fd = events_[i].data.fd;
+    if (fd == wake_fd_) {
+      // One read resets the counter; then the flag, before the queues
+      // are drained below (see wake_pending_).
+      std::uint64_t count;
+      [[maybe_unused]] auto r = read(wake_fd_, &count, sizeof count);
+      wake_pending_.store(false);
+      continue;
     }
-    if (stop_.load())
-      return -1;
-    drain_queues();
-    if (curl_deadline_ != never && clock_type::now() >= curl_deadline_) {
-      curl_deadline_ = never;
-      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (auto& e = sockets_.at(fd); !e.wanted) {
+      // A kept connection's socket that curl does not watch now: out of
+      // epoll until curl wants it again (see socket_table).
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      e.in_epoll = false;
+      continue;
     }
-    read_completions();
-    fire_timers();
+    int flags = 0;
+    if (events_[i].events & EPOLLIN)
+      flags |= CURL_CSELECT_IN;
+    if (events_[i].events & EPOLLOUT)
+      flags |= CURL_CSELECT_OUT;
+    if (events_[i].events & (EPOLLERR | EPOLLHUP))
+      flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(multi_, fd, flags, &running);
   }
+  if (stop_.load())
+    return -1;
+  drain_queues();
+  if (curl_deadline_ != never && clock_type::now() >= curl_deadline_) {
+    curl_deadline_ = never;
+    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+  read_completions();
+  fire_timers();
   return next_wait_ms();
 }
 

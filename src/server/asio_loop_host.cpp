@@ -29,7 +29,8 @@ struct asio_loop_host::state : std::enable_shared_from_this<state> {
   /// When the pending timer fires (max: none pending).
   clock_type::time_point timer_at = clock_type::time_point::max();
 
-  bool live() const { return attached && ioc && fd; }
+  /// Attached and bound: the descriptor exists exactly then.
+  bool live() const { return fd.has_value(); }
 
   // Both attached and bound: the descriptor joins the reactor, and a first
   // turn takes whatever was queued before.

@@ -7,9 +7,6 @@
 #include "support/process_threads.hpp"
 #include "support/upstream_process.hpp"
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -20,30 +17,6 @@
 using namespace switchyard;
 using namespace switchyard::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-/// An io_context with `threads` threads, started and stopped by hand.
-struct io_threads {
-  boost::asio::io_context ioc;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
-  std::vector<std::thread> threads;
-  void run(int n) {
-    work.emplace(ioc.get_executor());
-    for (int i = 0; i < n; ++i)
-      threads.emplace_back([this] { ioc.run(); });
-  }
-  void stop() {
-    work.reset();
-    ioc.stop();
-    for (auto& t : threads)
-      t.join();
-    threads.clear();
-  }
-  ~io_threads() { stop(); }
-};
-
-} // namespace
 
 TEST_CASE("asio loop host: the client starts no thread and calls back on the host's thread", "[http]") {
   no_proxy_env env;
@@ -72,10 +45,8 @@ TEST_CASE("asio loop host: calls started before the host is bound run once it is
   // its io_context.
   no_proxy_env env;
   upstream_process up;
-  auto host = std::make_shared<server::asio_loop_host>();
-  http_client_options o;
-  o.host = host;
-  http_client client(o);
+  asio_host_thread io(1, /*start_now=*/false);
+  http_client client(io.hosted({}));
   std::vector<std::unique_ptr<recorded_call>> recs;
   for (int i = 0; i < 3; ++i) {
     recs.push_back(std::make_unique<recorded_call>());
@@ -85,15 +56,11 @@ TEST_CASE("asio loop host: calls started before the host is bound run once it is
   CHECK(up.stats()["requests"] == 0); // nothing runs the loop yet
   CHECK_FALSE(recs[0]->done);
 
-  io_threads io;
-  host->bind(io.ioc);
-  io.run(1);
+  io.run_threads();
   for (auto& r : recs) {
     REQUIRE(r->wait());
     CHECK(r->result.status == 200);
   }
-  io.stop();
-  host->unbind();
 }
 
 TEST_CASE("asio loop host: thousands of calls one after another never miss a wake-up", "[http]") {
@@ -146,15 +113,11 @@ TEST_CASE("asio loop host: calls chained from callbacks on the host's thread", "
 TEST_CASE("asio loop host: two I/O threads run one turn at a time", "[http]") {
   no_proxy_env env;
   upstream_process up;
-  io_threads io;
-  auto host = std::make_shared<server::asio_loop_host>();
-  host->bind(io.ioc);
-  io.run(2);
+  asio_host_thread io(2);
   {
     http_client_options o;
-    o.host = host;
     o.max_connections_per_host = 0;
-    http_client client(o);
+    http_client client(io.hosted(o));
     std::atomic<int> inside{0};
     std::atomic<int> overlapped{0};
     std::atomic<int> done{0};
@@ -176,8 +139,6 @@ TEST_CASE("asio loop host: two I/O threads run one turn at a time", "[http]") {
     CHECK(done == n);
     CHECK(overlapped == 0);
   }
-  io.stop();
-  host->unbind();
 }
 
 TEST_CASE("asio loop host: unbound with calls in flight, the client drops them without callbacks", "[http]") {
@@ -187,21 +148,15 @@ TEST_CASE("asio loop host: unbound with calls in flight, the client drops them w
   upstream_process up;
   std::atomic<int> callbacks{0};
   {
-    io_threads io;
-    auto host = std::make_shared<server::asio_loop_host>();
-    host->bind(io.ioc);
-    io.run(1);
-    http_client_options o;
-    o.host = host;
-    http_client client(o);
+    asio_host_thread io;
+    http_client client(io.hosted({}));
     for (int i = 0; i < 5; ++i) {
       http_call_events e;
       e.on_done = [&](http_result) { ++callbacks; };
       client.start(chat_request(chat_url(up, "hang")), {}, std::move(e));
     }
     up.stats_when([](auto& s) { return s["requests"] == 5; });
-    io.stop();
-    host->unbind();
+    io.stop_threads(); // the threads, then unbind()
     client.cancel(1); // queued for a loop that no longer runs: no effect, no hang
   }
   CHECK(callbacks == 0);
