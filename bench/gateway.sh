@@ -252,12 +252,17 @@ run_wrk "nginx hop" "$hop_port" "$work/plain.lua"
 [[ -z $serve_skip ]] && run_wrk switchyard "$serve_port" "$work/plain.lua"
 
 # Open loop at RATE req/s (Portkey is not: it saturates far below it).
-declare -A ol_p50 ol_p99 ol_done ol_sent ol_err
+declare -A ol_p50 ol_p99 ol_done ol_sent ol_err ol_fail
 run_open() { # name port
   say "open loop, $rate req/s, $connections connections, ${duration}s: $1"
   local out
   out=$("$openloop" --port "$2" --rate "$rate" --duration "$duration" --warmup 1 \
-        --connections "$connections" --body-file "$work/body.json" || true)
+        --connections "$connections" --body-file "$work/body.json" 2>"$work/openloop.err" || true)
+  if ! python3 -c 'import json,sys; json.loads(sys.argv[1])' "$out" 2>/dev/null; then
+    ol_fail[$1]="switchyard-openloop failed: $(tr '\n' ' ' < "$work/openloop.err")"
+    say "${ol_fail[$1]}"
+    return 0
+  fi
   ol_p50[$1]=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["p50_us"]/1000, 3))' "$out")
   ol_p99[$1]=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["p99_us"]/1000, 3))' "$out")
   ol_done[$1]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["completed"])' "$out")
@@ -286,6 +291,7 @@ echo
 echo "open loop: switchyard-openloop, $rate req/s offered, $connections connections, ${duration}s after 1s warm-up; latency from the scheduled send time"
 printf '%-12s %9s %9s %14s %11s %7s\n' target p50_ms p99_ms "p99 added ms" completed errors
 for t in direct "nginx hop" switchyard; do
+  if [[ -n ${ol_fail[$t]:-} ]]; then printf '%-12s %s\n' "$t" "${ol_fail[$t]}"; continue; fi
   [[ -z ${ol_p99[$t]:-} ]] && continue
   printf '%-12s %9s %9s %14s %11s %7s\n' "$t" "${ol_p50[$t]}" "${ol_p99[$t]}" \
     "$(awk -v a="${ol_p99[$t]}" -v b="${ol_p99[direct]}" 'BEGIN { printf "%.3f", a - b }')" \
@@ -305,8 +311,12 @@ verdict() { # name value cmp limit
 if [[ -n ${rps[switchyard]:-} ]]; then
   [[ -n ${rps[portkey]:-} ]] && verdict "switchyard req/s / portkey req/s" "$(ratio "${rps[switchyard]}" "${rps[portkey]}")" ">=" 25
   verdict "switchyard req/s / nginx hop req/s" "$(ratio "${rps[switchyard]}" "${rps[nginx hop]}")" ">=" 0.4
-  verdict "switchyard p99 added at $rate req/s (ms)" \
-    "$(awk -v a="${ol_p99[switchyard]}" -v b="${ol_p99[direct]}" 'BEGIN { printf "%.3f", a - b }')" "<=" 1
+  if [[ -n ${ol_p99[switchyard]:-} && -n ${ol_p99[direct]:-} ]]; then
+    verdict "switchyard p99 added at $rate req/s (ms)" \
+      "$(awk -v a="${ol_p99[switchyard]}" -v b="${ol_p99[direct]}" 'BEGIN { printf "%.3f", a - b }')" "<=" 1
+  else
+    printf '  [%-6s] %s\n' MISSED "switchyard p99 added at $rate req/s: the open loop failed (above)"
+  fi
 else
   echo "  switchyard skipped: $serve_skip"
 fi

@@ -4,7 +4,9 @@
 //
 // Request i is due at t0 + i / rate. Due requests wait in one FIFO; each of
 // N keep-alive connections sends the next one as soon as it is free (one
-// request at a time per connection, no pipelining). Latency is measured from
+// request at a time per connection, no pipelining), the connection idle the
+// longest first, so that every connection stays in use and none reaches a
+// server's idle keep-alive timeout. Latency is measured from
 // the due time to the last byte of the answer, so a request that waited for
 // a connection, or behind a slow server, counts its wait (no coordinated
 // omission). One thread, epoll, and a timerfd armed at the next due time
@@ -157,7 +159,7 @@ int main(int argc, char** argv) {
   if (ep < 0 || tfd < 0)
     fail("epoll/timerfd failed");
   std::vector<connection> conns(static_cast<std::size_t>(n_conn));
-  std::vector<connection*> idle;
+  std::deque<connection*> idle; // longest idle first
   for (std::size_t i = 0; i < conns.size(); ++i) {
     conns[i].fd = connect_loopback(port);
     epoll_event ev{};
@@ -200,8 +202,8 @@ int main(int argc, char** argv) {
   };
   auto dispatch = [&] {
     while (!queue.empty() && !idle.empty()) {
-      connection& c = *idle.back();
-      idle.pop_back();
+      connection& c = *idle.front();
+      idle.pop_front();
       c.busy = true;
       c.due_ns = queue.front();
       queue.pop_front();
@@ -247,8 +249,10 @@ int main(int argc, char** argv) {
       if (got <= 0) {
         if (got < 0 && (errno == EAGAIN || errno == EINTR))
           continue;
-        fail("the server closed a keep-alive connection (" + std::to_string(closed + 1)
-             + " so far); figures would be wrong");
+        fail(std::string(got == 0 ? "the server closed" : "a read failed on")
+             + " a keep-alive connection (" + std::to_string(closed + 1) + " so far"
+             + (got < 0 ? std::string(": ") + std::strerror(errno) : std::string())
+             + "); figures would be wrong");
       }
       c.in.append(buf, static_cast<std::size_t>(got));
       int status = 0;
