@@ -255,19 +255,17 @@ run_wrk "nginx hop" "$hop_port" "$work/plain.lua"
 declare -A ol_p50 ol_p99 ol_done ol_sent ol_err ol_fail
 run_open() { # name port
   say "open loop, $rate req/s, $connections connections, ${duration}s: $1"
-  local out
+  local out fields
   out=$("$openloop" --port "$2" --rate "$rate" --duration "$duration" --warmup 1 \
         --connections "$connections" --body-file "$work/body.json" 2>"$work/openloop.err" || true)
-  if ! python3 -c 'import json,sys; json.loads(sys.argv[1])' "$out" 2>/dev/null; then
-    ol_fail[$1]="switchyard-openloop failed: $(tr '\n' ' ' < "$work/openloop.err")"
+  # p50 ms, p99 ms, completed, sent, errors; nothing when it printed no result.
+  fields=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["p50_us"]/1000, 3), round(d["p99_us"]/1000, 3), d["completed"], d["sent"], d["errors"])' "$out" 2>/dev/null || true)
+  if [[ -z $fields ]]; then
+    ol_fail[$1]="failed: $(tr '\n' ' ' < "$work/openloop.err")"
     say "${ol_fail[$1]}"
     return 0
   fi
-  ol_p50[$1]=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["p50_us"]/1000, 3))' "$out")
-  ol_p99[$1]=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["p99_us"]/1000, 3))' "$out")
-  ol_done[$1]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["completed"])' "$out")
-  ol_sent[$1]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sent"])' "$out")
-  ol_err[$1]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$out")
+  read -r "ol_p50[$1]" "ol_p99[$1]" "ol_done[$1]" "ol_sent[$1]" "ol_err[$1]" <<<"$fields"
 }
 run_open direct "$up_port"
 run_open "nginx hop" "$hop_port"
