@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace switchyard {
@@ -27,6 +28,13 @@ public:
     virtual ~source() = default;
     virtual nlohmann::json build() const = 0;
   };
+
+  /// A JSON text, parsed on first read. The text must be valid JSON (the
+  /// caller has checked it); until the first read, text() gives it as it
+  /// came, so a proxy can send it on without a parse and a dump.
+  static lazy_json from_text(std::string text) {
+    return lazy_json(std::make_shared<const text_source>(std::move(text)));
+  }
 
   lazy_json() = default;
   lazy_json(std::nullptr_t) {}
@@ -63,6 +71,11 @@ public:
   bool is_null() const { return source_ == nullptr && value_.is_null(); }
   /// True while the value has not been built (tests, diagnostics).
   bool deferred() const { return source_ != nullptr; }
+  /// The text of a from_text() value not yet read; else nullptr.
+  const std::string* text() const {
+    const auto* t = dynamic_cast<const text_source*>(source_.get());
+    return t ? &t->text : nullptr;
+  }
 
   template <class Key>
   decltype(auto) operator[](Key&& k) {
@@ -78,6 +91,12 @@ public:
   }
 
 private:
+  struct text_source final : source {
+    explicit text_source(std::string t) : text(std::move(t)) {}
+    nlohmann::json build() const override { return nlohmann::json::parse(text); }
+    std::string text;
+  };
+
   mutable nlohmann::json value_;
   mutable std::shared_ptr<const source> source_;
 };

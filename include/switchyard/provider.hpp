@@ -8,6 +8,7 @@
 
 #include "switchyard/error.hpp"
 #include "switchyard/http_types.hpp"
+#include "switchyard/lazy_json.hpp"
 #include "switchyard/request.hpp"
 
 #include <nlohmann/json.hpp>
@@ -108,7 +109,8 @@ struct decoded_answer {
   bool ok = false;
   /// OpenAI chat.completion: every choice (message with content and
   /// tool_calls, finish_reason), usage, id, created, model, system_fingerprint.
-  nlohmann::json completion;
+  /// An OpenAI-dialect answer stays the upstream's text until read.
+  lazy_json completion;
   std::string content;        ///< first choice's text
   std::string finish_reason;  ///< first choice's
   std::optional<std::uint32_t> prompt_tokens, completion_tokens;

@@ -3,6 +3,7 @@
 #include "provider_common.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -241,6 +242,142 @@ upstream_request build_upstream_request(const provider_endpoint& ep,
   return out;
 }
 
+namespace {
+
+/// What the router reads of an OpenAI chat.completion (the first choice's
+/// content and finish_reason, the usage counts), found in one pass over
+/// the text without building its tree: the text itself then goes on as
+/// the completion (lazy_json::from_text), parsed only if someone reads it.
+/// `plain` is false when the text needs the full decoder: not valid JSON,
+/// not an object, an in-band error, or a key the scan reads given twice.
+/// Otherwise the result is exactly what read_first_choice and read_usage
+/// read from the parsed tree.
+class completion_scan final : public nlohmann::json_sax<nlohmann::json> {
+public:
+  std::string content, finish_reason;
+  std::optional<std::uint32_t> prompt_tokens, completion_tokens;
+  bool plain = true;
+
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t n) override {
+    if (depth_ == 2 && in_usage_ && (expect_ == field::prompt || expect_ == field::completion))
+      (expect_ == field::prompt ? prompt_tokens : completion_tokens) = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(n, std::numeric_limits<std::uint32_t>::max()));
+    return value();
+  }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t& v) override {
+    if (expect_ == field::finish_reason)
+      finish_reason = std::move(v);
+    else if (expect_ == field::content)
+      content = std::move(v);
+    return value();
+  }
+  bool binary(binary_t&) override { return value(); }
+
+  bool start_object(std::size_t) override {
+    if (depth_ == 1 && expect_ == field::usage)
+      in_usage_ = true;
+    else if (depth_ == 2 && in_choices_ && choice_index_++ == 0)
+      in_first_choice_ = true;
+    else if (depth_ == 3 && in_first_choice_ && expect_ == field::message)
+      in_message_ = true;
+    return open();
+  }
+  bool end_object() override {
+    close();
+    if (depth_ == 1)
+      in_usage_ = false;
+    else if (depth_ == 2)
+      in_first_choice_ = false;
+    else if (depth_ == 3)
+      in_message_ = false;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (depth_ == 0)
+      plain = false; // not an object: the full decoder says so
+    else if (depth_ == 1 && expect_ == field::choices)
+      in_choices_ = true;
+    else if (depth_ == 2 && in_choices_)
+      ++choice_index_;
+    return open();
+  }
+  bool end_array() override {
+    close();
+    if (depth_ == 1)
+      in_choices_ = false;
+    return true;
+  }
+
+  bool key(string_t& k) override {
+    expect_ = field::none;
+    if (depth_ == 1) {
+      if (k == "error")
+        plain = false;
+      else if (k == "choices")
+        expect_ = once(seen_choices_, field::choices);
+      else if (k == "usage")
+        expect_ = once(seen_usage_, field::usage);
+    } else if (depth_ == 2 && in_usage_) {
+      if (k == "prompt_tokens")
+        expect_ = once(seen_prompt_, field::prompt);
+      else if (k == "completion_tokens")
+        expect_ = once(seen_completion_, field::completion);
+    } else if (depth_ == 3 && in_first_choice_) {
+      if (k == "finish_reason")
+        expect_ = once(seen_finish_, field::finish_reason);
+      else if (k == "message")
+        expect_ = once(seen_message_, field::message);
+    } else if (depth_ == 4 && in_message_ && k == "content") {
+      expect_ = once(seen_content_, field::content);
+    }
+    return plain;
+  }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    plain = false;
+    return false;
+  }
+
+private:
+  enum class field { none, choices, usage, prompt, completion, finish_reason, message, content };
+
+  // A repeated key: the parsed tree keeps its last value, which this scan
+  // does not track; the full decoder takes the text.
+  field once(bool& seen, field f) {
+    if (seen)
+      plain = false;
+    seen = true;
+    return f;
+  }
+  bool value() {
+    expect_ = field::none;
+    if (depth_ == 0)
+      plain = false;
+    else if (depth_ == 2 && in_choices_)
+      ++choice_index_;
+    return plain;
+  }
+  bool open() {
+    expect_ = field::none;
+    ++depth_;
+    return plain;
+  }
+  void close() { --depth_; }
+
+  std::size_t depth_ = 0;
+  field expect_ = field::none;
+  bool in_choices_ = false, in_first_choice_ = false, in_message_ = false, in_usage_ = false;
+  std::size_t choice_index_ = 0;
+  bool seen_choices_ = false, seen_usage_ = false, seen_finish_ = false, seen_message_ = false,
+       seen_content_ = false, seen_prompt_ = false, seen_completion_ = false;
+};
+
+} // namespace
+
 decoded_answer decode_response(const provider_endpoint& ep, long status,
                                const http_headers& headers, std::string_view body,
                                system_time now) {
@@ -254,6 +391,18 @@ decoded_answer decode_response(const provider_endpoint& ep, long status,
   };
   if (!is_success(status))
     return failed(map_provider_error(d, status, headers, body, now));
+  if (d != dialect::anthropic) {
+    completion_scan scan;
+    if (nlohmann::json::sax_parse(body, &scan) && scan.plain) {
+      out.ok = true;
+      out.completion = lazy_json::from_text(std::string(body));
+      out.content = std::move(scan.content);
+      out.finish_reason = std::move(scan.finish_reason);
+      out.prompt_tokens = scan.prompt_tokens;
+      out.completion_tokens = scan.completion_tokens;
+      return out;
+    }
+  }
   nlohmann::json parsed = nlohmann::json::parse(body, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object())
     return failed(router_error::make(
@@ -268,7 +417,7 @@ decoded_answer decode_response(const provider_endpoint& ep, long status,
   out.ok = true;
   out.completion = std::move(parsed);
   read_first_choice(out);
-  if (auto u = out.completion.find("usage"); u != out.completion.end())
+  if (auto u = out.completion.value().find("usage"); u != out.completion.value().end())
     read_usage(*u, out);
   return out;
 }

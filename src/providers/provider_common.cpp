@@ -237,7 +237,7 @@ void read_usage(const nlohmann::json& usage, decoded_answer& out) {
 }
 
 void read_first_choice(decoded_answer& out) {
-  const auto& c = out.completion;
+  const nlohmann::json& c = out.completion.value();
   auto list = c.find("choices");
   if (list == c.end() || !list->is_array() || list->empty() || !(*list)[0].is_object())
     return;

@@ -237,7 +237,11 @@ header_list commit_headers(const stream_commit& c, const std::string& model_grou
 }
 
 std::string completion_body(const route_result& result) {
-  // The router's own answer is dumped where it is: no copy of the tree.
+  // The upstream's text when nobody has read it (an OpenAI-dialect
+  // answer goes on as it came); else the router's own answer, dumped
+  // where it is: no copy of the tree.
+  if (const std::string* text = result.response.text())
+    return *text;
   return result.response.is_object() ? dumped(result.response)
                                      : dumped(fallback_completion(result));
 }

@@ -71,3 +71,22 @@ TEST_CASE("a lazy_json holding a value or null behaves as that json",
   v = json{{"k", 1}};
   CHECK(v.at("k") == 1);
 }
+
+TEST_CASE("a lazy_json from a text keeps the text until it is read, then parses it",
+          "[core][lazy_json]") {
+  const std::string text = R"({ "z": 1, "a": [true, null] })";
+  lazy_json v = lazy_json::from_text(text);
+  CHECK(v.is_object());
+  CHECK(v.deferred());
+  REQUIRE(v.text() != nullptr);
+  CHECK(*v.text() == text); // as it came: key order and spacing kept
+  lazy_json copy = v;
+  CHECK(v.value() == json::parse(text));
+  CHECK(v.text() == nullptr); // read: the text is gone, the tree stands
+  REQUIRE(copy.text() != nullptr);
+  CHECK(*copy.text() == text);
+  copy["a"] = 2; // a write goes to the tree
+  CHECK(copy.text() == nullptr);
+  CHECK(copy.value()["a"] == 2);
+  CHECK(lazy_json(json::object()).text() == nullptr);
+}

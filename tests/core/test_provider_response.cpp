@@ -34,7 +34,7 @@ TEST_CASE("provider response: an openai chat.completion keeps every choice, tool
   const std::string body = recorded("openai_completion.json");
   const auto answer = decode_response(*openai_ep(), 200, {}, body, fixed_now());
   REQUIRE(answer.ok);
-  CHECK(answer.completion == json::parse(body));
+  CHECK(answer.completion.value() == json::parse(body));
   CHECK(answer.completion["choices"].size() == 2);
   CHECK(answer.completion["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
         == "{\"location\":\"Paris, France\"}");
@@ -281,4 +281,66 @@ TEST_CASE("provider errors: no HTTP answer is an APIConnectionError (or Timeout)
   CHECK(slow.kind == error_kind::timeout);
   CHECK(slow.message == "Timeout: no answer from https://127.0.0.1:9443 in time: "
                         "operation timed out");
+}
+
+TEST_CASE("provider response: an openai answer is read in one pass and kept as its text, "
+          "with what the parsed tree would give") {
+  struct expected {
+    const char* body;
+    std::string content, finish_reason;
+    std::optional<std::uint32_t> prompt, completion;
+    bool kept_as_text;
+  };
+  const std::vector<expected> cases = {
+    {R"({"id":"a","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}})",
+     "hi", "stop", 9u, 1u, true},
+    // null values read as empty, as string_of reads them
+    {R"({"choices":[{"message":{"content":null},"finish_reason":null}]})", "", "", {}, {}, true},
+    // only the first choice, only the message's own content
+    {R"({"choices":[{"message":{"tool_calls":[{"content":"x"}],"audio":{"content":"y"},"content":"real"},"logprobs":{"content":[{"t":1}]},"finish_reason":"length"},{"message":{"content":"second"},"finish_reason":"stop"}]})",
+     "real", "length", {}, {}, true},
+    // a first choice that is not an object: nothing read from the others
+    {R"({"choices":[1,{"message":{"content":"second"},"finish_reason":"stop"}]})", "", "", {}, {}, true},
+    {R"({"choices":[[],{"message":{"content":"second"}}]})", "", "", {}, {}, true},
+    // choices and usage of the wrong type
+    {R"({"choices":{"message":{"content":"x"}},"usage":[{"prompt_tokens":3}]})", "", "", {}, {}, true},
+    // counts that are not unsigned integers; a count past 32 bits
+    {R"({"usage":{"prompt_tokens":-1,"completion_tokens":2.5,"prompt_tokens_details":{"cached_tokens":7}}})", "", "", {}, {}, true},
+    {R"({"usage":{"prompt_tokens":99999999999,"completion_tokens":0}})", "", "", 4294967295u, 0u, true},
+    // a non-string content or finish_reason
+    {R"({"choices":[{"message":{"content":["a"]},"finish_reason":7}]})", "", "", {}, {}, true},
+    // keys given twice: the parsed tree keeps the last, and the full
+    // decoder takes the text
+    {R"({"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}})", "", "", 2u, {}, false},
+    {R"({"choices":[{"message":{"content":"a","content":"b"}}]})", "b", "", {}, {}, false},
+    {R"({"usage":{"prompt_tokens":1,"prompt_tokens":-1}})", "", "", {}, {}, false},
+  };
+  for (const auto& c : cases) {
+    INFO(c.body);
+    const auto answer = decode_response(*openai_ep(), 200, {}, c.body, fixed_now());
+    REQUIRE(answer.ok);
+    CHECK(answer.content == c.content);
+    CHECK(answer.finish_reason == c.finish_reason);
+    CHECK(answer.prompt_tokens == c.prompt);
+    CHECK(answer.completion_tokens == c.completion);
+    if (c.kept_as_text) {
+      REQUIRE(answer.completion.text() != nullptr);
+      CHECK(*answer.completion.text() == c.body);
+    } else {
+      CHECK(answer.completion.text() == nullptr);
+    }
+    CHECK(answer.completion.value() == json::parse(c.body));
+  }
+}
+
+TEST_CASE("provider response: an openai answer that is an error, not JSON or not an object "
+          "takes the full decoder") {
+  for (const char* body : {R"({"choices":[],"error":{"message":"overloaded","type":"server_error"}})",
+                           R"({"choices":[{"message":{"content":"x"}}])", R"([{"choices":[]}])",
+                           R"("text")", R"({"a":1} trailing)"}) {
+    INFO(body);
+    const auto answer = decode_response(*openai_ep(), 200, {}, body, fixed_now());
+    CHECK_FALSE(answer.ok);
+    CHECK_FALSE(answer.error.message.empty());
+  }
 }

@@ -169,3 +169,14 @@ TEST_CASE("http rules: loopback hosts") {
   CHECK(is_loopback_host("10.1.2.3") == false);
   CHECK_FALSE(is_loopback_host("example.com").has_value());
 }
+
+TEST_CASE("http rules: a completion nobody read goes out as the upstream's text") {
+  const std::string text = R"({"object":"chat.completion", "id":"c-1","choices":[]})";
+  route_result r;
+  r.ok = true;
+  r.response = lazy_json::from_text(text);
+  CHECK(completion_body(r) == text);
+  // Once read (an embedder's hook, say), it is the tree that is sent.
+  CHECK(r.response["id"] == "c-1");
+  CHECK(completion_body(r) == json::parse(text).dump());
+}
