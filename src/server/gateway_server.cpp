@@ -65,6 +65,70 @@ std::optional<std::string_view> field(const http::request<http::string_body>& re
   return std::string_view(v.data(), v.size());
 }
 
+template <class Message>
+void set_headers(Message& m, const header_list& headers) {
+  m.set(http::field::server, "switchyard");
+  for (const auto& [name, value] : headers)
+    m.set(name, value);
+}
+
+// Beast's serializer, run once into `out`: the write is then one flat
+// buffer. Written straight from the serializer, each header field is a
+// buffer of its own, and Asio walks that sequence of buffers (through
+// Beast's variant iterators) several times per write: 6 % of serve's CPU.
+// With `head_only`, the header alone (a stream's: its body, chunked,
+// follows as it comes).
+template <class Body>
+void serialize_into(std::string& out, http::response<Body>& m, bool head_only = false) {
+  out.clear();
+  http::response_serializer<Body> sr{m};
+  sr.split(head_only);
+  error_code ec;
+  do {
+    sr.next(ec, [&out, &sr](error_code&, const auto& buffers) {
+      const auto n = net::buffer_size(buffers);
+      const auto at = out.size();
+      out.resize(at + n);
+      net::buffer_copy(net::buffer(&out[at], n), buffers);
+      sr.consume(n);
+    });
+  } while (!ec && !(head_only ? sr.is_header_done() : sr.is_done()));
+}
+
+/// An answer as the bytes of its HTTP response.
+void wire_into(std::string& out, http_answer a, unsigned version, bool keep_alive) {
+  http::response<http::string_body> res(static_cast<http::status>(a.status), version);
+  set_headers(res, a.headers);
+  res.set(http::field::content_type, a.content_type);
+  res.body() = std::move(a.body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  serialize_into(out, res);
+}
+
+/// The answer to a non-streamed chat request: the completion, or the
+/// error, with the route's headers.
+http_answer routed_answer(const route_result& r, const std::string& model_group,
+                          double duration_ms) {
+  auto headers = route_headers(r, model_group, duration_ms);
+  if (!r.ok) {
+    auto a = error_answer(r.error);
+    a.headers.insert(a.headers.end(), headers.begin(), headers.end());
+    return a;
+  }
+  return http_answer{200, "application/json", completion_body(r), std::move(headers)};
+}
+
+/// A non-streamed chat request's answer, rendered where the router
+/// completes it: the connection's I/O thread then only writes the bytes,
+/// and the result (its JSON tree) is freed on the router's thread.
+struct rendered_answer {
+  int status = 0;
+  std::string wire;
+  std::string deployment;
+  int attempts = 0;
+};
+
 class session;
 
 } // namespace
@@ -102,10 +166,22 @@ struct gateway_server::state {
       counts(std::move(m)),
       options(std::move(o)),
       keys(options.master_key),
-      acceptor(net::make_strand(ioc)),
+      acceptor(connection_executor()),
       accept_retry(acceptor.get_executor()) {}
 
   void accept(std::shared_ptr<state> self);
+
+  // Each connection's handlers run one at a time: on a strand of its own,
+  // or, with one I/O thread, on the io_context itself (a strand there
+  // would only add a queue, a lock and an allocation to every handler).
+  net::any_io_executor connection_executor() {
+    if (threads_configured() == 1)
+      return ioc.get_executor();
+    return net::make_strand(ioc);
+  }
+  std::size_t threads_configured() const {
+    return options.threads ? options.threads : default_io_threads();
+  }
 
   // Calls f outside the registry's lock: dropping the last reference to a
   // session runs its destructor, which takes that lock.
@@ -190,8 +266,6 @@ private:
     bool writing = false;
     bool ended = false;      // the terminating event is queued
     bool finished = false;   // the last chunk is written
-    std::unique_ptr<http::response<http::empty_body>> sse_head;
-    std::unique_ptr<http::response_serializer<http::empty_body>> sse_serializer;
   };
 
   // ---- reading ------------------------------------------------------------
@@ -390,12 +464,31 @@ private:
     auto self = shared_from_this();
     auto exec = stream_.get_executor();
     const std::uint64_t gen = ++generation_;
+    if (!ex.stream) {
+      // Rendered on the router's thread, which has time to spare: the I/O
+      // thread, which carries every connection and the upstream calls,
+      // is the gateway's bottleneck.
+      completion_handler done = [self, exec, gen, group = ex.model_group, start = ex.start,
+                                 version = ex.version, keep = ex.keep_alive](route_result r) {
+        rendered_answer a;
+        a.deployment = r.ok ? r.deployment_id : r.error.deployment_id;
+        a.attempts = static_cast<int>(r.attempts.size());
+        auto answer = routed_answer(r, group, ms_since(start));
+        a.status = answer.status;
+        wire_into(a.wire, std::move(answer), version, keep && !self->st_->draining.load());
+        net::post(exec, [self, gen, a = std::move(a)]() mutable {
+          self->on_answered(gen, std::move(a));
+        });
+      };
+      ex.handle = st_->routes.async_complete(std::move(*parsed.request), std::move(done));
+      return watch_for_disconnect(gen);
+    }
     completion_handler done = [self, exec, gen](route_result r) {
       net::post(exec, [self, gen, r = std::move(r)]() mutable {
         self->on_done(gen, std::move(r));
       });
     };
-    if (ex.stream) {
+    {
       // Posted from the orchestrator in order, so the strand runs the
       // commit before the first chunk.
       commit_handler on_commit = [self, exec, gen](const stream_commit& c) {
@@ -408,8 +501,6 @@ private:
       };
       ex.handle = st_->routes.async_stream(std::move(*parsed.request), std::move(on_commit),
                                            std::move(on_chunk), std::move(done));
-    } else {
-      ex.handle = st_->routes.async_complete(std::move(*parsed.request), std::move(done));
     }
     watch_for_disconnect(gen);
   }
@@ -494,71 +585,75 @@ private:
     close();
   }
 
-  void on_done(std::uint64_t gen, route_result r) {
+  // The router's completion is in. False when the exchange ends here:
+  // it is another's (a late completion) or its client is gone.
+  bool completed(std::uint64_t gen, std::string deployment, int attempts) {
     if (!exchange_ || gen != generation_)
-      return;
+      return false;
     auto& ex = *exchange_;
     ex.done = true;
-    ex.deployment = r.ok ? r.deployment_id : r.error.deployment_id;
-    ex.attempts = static_cast<int>(r.attempts.size());
-    const double duration = ms_since(ex.start);
-    if (ex.client_gone) {
-      if (!ex.too_slow)
-        ex.status = 499; // nginx's "client closed request", for the access log
-      // A write still in progress ends the exchange when it completes.
-      if (!ex.writing)
-        finish(false);
+    ex.deployment = std::move(deployment);
+    ex.attempts = attempts;
+    if (!ex.client_gone)
+      return true;
+    if (!ex.too_slow)
+      ex.status = 499; // nginx's "client closed request", for the access log
+    // A write still in progress ends the exchange when it completes.
+    if (!ex.writing)
+      finish(false);
+    return false;
+  }
+
+  void on_answered(std::uint64_t gen, rendered_answer a) {
+    if (!completed(gen, std::move(a.deployment), a.attempts))
       return;
-    }
-    if (ex.stream && ex.committed) {
+    exchange_->status = a.status;
+    out_ = std::move(a.wire);
+    write_out([self = shared_from_this()](error_code ec) { self->finish(!ec); });
+  }
+
+  // A streamed request's completion.
+  void on_done(std::uint64_t gen, route_result r) {
+    if (!completed(gen, r.ok ? r.deployment_id : r.error.deployment_id,
+                   static_cast<int>(r.attempts.size())))
+      return;
+    auto& ex = *exchange_;
+    if (ex.committed) {
       ex.pending.push_back(r.ok ? std::string(sse_done) : sse_error(r.error));
       ex.ended = true;
       return pump();
     }
-    auto headers = route_headers(r, ex.model_group, duration);
+    auto headers = route_headers(r, ex.model_group, ms_since(ex.start));
     if (!r.ok) {
       auto a = error_answer(r.error);
       a.headers.insert(a.headers.end(), headers.begin(), headers.end());
       return answer(std::move(a));
     }
-    if (ex.stream) {
-      // The answer came whole: replay it as the stream it would have been.
-      commit_stream(std::move(headers));
-      for (const auto& chunk : replay_chunks(r))
-        ex.pending.push_back(sse_event(chunk));
-      ex.pending.push_back(std::string(sse_done));
-      ex.ended = true;
-      return pump();
-    }
-    answer(http_answer{200, "application/json", completion_body(r), std::move(headers)});
+    // The answer came whole: replay it as the stream it would have been.
+    commit_stream(std::move(headers));
+    for (const auto& chunk : replay_chunks(r))
+      ex.pending.push_back(sse_event(chunk));
+    ex.pending.push_back(std::string(sse_done));
+    ex.ended = true;
+    pump();
   }
 
   bool keep_alive() const {
     return exchange_->keep_alive && !st_->draining.load();
   }
 
-  template <class Message>
-  void set_headers(Message& m, const header_list& headers) const {
-    m.set(http::field::server, "switchyard");
-    for (const auto& [name, value] : headers)
-      m.set(name, value);
+  void answer(http_answer a) {
+    exchange_->status = a.status;
+    wire_into(out_, std::move(a), exchange_->version, keep_alive());
+    write_out([self = shared_from_this()](error_code ec) { self->finish(!ec); });
   }
 
-  void answer(http_answer a) {
-    auto& ex = *exchange_;
-    ex.status = a.status;
-    auto res = std::make_shared<http::response<http::string_body>>(
-      static_cast<http::status>(a.status), ex.version);
-    set_headers(*res, a.headers);
-    res->set(http::field::content_type, a.content_type);
-    res->body() = std::move(a.body);
-    res->keep_alive(keep_alive());
-    res->prepare_payload();
+  // Writes out_ (an answer or a stream's head): one write at a time.
+  template <class Handler>
+  void write_out(Handler&& h) {
     stream_.expires_after(st_->options.body_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](error_code ec, std::size_t) {
-                        self->finish(!ec);
-                      });
+    net::async_write(stream_, net::buffer(out_),
+                     [h = std::forward<Handler>(h)](error_code ec, std::size_t) { h(ec); });
   }
 
   // The status line of a stream: sent with its first chunk.
@@ -566,20 +661,15 @@ private:
     auto& ex = *exchange_;
     ex.committed = true;
     ex.status = 200;
-    ex.sse_head = std::make_unique<http::response<http::empty_body>>(http::status::ok, ex.version);
-    set_headers(*ex.sse_head, headers);
-    ex.sse_head->set(http::field::content_type, "text/event-stream");
-    ex.sse_head->set(http::field::cache_control, "no-cache");
-    ex.sse_head->keep_alive(keep_alive());
-    ex.sse_head->chunked(true);
-    ex.sse_serializer =
-      std::make_unique<http::response_serializer<http::empty_body>>(*ex.sse_head);
+    http::response<http::empty_body> head(http::status::ok, ex.version);
+    set_headers(head, headers);
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    head.keep_alive(keep_alive());
+    head.chunked(true);
+    serialize_into(out_, head, true);
     ex.writing = true;
-    stream_.expires_after(st_->options.body_timeout);
-    http::async_write_header(stream_, *ex.sse_serializer,
-                             [self = shared_from_this()](error_code ec, std::size_t) {
-                               self->on_stream_written(ec);
-                             });
+    write_out([self = shared_from_this()](error_code ec) { self->on_stream_written(ec); });
   }
 
   // Writes what is queued as one chunk; then the last chunk once the
@@ -687,6 +777,9 @@ private:
   std::shared_ptr<state> st_; // first: outlives the stream
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  // An answer or a stream's head, serialized (serialize_into), while it is
+  // written; its capacity is kept for the connection's next answer.
+  std::string out_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<exchange> exchange_;
   std::uint64_t generation_ = 0;
@@ -699,7 +792,7 @@ private:
 
 void gateway_server::state::accept(std::shared_ptr<state> self) {
   acceptor.async_accept(
-    net::make_strand(ioc), [self](error_code ec, tcp::socket socket) {
+    connection_executor(), [self](error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || self->draining.load())
         return;
       if (ec) {
@@ -758,7 +851,7 @@ std::uint16_t gateway_server::start() {
   if (st.options.transport_loop)
     st.options.transport_loop->bind(st.ioc);
   st.accept(state_);
-  const std::size_t n = st.options.threads ? st.options.threads : default_io_threads();
+  const std::size_t n = st.threads_configured();
   for (std::size_t i = 0; i < n; ++i)
     st.threads.emplace_back([s = state_] { s->ioc.run(); });
   return port;
