@@ -445,9 +445,12 @@ caf::behavior orchestrator(orchestrator_actor* self, routing_table_ptr table,
 class actor_canceller final : public request_handle::canceller {
 public:
   explicit actor_canceller(const caf::actor& a) : addr_(caf::actor_cast<caf::weak_actor_ptr>(a)) {}
+  // Urgent: a cancel jumps the chunks of a stream already queued in the
+  // mailbox (a fast upstream and a client that stopped reading), so the
+  // upstream call ends now, not after all of them.
   void cancel() noexcept override {
     if (auto a = caf::actor_cast<caf::actor>(addr_))
-      caf::anon_send(a, cancel_atom::value);
+      caf::anon_send<caf::message_priority::high>(a, cancel_atom::value);
   }
 
 private:

@@ -182,6 +182,26 @@ body_result parse_body(std::string_view body) {
   return {std::nullopt, error_answer(parsed.error, std::move(param))};
 }
 
+std::string milliseconds_text(double ms) {
+  // Integer arithmetic: printf's "%.3f" took 2 % of a request's CPU, in
+  // three headers of every answer.
+  if (!std::isfinite(ms) || std::fabs(ms) >= 1e12) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", ms);
+    return buf;
+  }
+  const long long thousandths = std::llround(ms * 1000.0);
+  const unsigned long long a = thousandths < 0 ? -thousandths : thousandths;
+  std::string out = thousandths < 0 ? "-" : "";
+  out += std::to_string(a / 1000);
+  const auto frac = static_cast<unsigned>(a % 1000);
+  out += '.';
+  out += static_cast<char>('0' + frac / 100);
+  out += static_cast<char>('0' + frac / 10 % 10);
+  out += static_cast<char>('0' + frac % 10);
+  return out;
+}
+
 namespace {
 
 // The headers of route_headers and commit_headers, from what both know.
@@ -192,11 +212,6 @@ header_list answer_headers(const std::string& deployment, const std::string& gro
   // Calls after the first that were not a hop to another group or
   // deployment set: LiteLLM's "attempted retries".
   const int retries = std::max(0, attempts - 1 - fallback_depth);
-  const auto ms = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3f", v);
-    return std::string(buf);
-  };
   header_list h;
   h.reserve(12);
   if (!deployment.empty()) {
@@ -209,11 +224,12 @@ header_list answer_headers(const std::string& deployment, const std::string& gro
   }
   h.emplace_back("x-switchyard-attempts", std::to_string(attempts));
   h.emplace_back("x-switchyard-fallback-depth", std::to_string(fallback_depth));
-  h.emplace_back("x-switchyard-overhead-ms", ms(overhead_ms));
+  std::string overhead = milliseconds_text(overhead_ms);
+  h.emplace_back("x-switchyard-overhead-ms", overhead);
   h.emplace_back("x-litellm-attempted-retries", std::to_string(retries));
   h.emplace_back("x-litellm-attempted-fallbacks", std::to_string(fallback_depth));
-  h.emplace_back("x-litellm-response-duration-ms", ms(duration_ms));
-  h.emplace_back("x-litellm-overhead-duration-ms", ms(overhead_ms));
+  h.emplace_back("x-litellm-response-duration-ms", milliseconds_text(duration_ms));
+  h.emplace_back("x-litellm-overhead-duration-ms", std::move(overhead));
   return h;
 }
 

@@ -71,6 +71,10 @@ struct body_result {
 };
 body_result parse_body(std::string_view body);
 
+/// A duration in milliseconds as the headers give it: three decimals
+/// ("12.345"), as printf's "%.3f".
+std::string milliseconds_text(double ms);
+
 /// The x-switchyard-* and x-litellm-* headers of an answer. `model_group`
 /// is the group asked for when the result names none (a failure).
 header_list route_headers(const route_result& result, const std::string& model_group,

@@ -72,27 +72,36 @@ void set_headers(Message& m, const header_list& headers) {
     m.set(name, value);
 }
 
-// Beast's serializer, run once into `out`: the write is then one flat
-// buffer. Written straight from the serializer, each header field is a
-// buffer of its own, and Asio walks that sequence of buffers (through
-// Beast's variant iterators) several times per write: 6 % of serve's CPU.
-// With `head_only`, the header alone (a stream's: its body, chunked,
-// follows as it comes).
+// A response's head (status line, Beast's fields, the blank line) into
+// `out`, which the write then sends as one buffer. The fields are Beast's
+// (set, keep_alive, prepare_payload and chunked settle them); only the
+// copy into one string is done here. Beast's serializer gives each field
+// a buffer of its own, and walking that sequence (through its variant
+// iterators, several times per write) took 6 % of serve's CPU with the
+// 14 fields of an answer.
 template <class Body>
-void serialize_into(std::string& out, http::response<Body>& m, bool head_only = false) {
+void head_into(std::string& out, const http::response<Body>& m) {
   out.clear();
-  http::response_serializer<Body> sr{m};
-  sr.split(head_only);
-  error_code ec;
-  do {
-    sr.next(ec, [&out, &sr](error_code&, const auto& buffers) {
-      const auto n = net::buffer_size(buffers);
-      const auto at = out.size();
-      out.resize(at + n);
-      net::buffer_copy(net::buffer(&out[at], n), buffers);
-      sr.consume(n);
-    });
-  } while (!ec && !(head_only ? sr.is_header_done() : sr.is_done()));
+  out.reserve(1024);
+  out += "HTTP/";
+  out += static_cast<char>('0' + m.version() / 10);
+  out += '.';
+  out += static_cast<char>('0' + m.version() % 10);
+  out += ' ';
+  out += std::to_string(m.result_int());
+  out += ' ';
+  const auto reason = m.reason();
+  out.append(reason.data(), reason.size());
+  out += "\r\n";
+  for (const auto& f : m) {
+    const auto name = f.name_string();
+    const auto value = f.value();
+    out.append(name.data(), name.size());
+    out += ": ";
+    out.append(value.data(), value.size());
+    out += "\r\n";
+  }
+  out += "\r\n";
 }
 
 /// An answer as the bytes of its HTTP response.
@@ -103,7 +112,8 @@ void wire_into(std::string& out, http_answer a, unsigned version, bool keep_aliv
   res.body() = std::move(a.body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
-  serialize_into(out, res);
+  head_into(out, res);
+  out += res.body();
 }
 
 /// The answer to a non-streamed chat request: the completion, or the
@@ -127,6 +137,17 @@ struct rendered_answer {
   std::string wire;
   std::string deployment;
   int attempts = 0;
+};
+
+/// A stream's bytes queued and not yet written, counted from the router's
+/// thread, where its chunks are made: past --max-stream-buffer-bytes no
+/// further chunk is even queued, and the connection's thread is told once.
+/// Counted on the connection's thread only, a reader too slow for a fast
+/// upstream would let chunks pile up in the queue of work for that thread
+/// (and the upstream call run on) until it got to them.
+struct stream_budget {
+  std::atomic<std::size_t> unsent{0};
+  std::atomic<bool> over{false};
 };
 
 class session;
@@ -261,6 +282,7 @@ private:
     // end of the stream once the completion is in.
     std::deque<std::string> pending;
     std::size_t pending_bytes = 0;
+    std::shared_ptr<stream_budget> budget; // every stream has one
     std::string writing_buf;
     bool too_slow = false;   // cancelled for back-pressure (reader_too_slow)
     bool writing = false;
@@ -494,8 +516,20 @@ private:
       commit_handler on_commit = [self, exec, gen](const stream_commit& c) {
         net::post(exec, [self, gen, c]() { self->on_commit(gen, c); });
       };
-      chunk_handler on_chunk = [self, exec, gen](const nlohmann::json& chunk) {
-        net::post(exec, [self, gen, event = sse_event(chunk)]() mutable {
+      ex.budget = std::make_shared<stream_budget>();
+      chunk_handler on_chunk = [self, exec, gen, budget = ex.budget,
+                                cap = st_->options.max_stream_buffer_bytes](
+                                 const nlohmann::json& chunk) {
+        if (budget->over.load(std::memory_order_relaxed))
+          return; // being cut off
+        auto event = sse_event(chunk);
+        const std::size_t unsent = budget->unsent.fetch_add(event.size()) + event.size();
+        if (unsent > cap) {
+          budget->over.store(true);
+          net::post(exec, [self, gen, unsent] { self->on_too_slow(gen, unsent); });
+          return;
+        }
+        net::post(exec, [self, gen, event = std::move(event)]() mutable {
           self->on_chunk(gen, std::move(event));
         });
       };
@@ -554,27 +588,34 @@ private:
     if (!ex.committed) // the router always commits first; never a stream without a head
       commit_stream({{"x-switchyard-model-group", ex.model_group},
                      {"x-litellm-model-group", ex.model_group}});
-    ex.pending_bytes += event.size();
+    ex.pending_bytes += event.size(); // counted in the budget by its maker
     ex.pending.push_back(std::move(event));
-    if (unsent_bytes() > st_->options.max_stream_buffer_bytes)
-      return reader_too_slow();
     pump();
   }
 
-  std::size_t unsent_bytes() const {
-    const auto& ex = *exchange_;
-    return ex.pending_bytes + (ex.writing ? ex.writing_buf.size() : 0);
+  // An event of the stream's own (its replay, its end), counted here.
+  void queue_event(std::string event) {
+    auto& ex = *exchange_;
+    ex.budget->unsent.fetch_add(event.size());
+    ex.pending_bytes += event.size();
+    ex.pending.push_back(std::move(event));
+  }
+
+  void on_too_slow(std::uint64_t gen, std::size_t unsent) {
+    if (!exchange_ || gen != generation_ || exchange_->client_gone || exchange_->done)
+      return;
+    reader_too_slow(unsent);
   }
 
   // Back-pressure: the transport cannot pause a call, so a client that
   // reads slower than its upstream writes would make this connection
   // buffer without bound. Past the cap the request is cancelled (upstream
   // call included) and the connection closed; the warning says why.
-  void reader_too_slow() {
+  void reader_too_slow(std::size_t unsent) {
     auto& ex = *exchange_;
     spdlog::warn("gateway: {} {}: cancelling a stream: the client reads too slowly ({} bytes "
                  "unsent, over --max-stream-buffer-bytes {}); model_group={}",
-                 ex.method, ex.path, unsent_bytes(),
+                 ex.method, ex.path, unsent,
                  st_->options.max_stream_buffer_bytes, ex.model_group);
     ex.too_slow = true;
     ex.pending.clear();
@@ -619,7 +660,7 @@ private:
       return;
     auto& ex = *exchange_;
     if (ex.committed) {
-      ex.pending.push_back(r.ok ? std::string(sse_done) : sse_error(r.error));
+      queue_event(r.ok ? std::string(sse_done) : sse_error(r.error));
       ex.ended = true;
       return pump();
     }
@@ -632,8 +673,8 @@ private:
     // The answer came whole: replay it as the stream it would have been.
     commit_stream(std::move(headers));
     for (const auto& chunk : replay_chunks(r))
-      ex.pending.push_back(sse_event(chunk));
-    ex.pending.push_back(std::string(sse_done));
+      queue_event(sse_event(chunk));
+    queue_event(std::string(sse_done));
     ex.ended = true;
     pump();
   }
@@ -667,7 +708,7 @@ private:
     head.set(http::field::cache_control, "no-cache");
     head.keep_alive(keep_alive());
     head.chunked(true);
-    serialize_into(out_, head, true);
+    head_into(out_, head);
     ex.writing = true;
     write_out([self = shared_from_this()](error_code ec) { self->on_stream_written(ec); });
   }
@@ -708,6 +749,8 @@ private:
   void on_stream_written(error_code ec) {
     auto& ex = *exchange_;
     ex.writing = false;
+    ex.budget->unsent.fetch_sub(ex.writing_buf.size());
+    ex.writing_buf.clear();
     stream_.expires_never();
     if (ec) {
       // The client is gone mid-stream: cancel, and end at the completion.
@@ -777,8 +820,8 @@ private:
   std::shared_ptr<state> st_; // first: outlives the stream
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  // An answer or a stream's head, serialized (serialize_into), while it is
-  // written; its capacity is kept for the connection's next answer.
+  // An answer or a stream's head as bytes (wire_into, head_into), while
+  // it is written.
   std::string out_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<exchange> exchange_;

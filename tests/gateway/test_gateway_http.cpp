@@ -180,3 +180,14 @@ TEST_CASE("http rules: a completion nobody read goes out as the upstream's text"
   CHECK(r.response["id"] == "c-1");
   CHECK(completion_body(r) == json::parse(text).dump());
 }
+
+TEST_CASE("http rules: durations have three decimals, as printf's %.3f") {
+  CHECK(milliseconds_text(0) == "0.000");
+  CHECK(milliseconds_text(0.0004) == "0.000");
+  CHECK(milliseconds_text(0.0006) == "0.001");
+  CHECK(milliseconds_text(12.3456) == "12.346");
+  CHECK(milliseconds_text(999.9996) == "1000.000");
+  CHECK(milliseconds_text(86400000.25) == "86400000.250");
+  CHECK(milliseconds_text(-1.5) == "-1.500");
+  CHECK(milliseconds_text(1e13) == "10000000000000.000");
+}
