@@ -94,9 +94,34 @@ std::string json_error_text(const json::parse_error& e) {
   return what.substr(0, what.find("; last read:"));
 }
 
-// Stops the parse of a body nested deeper than any request may be, before
-// it builds the tree: parse_chat_request would refuse it anyway.
-struct too_deep {};
+// Whether `text` (JSON or not) opens more than `limit` arrays and objects
+// inside one another: a pass over the bytes before the parse, so no tree
+// that deep is built (parse_chat_request would refuse it anyway). Cheaper
+// than nlohmann's callback parser, which did this at every token. The same
+// limit as nests_deeper_than (json_checks.hpp): `limit` levels pass.
+bool opens_deeper_than(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > limit)
+        return true;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
 
 } // namespace
 
@@ -154,17 +179,13 @@ body_result parse_body(std::string_view body) {
                        error_answer(router_error::make(error_kind::bad_request, std::move(message)),
                                     std::move(param))};
   };
-  json doc;
-  try {
-    doc = json::parse(body, [](int depth, json::parse_event_t, json&) {
-      if (depth > static_cast<int>(max_request_depth))
-        throw too_deep{};
-      return true;
-    });
-  } catch (const too_deep&) {
+  if (opens_deeper_than(body, max_request_depth))
     return bad("body: nested too deeply (more than " + std::to_string(max_request_depth)
                  + " levels)",
                std::nullopt);
+  json doc;
+  try {
+    doc = json::parse(body);
   } catch (const json::parse_error& e) {
     return bad("body: not valid JSON: " + json_error_text(e), std::nullopt);
   } catch (const json::exception&) {

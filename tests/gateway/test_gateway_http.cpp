@@ -70,6 +70,22 @@ TEST_CASE("http rules: bodies are parsed and bad ones named") {
   REQUIRE(deep.error);
   CHECK(json::parse(deep.error->body)["error"]["message"].get<std::string>().find("nested too deeply")
         != std::string::npos);
+  // Brackets inside strings (escaped quotes too) are text, not nesting.
+  const auto text = parse_body(R"({"model": "m", "messages": [{"role": "user", "content": "\"[)"
+                               + std::string(500, '[') + R"("}]})");
+  CHECK(text.request);
+  // 128 levels pass the byte scan, and parse_chat_request then judges the
+  // tree (its own limit is the same); 129 do not.
+  const auto nested = [](std::size_t levels) {
+    return R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "metadata": )"
+           + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  const auto at_limit = parse_body(nested(126));
+  CHECK(at_limit.request);
+  const auto past = parse_body(nested(128));
+  REQUIRE(past.error);
+  CHECK(json::parse(past.error->body)["error"]["message"].get<std::string>().rfind(
+          "body: nested too deeply", 0) == 0);
 }
 
 namespace {
