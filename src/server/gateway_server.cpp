@@ -241,6 +241,10 @@ public:
   }
 
   void start(bool reject) {
+    // For write_answer's first try, which must not wait; the asynchronous
+    // operations do not care.
+    error_code nb;
+    stream_.socket().non_blocking(true, nb);
     {
       std::lock_guard<std::mutex> lock(st_->sessions_mutex);
       registry_entry_ = st_->sessions.insert(st_->sessions.end(), weak_from_this());
@@ -342,6 +346,25 @@ private:
   }
 
   void read_body() {
+    // A body that came whole with its header (most do) goes to Beast's
+    // parser from the buffer here: no composed read to queue and complete.
+    error_code ec;
+    while (!parser_->is_done() && buffer_.size() != 0) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec)
+        return on_read_error(ec);
+      if (used == 0)
+        break;
+    }
+    if (parser_->is_done()) {
+      stream_.expires_never();
+      return handle(parser_->release());
+    }
     stream_.expires_after(st_->options.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, std::size_t) {
@@ -650,7 +673,7 @@ private:
       return;
     exchange_->status = a.status;
     out_ = std::move(a.wire);
-    write_out([self = shared_from_this()](error_code ec) { self->finish(!ec); });
+    write_answer();
   }
 
   // A streamed request's completion.
@@ -686,14 +709,30 @@ private:
   void answer(http_answer a) {
     exchange_->status = a.status;
     wire_into(out_, std::move(a), exchange_->version, keep_alive());
-    write_out([self = shared_from_this()](error_code ec) { self->finish(!ec); });
+    write_answer();
   }
 
-  // Writes out_ (an answer or a stream's head): one write at a time.
+  // Writes out_, a whole answer, then finish(). Most answers fit in the
+  // socket's send buffer: sent here at once, with no operation, timer or
+  // handler queued (together they cost more than the send itself); what
+  // does not fit goes asynchronously, under the write timeout. Callers
+  // return right after: finish() may have ended the exchange.
+  void write_answer() {
+    error_code ec;
+    const std::size_t n = stream_.socket().write_some(net::buffer(out_), ec);
+    if (!ec && n == out_.size())
+      return finish(true);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again)
+      return finish(false);
+    write_out([self = shared_from_this()](error_code e) { self->finish(!e); }, ec ? 0 : n);
+  }
+
+  // Writes out_ (an answer or a stream's head) from `from` on: one write
+  // at a time.
   template <class Handler>
-  void write_out(Handler&& h) {
+  void write_out(Handler&& h, std::size_t from = 0) {
     stream_.expires_after(st_->options.body_timeout);
-    net::async_write(stream_, net::buffer(out_),
+    net::async_write(stream_, net::buffer(out_) + from,
                      [h = std::forward<Handler>(h)](error_code ec, std::size_t) { h(ec); });
   }
 

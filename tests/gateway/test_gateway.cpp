@@ -617,3 +617,38 @@ TEST_CASE("serve's thread and stream-buffer flags: bad values are refused, good 
   CHECK(post_chat(s, chat("streamy", true)).status == 200);
   CHECK(s.stop(SIGTERM) == 0);
 }
+
+TEST_CASE("an answer larger than the socket's send buffer arrives whole, and the connection "
+          "serves the next request") {
+  // 12 MB: the first send takes what the socket's buffer holds, the rest
+  // goes asynchronously (write_answer).
+  const std::string big(12u << 20, 'b');
+  json c{{"model_list", json::array({deployment("big", "big-1", {{"mock_response", big}}),
+                                     deployment("solo", "solo-1", {{"mock_response", "solo reply"}})})},
+         {"general_settings", {{"master_key", key}}}};
+  serve_process s(c);
+  raw_connection conn(s.port());
+  const std::string body = chat("big").dump();
+  const std::string small = chat("solo").dump();
+  // Two requests on one keep-alive connection; the first answer is read
+  // slowly, so most of it waits for the socket.
+  conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\napi-key: " + key
+            + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body
+            + "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\napi-key: " + key
+            + "\r\nContent-Length: " + std::to_string(small.size()) + "\r\n\r\n" + small);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string received;
+  while (received.find("solo reply") == std::string::npos) {
+    const auto bytes = conn.receive(std::chrono::seconds(30));
+    REQUIRE(bytes.has_value());
+    REQUIRE_FALSE(bytes->empty());
+    received += *bytes;
+  }
+  const auto first_body = received.find("\r\n\r\n") + 4;
+  const auto second = received.find("HTTP/1.1 200 OK", first_body);
+  REQUIRE(second != std::string::npos);
+  const auto reply = json::parse(received.substr(first_body, second - first_body));
+  CHECK(reply["choices"][0]["message"]["content"] == big);
+  CHECK(received.compare(0, 15, "HTTP/1.1 200 OK") == 0);
+  CHECK(s.stop(SIGTERM) == 0);
+}
