@@ -3,7 +3,6 @@
 #include "provider_common.hpp"
 
 #include <algorithm>
-#include <limits>
 #include <utility>
 #include <vector>
 
@@ -263,8 +262,7 @@ public:
   bool number_integer(number_integer_t) override { return value(); }
   bool number_unsigned(number_unsigned_t n) override {
     if (depth_ == 2 && in_usage_ && (expect_ == field::prompt || expect_ == field::completion))
-      (expect_ == field::prompt ? prompt_tokens : completion_tokens) = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(n, std::numeric_limits<std::uint32_t>::max()));
+      (expect_ == field::prompt ? prompt_tokens : completion_tokens) = token_count(n);
     return value();
   }
   bool number_float(number_float_t, const string_t&) override { return value(); }

@@ -226,14 +226,17 @@ void read_usage(const nlohmann::json& usage, decoded_answer& out) {
     auto v = usage.find(key);
     if (v == usage.end() || !v->is_number_unsigned())
       return std::nullopt;
-    const auto n = v->get<std::uint64_t>();
-    return static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(n, std::numeric_limits<std::uint32_t>::max()));
+    return token_count(v->get<std::uint64_t>());
   };
   if (!usage.is_object())
     return;
   out.prompt_tokens = count("prompt_tokens");
   out.completion_tokens = count("completion_tokens");
+}
+
+std::uint32_t token_count(std::uint64_t reported) {
+  return static_cast<std::uint32_t>(
+    std::min<std::uint64_t>(reported, std::numeric_limits<std::uint32_t>::max()));
 }
 
 void read_first_choice(decoded_answer& out) {

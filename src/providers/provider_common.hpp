@@ -112,6 +112,8 @@ private:
 
 /// usage.prompt_tokens / completion_tokens of an OpenAI usage object.
 void read_usage(const nlohmann::json& usage, decoded_answer& out);
+/// A token count as reported, capped at what a count holds.
+std::uint32_t token_count(std::uint64_t reported);
 
 /// content and finish_reason of the first choice of a chat.completion.
 void read_first_choice(decoded_answer& out);

@@ -112,6 +112,8 @@ void wire_into(std::string& out, http_answer a, unsigned version, bool keep_aliv
   res.body() = std::move(a.body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
+  out.clear();
+  out.reserve(1024 + res.body().size()); // head_into keeps it: one allocation
   head_into(out, res);
   out += res.body();
 }
@@ -520,7 +522,7 @@ private:
         a.attempts = static_cast<int>(r.attempts.size());
         auto answer = routed_answer(r, group, ms_since(start));
         a.status = answer.status;
-        wire_into(a.wire, std::move(answer), version, keep && !self->st_->draining.load());
+        wire_into(a.wire, std::move(answer), version, self->keep_alive(keep));
         net::post(exec, [self, gen, a = std::move(a)]() mutable {
           self->on_answered(gen, std::move(a));
         });
@@ -687,14 +689,10 @@ private:
       ex.ended = true;
       return pump();
     }
-    auto headers = route_headers(r, ex.model_group, ms_since(ex.start));
-    if (!r.ok) {
-      auto a = error_answer(r.error);
-      a.headers.insert(a.headers.end(), headers.begin(), headers.end());
-      return answer(std::move(a));
-    }
+    if (!r.ok)
+      return answer(routed_answer(r, ex.model_group, ms_since(ex.start)));
     // The answer came whole: replay it as the stream it would have been.
-    commit_stream(std::move(headers));
+    commit_stream(route_headers(r, ex.model_group, ms_since(ex.start)));
     for (const auto& chunk : replay_chunks(r))
       queue_event(sse_event(chunk));
     queue_event(std::string(sse_done));
@@ -702,9 +700,9 @@ private:
     pump();
   }
 
-  bool keep_alive() const {
-    return exchange_->keep_alive && !st_->draining.load();
-  }
+  bool keep_alive() const { return keep_alive(exchange_->keep_alive); }
+  // Any thread: the drain flag is atomic.
+  bool keep_alive(bool asked) const { return asked && !st_->draining.load(); }
 
   void answer(http_answer a) {
     exchange_->status = a.status;
